@@ -1,0 +1,342 @@
+//! `/api/client`: the Pterodactyl client API (servers, account, API keys, backups,
+//! subusers). Handlers parse and check the request, then call domain code.
+
+use super::fields::Fields;
+use super::http::Response;
+use super::{Caller, Ctx, wire};
+use crate::auth::{self, Access};
+use crate::backups::{self, CreateRequest};
+use crate::error::{Error, Result};
+use crate::model::{Permission, Server, now};
+use crate::{archive, restore, servers, store, users};
+use serde_json::{Value, json};
+
+fn visible(ctx: &Ctx, caller: &Caller, identifier: &str) -> Result<(Server, Access)> {
+    auth::visible_server(&*ctx.app.db.conn()?, &caller.user, identifier)
+}
+
+/// A server's client view, including its active restore's progress.
+fn server_item(ctx: &Ctx, server: &Server, is_owner: bool) -> Result<Value> {
+    let conn = ctx.app.db.conn()?;
+    let count = store::backups::count_live(&conn, server.id)?;
+    let last = store::backups::latest(&conn, server.id)?;
+    let mut item = wire::client_server(server, is_owner, count, last.as_ref());
+    let restore = store::restores::active_for_server(&conn, server.id)?.map(|r| {
+        let progress = crate::model::Progress {
+            bytes_processed: r.bytes_processed,
+            bytes_total: r.bytes_total,
+            files_processed: 0,
+            files_total: 0,
+            started_at: Some(r.started_at),
+        };
+        json!({
+            "uuid": r.uuid,
+            "backup_uuid": r.backup_uuid,
+            "truncate": r.truncate,
+            "step": r.step.as_str(),
+            "bytes_processed": r.bytes_processed,
+            "bytes_total": r.bytes_total,
+            "percent": (progress.percent() * 10.0).round() / 10.0,
+            "eta_seconds": progress.eta_seconds(now()),
+        })
+    });
+    item["attributes"]["restore"] = restore.unwrap_or(Value::Null);
+    Ok(item)
+}
+
+pub fn index(ctx: &Ctx, caller: &Caller) -> Result<Response> {
+    let conn = ctx.app.db.conn()?;
+    let user = &caller.user;
+    let servers = if user.is_admin {
+        store::servers::list(&conn)?
+    } else {
+        store::servers::list_visible_to(&conn, user.id)?
+    };
+    drop(conn);
+    let items = servers
+        .iter()
+        .map(|s| server_item(ctx, s, s.owner_id == Some(user.id)))
+        .collect::<Result<Vec<_>>>()?;
+    let count = items.len();
+    let mut body = wire::list(items);
+    body["meta"] = json!({"pagination": wire::pagination(&wire::Page {
+        total: count as i64,
+        count,
+        per_page: count.max(1) as i64,
+        current_page: 1,
+        base: format!("{}/api/client", ctx.base_url()),
+    })});
+    Ok(Response::json(200, &body))
+}
+
+pub fn server(ctx: &Ctx, caller: &Caller, id: &str) -> Result<Response> {
+    let (server, access) = visible(ctx, caller, id)?;
+    let is_owner = server.owner_id == Some(caller.user.id);
+    let mut body = server_item(ctx, &server, is_owner)?;
+    body["meta"] = json!({
+        "is_server_owner": is_owner,
+        "user_permissions": access.permissions().iter().map(|p| p.as_str()).collect::<Vec<_>>(),
+    });
+    Ok(Response::json(200, &body))
+}
+
+pub fn account(_ctx: &Ctx, caller: &Caller) -> Result<Response> {
+    let mut body = wire::user(&caller.user);
+    if let Some(session) = &caller.session {
+        body["meta"] = json!({"csrf_token": session.csrf_token});
+    }
+    Ok(Response::json(200, &body))
+}
+
+pub fn change_password(ctx: &Ctx, caller: &Caller) -> Result<Response> {
+    let mut f = Fields::new(ctx.req.json_object()?);
+    let current = f.required_string("current_password");
+    let password = f.required_string("password");
+    let confirmation = f.string("password_confirmation");
+    f.finish()?;
+    let (current, password) = (current.unwrap_or_default(), password.unwrap_or_default());
+    if !auth::verify_password(&caller.user.password_hash, &current) {
+        return Err(Error::invalid(
+            "current_password",
+            "current_password",
+            "The current password is not correct.",
+        ));
+    }
+    if confirmation.is_some_and(|c| c != password) {
+        return Err(Error::invalid("password", "confirmed", "The password confirmation does not match."));
+    }
+    users::set_password(&*ctx.app.db.conn()?, &caller.user, &password)?;
+    Ok(Response::empty(204))
+}
+
+pub fn list_keys(ctx: &Ctx, caller: &Caller) -> Result<Response> {
+    let keys = store::keys::list_for_user(&*ctx.app.db.conn()?, caller.user.id)?;
+    Ok(Response::json(200, &wire::list(keys.iter().map(wire::api_key).collect())))
+}
+
+pub fn create_key(ctx: &Ctx, caller: &Caller) -> Result<Response> {
+    let mut f = Fields::new(ctx.req.json_object()?);
+    let description = f.string("description").unwrap_or_default();
+    let _ = f.string_list("allowed_ips");
+    f.finish()?;
+    let (key, token) = users::create_key(&*ctx.app.db.conn()?, &ctx.origin(caller), &caller.user, &description)?;
+    let mut body = wire::api_key(&key);
+    body["meta"] = json!({"secret_token": token});
+    Ok(Response::json(200, &body))
+}
+
+pub fn delete_key(ctx: &Ctx, caller: &Caller, identifier: &str) -> Result<Response> {
+    users::revoke_key(&*ctx.app.db.conn()?, &ctx.origin(caller), &caller.user, identifier)?;
+    Ok(Response::empty(204))
+}
+
+/// `page` and `per_page`: positive integers; `per_page` capped at 100.
+fn paging(ctx: &Ctx) -> Result<(i64, i64)> {
+    let mut errors = Vec::new();
+    let mut read = |name: &str, default: i64| match ctx.req.query(name) {
+        None => default,
+        Some(v) => match v.parse::<i64>() {
+            Ok(n) if n >= 1 => n,
+            _ => {
+                errors.push(crate::error::FieldError::new(
+                    name,
+                    "integer|min:1",
+                    format!("The {name} parameter must be a positive integer."),
+                ));
+                default
+            }
+        },
+    };
+    let page = read("page", 1);
+    let per_page = read("per_page", backups::DEFAULT_PER_PAGE).min(backups::MAX_PER_PAGE);
+    if errors.is_empty() {
+        Ok((page, per_page))
+    } else {
+        Err(Error::Validation(errors))
+    }
+}
+
+pub fn list_backups(ctx: &Ctx, caller: &Caller, id: &str) -> Result<Response> {
+    let (server, access) = visible(ctx, caller, id)?;
+    access.require(Permission::BackupRead)?;
+    let (page, per_page) = paging(ctx)?;
+    let listing = backups::list(&*ctx.app.db.conn()?, &server, page, per_page)?;
+    let mut body = wire::list(listing.backups.iter().map(wire::backup).collect());
+    body["meta"] = json!({
+        "pagination": wire::pagination(&wire::Page {
+            total: listing.total,
+            count: listing.backups.len(),
+            per_page,
+            current_page: page,
+            base: format!("{}/api/client/servers/{}/backups", ctx.base_url(), server.short_id),
+        }),
+        "backup_count": listing.backup_count,
+    });
+    Ok(Response::json(200, &body))
+}
+
+pub fn show_backup(ctx: &Ctx, caller: &Caller, id: &str, uuid: &str) -> Result<Response> {
+    let (server, access) = visible(ctx, caller, id)?;
+    access.require(Permission::BackupRead)?;
+    let backup = backups::get(&*ctx.app.db.conn()?, &server, uuid)?;
+    Ok(Response::json(200, &wire::backup(&backup)))
+}
+
+pub fn create_backup(ctx: &Ctx, caller: &Caller, id: &str) -> Result<Response> {
+    let (server, access) = visible(ctx, caller, id)?;
+    access.require(Permission::BackupCreate)?;
+    let mut f = Fields::new(ctx.req.json_object()?);
+    let name = f.string("name");
+    let ignored = f.string("ignored");
+    let is_locked = f.bool("is_locked").unwrap_or(false);
+    if name.as_ref().is_some_and(|n| n.chars().count() > backups::MAX_NAME_CHARS) {
+        f.push(crate::error::FieldError::new(
+            "name",
+            "max:191",
+            "The name may not be longer than 191 characters.",
+        ));
+    }
+    if ignored.as_ref().is_some_and(|i| i.len() > 32 * 1024) {
+        f.push(crate::error::FieldError::new(
+            "ignored",
+            "max:32768",
+            "The ignored patterns may not be longer than 32 KiB.",
+        ));
+    }
+    f.finish()?;
+    let request = CreateRequest {
+        name,
+        ignored: ignored.as_deref().map(archive::split_patterns).unwrap_or_default(),
+        is_locked,
+    };
+    let backup = backups::create(ctx.app, &ctx.origin(caller), &server, &access, request)?;
+    backups::queue(ctx.app, &backup)?;
+    Ok(Response::json(200, &wire::backup(&backup)))
+}
+
+pub fn delete_backup(ctx: &Ctx, caller: &Caller, id: &str, uuid: &str) -> Result<Response> {
+    let (server, access) = visible(ctx, caller, id)?;
+    access.require(Permission::BackupDelete)?;
+    backups::delete(ctx.app, &ctx.origin(caller), &server, uuid)?;
+    Ok(Response::empty(204))
+}
+
+pub fn toggle_lock(ctx: &Ctx, caller: &Caller, id: &str, uuid: &str) -> Result<Response> {
+    let (server, access) = visible(ctx, caller, id)?;
+    access.require(Permission::BackupDelete)?;
+    backups::toggle_lock(ctx.app, &ctx.origin(caller), &server, uuid)?;
+    Ok(Response::empty(204))
+}
+
+pub fn download_link(ctx: &Ctx, caller: &Caller, id: &str, uuid: &str) -> Result<Response> {
+    let (server, access) = visible(ctx, caller, id)?;
+    access.require(Permission::BackupDownload)?;
+    let path = backups::download_link(ctx.app, &ctx.origin(caller), &caller.user, &server, uuid)?;
+    let url = format!("{}{path}", ctx.base_url());
+    Ok(Response::json(200, &wire::item("signed_url", json!({"url": url}))))
+}
+
+pub fn restore_backup(ctx: &Ctx, caller: &Caller, id: &str, uuid: &str) -> Result<Response> {
+    let (server, access) = visible(ctx, caller, id)?;
+    access.require(Permission::BackupRestore)?;
+    let mut f = Fields::new(ctx.req.json_object()?);
+    let truncate = f.bool("truncate").unwrap_or(true);
+    f.finish()?;
+    restore::start(ctx.app, &ctx.origin(caller), &server, uuid, truncate)?;
+    Ok(Response::empty(202))
+}
+
+/// Subuser management is for the owner and admins.
+fn manageable(ctx: &Ctx, caller: &Caller, id: &str) -> Result<Server> {
+    let (server, access) = visible(ctx, caller, id)?;
+    if !access.is_full() {
+        return Err(Error::Forbidden(
+            "Only the server's owner or an administrator can manage its subusers.".into(),
+        ));
+    }
+    Ok(server)
+}
+
+fn subuser_target(ctx: &Ctx, server: &Server, user_uuid: &str) -> Result<crate::model::Subuser> {
+    let conn = ctx.app.db.conn()?;
+    let user = store::users::by_uuid(&conn, user_uuid)?.ok_or_else(|| Error::not_found("subuser"))?;
+    store::subusers::get(&conn, server.id, user.id)?.ok_or_else(|| Error::not_found("subuser"))
+}
+
+pub fn list_subusers(ctx: &Ctx, caller: &Caller, id: &str) -> Result<Response> {
+    let server = manageable(ctx, caller, id)?;
+    let subusers = store::subusers::list(&*ctx.app.db.conn()?, server.id)?;
+    Ok(Response::json(200, &wire::list(subusers.iter().map(wire::subuser).collect())))
+}
+
+fn read_permissions(f: &mut Fields) -> Option<Vec<Permission>> {
+    let names = f.string_list("permissions");
+    match names.map(|n| servers::parse_permissions(&n)) {
+        Some(Ok(perms)) => Some(perms),
+        Some(Err(Error::Validation(errors))) => {
+            errors.into_iter().for_each(|e| f.push(e));
+            None
+        }
+        _ => None,
+    }
+}
+
+pub fn add_subuser(ctx: &Ctx, caller: &Caller, id: &str) -> Result<Response> {
+    let server = manageable(ctx, caller, id)?;
+    let mut f = Fields::new(ctx.req.json_object()?);
+    let username = f.required_string("username");
+    let permissions = read_permissions(&mut f);
+    if permissions.is_none() {
+        f.push(crate::error::FieldError::new(
+            "permissions",
+            "required",
+            "The permissions field is required: a list such as [\"backup.read\"].",
+        ));
+    }
+    f.finish()?;
+    let (username, permissions) = (username.unwrap_or_default(), permissions.unwrap_or_default());
+    let conn = ctx.app.db.conn()?;
+    let user = store::users::by_username(&conn, &username)?
+        .ok_or_else(|| Error::invalid("username", "exists", format!("There is no user '{username}'.")))?;
+    if store::subusers::get(&conn, server.id, user.id)?.is_some() {
+        return Err(Error::invalid(
+            "username",
+            "unique",
+            format!("'{username}' is already a subuser of this server."),
+        ));
+    }
+    servers::set_subuser(&conn, &ctx.origin(caller), &server, &user, &permissions)?;
+    let subuser = store::subusers::get(&conn, server.id, user.id)?.ok_or_else(|| Error::not_found("subuser"))?;
+    Ok(Response::json(200, &wire::subuser(&subuser)))
+}
+
+pub fn show_subuser(ctx: &Ctx, caller: &Caller, id: &str, user_uuid: &str) -> Result<Response> {
+    let server = manageable(ctx, caller, id)?;
+    Ok(Response::json(200, &wire::subuser(&subuser_target(ctx, &server, user_uuid)?)))
+}
+
+pub fn update_subuser(ctx: &Ctx, caller: &Caller, id: &str, user_uuid: &str) -> Result<Response> {
+    let server = manageable(ctx, caller, id)?;
+    let existing = subuser_target(ctx, &server, user_uuid)?;
+    let mut f = Fields::new(ctx.req.json_object()?);
+    let permissions = read_permissions(&mut f);
+    if permissions.is_none() {
+        f.push(crate::error::FieldError::new(
+            "permissions",
+            "required",
+            "The permissions field is required.",
+        ));
+    }
+    f.finish()?;
+    let conn = ctx.app.db.conn()?;
+    servers::set_subuser(&conn, &ctx.origin(caller), &server, &existing.user, &permissions.unwrap_or_default())?;
+    let subuser = store::subusers::get(&conn, server.id, existing.user.id)?.ok_or_else(|| Error::not_found("subuser"))?;
+    Ok(Response::json(200, &wire::subuser(&subuser)))
+}
+
+pub fn remove_subuser(ctx: &Ctx, caller: &Caller, id: &str, user_uuid: &str) -> Result<Response> {
+    let server = manageable(ctx, caller, id)?;
+    let existing = subuser_target(ctx, &server, user_uuid)?;
+    servers::remove_subuser(&*ctx.app.db.conn()?, &ctx.origin(caller), &server, &existing.user)?;
+    Ok(Response::empty(204))
+}

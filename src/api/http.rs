@@ -1,0 +1,297 @@
+//! The HTTP plumbing around tiny_http: reading a request with its limits, and the response
+//! and error types every handler returns.
+
+use crate::error::Error;
+use serde_json::{Value, json};
+use std::fs::File;
+use std::io::Read;
+
+/// Largest request body accepted.
+pub const MAX_BODY: usize = 64 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Head,
+    Post,
+    Put,
+    Patch,
+    Delete,
+    Other,
+}
+
+impl Method {
+    fn from_tiny(m: &tiny_http::Method) -> Method {
+        match m {
+            tiny_http::Method::Get => Method::Get,
+            tiny_http::Method::Head => Method::Head,
+            tiny_http::Method::Post => Method::Post,
+            tiny_http::Method::Put => Method::Put,
+            tiny_http::Method::Patch => Method::Patch,
+            tiny_http::Method::Delete => Method::Delete,
+            _ => Method::Other,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+            Method::Other => "OTHER",
+        }
+    }
+
+    /// Whether the method may change state (and so needs a CSRF token with a cookie).
+    pub fn is_mutating(self) -> bool {
+        !matches!(self, Method::Get | Method::Head)
+    }
+}
+
+/// A request as the handlers see it: decoded path segments, query pairs, headers with
+/// lower-case names, and the whole (bounded) body.
+pub struct Request {
+    pub method: Method,
+    /// The raw path, without the query string.
+    pub path: String,
+    /// Percent-decoded path segments; None when a segment is not valid UTF-8.
+    pub segments: Option<Vec<String>>,
+    pub query: Vec<(String, String)>,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub ip: Option<String>,
+}
+
+/// Why a request could not even be read.
+pub enum ReadError {
+    TooLarge,
+    Io(std::io::Error),
+}
+
+impl Request {
+    pub fn read(rq: &mut tiny_http::Request) -> Result<Request, ReadError> {
+        let url = rq.url().to_string();
+        let (path, query) = url.split_once('?').unwrap_or((&url, ""));
+        let segments = path
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(|s| percent_encoding::percent_decode_str(s).decode_utf8().map(|s| s.into_owned()))
+            .collect::<Result<Vec<_>, _>>()
+            .ok();
+        let query = query
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|pair| {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                (decode_query(k), decode_query(v))
+            })
+            .collect();
+        let headers = rq
+            .headers()
+            .iter()
+            .map(|h| (h.field.as_str().as_str().to_ascii_lowercase(), h.value.as_str().to_string()))
+            .collect();
+        if rq.body_length().is_some_and(|n| n > MAX_BODY) {
+            return Err(ReadError::TooLarge);
+        }
+        let mut body = Vec::new();
+        rq.as_reader()
+            .take(MAX_BODY as u64 + 1)
+            .read_to_end(&mut body)
+            .map_err(ReadError::Io)?;
+        if body.len() > MAX_BODY {
+            return Err(ReadError::TooLarge);
+        }
+        Ok(Request {
+            method: Method::from_tiny(rq.method()),
+            path: path.to_string(),
+            segments,
+            query,
+            headers,
+            body,
+            ip: rq.remote_addr().map(|a| a.ip().to_string()),
+        })
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn query(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A cookie's value from the `Cookie` header.
+    pub fn cookie(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n == "cookie")
+            .flat_map(|(_, v)| v.split(';'))
+            .filter_map(|c| c.trim().split_once('='))
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v)
+    }
+
+    /// The body as a JSON object; an empty body is an empty object.
+    pub fn json_object(&self) -> Result<serde_json::Map<String, Value>, Error> {
+        if self.body.iter().all(|b| b.is_ascii_whitespace()) {
+            return Ok(serde_json::Map::new());
+        }
+        match serde_json::from_slice::<Value>(&self.body) {
+            Ok(Value::Object(map)) => Ok(map),
+            Ok(_) => Err(Error::BadRequest("The request body must be a JSON object.".into())),
+            Err(e) => Err(Error::BadRequest(format!("The request body is not valid JSON: {e}."))),
+        }
+    }
+
+    /// `scheme://host` of this request, for links back to hoard.
+    pub fn base_url(&self) -> String {
+        let scheme = match self.header("x-forwarded-proto") {
+            Some("https") => "https",
+            _ => "http",
+        };
+        let host = self
+            .header("host")
+            .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
+            .unwrap_or("localhost");
+        format!("{scheme}://{host}")
+    }
+}
+
+fn decode_query(s: &str) -> String {
+    let plus_as_space = s.replace('+', " ");
+    percent_encoding::percent_decode_str(&plus_as_space)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+pub enum Body {
+    Empty,
+    Bytes(Vec<u8>),
+    /// `len` bytes of `file` from its current position.
+    File { file: File, len: u64 },
+}
+
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Body,
+}
+
+impl Response {
+    pub fn json(status: u16, value: &Value) -> Response {
+        Response {
+            status,
+            headers: vec![("Content-Type", "application/json".into())],
+            body: Body::Bytes(value.to_string().into_bytes()),
+        }
+    }
+
+    pub fn empty(status: u16) -> Response {
+        Response {
+            status,
+            headers: Vec::new(),
+            body: Body::Empty,
+        }
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Response {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    pub fn body_len(&self) -> u64 {
+        match &self.body {
+            Body::Empty => 0,
+            Body::Bytes(b) => b.len() as u64,
+            Body::File { len, .. } => *len,
+        }
+    }
+}
+
+/// Every way a request can fail: a domain error, or one of HTTP's own.
+pub enum Failure {
+    Domain(Error),
+    MethodNotAllowed(Vec<Method>),
+    PayloadTooLarge,
+}
+
+impl From<Error> for Failure {
+    fn from(err: Error) -> Failure {
+        Failure::Domain(err)
+    }
+}
+
+fn error_body(status: u16, code: &str, detail: &str) -> Value {
+    json!({"errors": [{"code": code, "status": status.to_string(), "detail": detail}]})
+}
+
+/// The single place where errors become the wire format.
+pub fn error_response(failure: Failure) -> Response {
+    let err = match failure {
+        Failure::MethodNotAllowed(allowed) => {
+            let allow = allowed.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", ");
+            return Response::json(
+                405,
+                &error_body(405, "MethodNotAllowedHttpException", &format!("This route supports only {allow}.")),
+            )
+            .with_header("Allow", allow);
+        }
+        Failure::PayloadTooLarge => {
+            return Response::json(
+                413,
+                &error_body(413, "PayloadTooLargeException", "The request body is larger than 64 KiB."),
+            );
+        }
+        Failure::Domain(err) => err,
+    };
+    let detail = err.to_string();
+    let (status, code) = match &err {
+        Error::BadRequest(_) => (400, "BadRequestException"),
+        Error::Unauthorized => (401, "InvalidCredentialsException"),
+        Error::Forbidden(_) => (403, "InsufficientPermissionsException"),
+        Error::InvalidSignature(_) => (403, "InvalidSignatureException"),
+        Error::NotFound(_) => (404, "NotFoundHttpException"),
+        Error::Conflict(_) => (409, "ConflictingServerStateException"),
+        Error::TooManyBackups(_) => (400, "TooManyBackupsException"),
+        Error::BackupNotCompleted(_) => (400, "BackupNotCompletedException"),
+        Error::BackupFailed(_) => (400, "BackupFailedException"),
+        Error::BackupLocked(_) => (400, "BackupIsLockedException"),
+        Error::Validation(fields) => {
+            let errors: Vec<Value> = fields
+                .iter()
+                .map(|f| {
+                    json!({
+                        "code": "ValidationException",
+                        "status": "422",
+                        "detail": f.detail,
+                        "meta": {"source_field": f.field, "rule": f.rule},
+                    })
+                })
+                .collect();
+            return Response::json(422, &json!({ "errors": errors }));
+        }
+        Error::TooManyRequests { retry_after, .. } => {
+            return Response::json(429, &error_body(429, "TooManyRequestsException", &detail))
+                .with_header("Retry-After", retry_after.to_string());
+        }
+        Error::InsufficientStorage(_) => (507, "InsufficientStorageException"),
+        Error::Internal(msg) => {
+            log::error!("internal error: {msg}");
+            return Response::json(
+                500,
+                &error_body(500, "InternalServerErrorException", "An unexpected error occurred; the server log has the details."),
+            );
+        }
+    };
+    Response::json(status, &error_body(status, code, &detail))
+}

@@ -1,0 +1,354 @@
+//! The HTTP API: a fixed pool of threads takes requests from tiny_http, routes them on method
+//! and path, authenticates, and calls the handlers, which parse and check the request and
+//! then call domain code. Errors become the contract's wire format in one place
+//! ([`http::error_response`]).
+
+mod application;
+mod client;
+mod download;
+mod fields;
+pub mod http;
+mod session;
+pub mod wire;
+
+use crate::app::App;
+use crate::auth;
+use crate::error::Error;
+use crate::model::{User, now};
+use crate::store::sessions::Session;
+use http::{Body, Failure, Method, Request, Response};
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+pub use download::file_name as download_file_name;
+pub use http::MAX_BODY;
+
+/// Per-request context handed to handlers.
+pub struct Ctx<'a> {
+    pub app: &'a App,
+    pub req: &'a Request,
+}
+
+/// The authenticated caller: a user, and the browser session when the cookie was used.
+pub struct Caller {
+    pub user: User,
+    pub session: Option<Session>,
+}
+
+impl Ctx<'_> {
+    /// Authenticates by bearer key or session cookie; a cookie on a state-changing request
+    /// must come with the session's CSRF token in `X-CSRF-Token`.
+    pub fn caller(&self) -> Result<Caller, Error> {
+        let conn = self.app.db.conn()?;
+        if let Some(header) = self.req.header("authorization") {
+            let token = header
+                .strip_prefix("Bearer ")
+                .or_else(|| header.strip_prefix("bearer "))
+                .ok_or(Error::Unauthorized)?;
+            let user = auth::authenticate_key(&conn, token.trim(), now())?;
+            return Ok(Caller { user, session: None });
+        }
+        let cookie = self.req.cookie(session::COOKIE).ok_or(Error::Unauthorized)?;
+        let (session, user) = auth::authenticate_session(&conn, cookie, now())?;
+        if self.req.method.is_mutating() && !auth::csrf_matches(&session, self.req.header("x-csrf-token")) {
+            return Err(Error::Forbidden(
+                "This request needs the session's CSRF token in the X-CSRF-Token header.".into(),
+            ));
+        }
+        Ok(Caller {
+            user,
+            session: Some(session),
+        })
+    }
+
+    pub fn origin(&self, caller: &Caller) -> crate::model::Origin {
+        crate::model::Origin::user(&caller.user, self.req.ip.clone())
+    }
+
+    /// Base of absolute links: the configured public URL, else this request's host.
+    pub fn base_url(&self) -> String {
+        self.app
+            .config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| self.req.base_url())
+    }
+}
+
+/// Every route, with its path parameters.
+enum Route<'a> {
+    Login,
+    Logout,
+    ClientIndex,
+    Account,
+    AccountPassword,
+    ApiKeys,
+    ApiKey(&'a str),
+    Server(&'a str),
+    Backups(&'a str),
+    Backup(&'a str, &'a str),
+    BackupDownload(&'a str, &'a str),
+    BackupRestore(&'a str, &'a str),
+    BackupLock(&'a str, &'a str),
+    Subusers(&'a str),
+    Subuser(&'a str, &'a str),
+    AppServers,
+    AppServer(&'a str),
+    AppUsers,
+    AppUser(&'a str),
+    Download(&'a str),
+    Ui,
+}
+
+use Method::{Delete, Get, Head, Patch, Post, Put};
+
+/// The route for a path, and the methods it answers; None for an unknown API path.
+fn route<'a>(segs: &'a [&'a str]) -> Option<(Route<'a>, &'static [Method])> {
+    Some(match segs {
+        ["auth", "login"] => (Route::Login, &[Post]),
+        ["auth", "logout"] => (Route::Logout, &[Post]),
+        ["api", "client"] => (Route::ClientIndex, &[Get]),
+        ["api", "client", "account"] => (Route::Account, &[Get]),
+        ["api", "client", "account", "password"] => (Route::AccountPassword, &[Put]),
+        ["api", "client", "account", "api-keys"] => (Route::ApiKeys, &[Get, Post]),
+        ["api", "client", "account", "api-keys", id] => (Route::ApiKey(id), &[Delete]),
+        ["api", "client", "servers", s] => (Route::Server(s), &[Get]),
+        ["api", "client", "servers", s, "backups"] => (Route::Backups(s), &[Get, Post]),
+        ["api", "client", "servers", s, "backups", b] => (Route::Backup(s, b), &[Get, Delete]),
+        ["api", "client", "servers", s, "backups", b, "download"] => (Route::BackupDownload(s, b), &[Get]),
+        ["api", "client", "servers", s, "backups", b, "restore"] => (Route::BackupRestore(s, b), &[Post]),
+        ["api", "client", "servers", s, "backups", b, "lock"] => (Route::BackupLock(s, b), &[Post]),
+        ["api", "client", "servers", s, "users"] => (Route::Subusers(s), &[Get, Post]),
+        ["api", "client", "servers", s, "users", u] => (Route::Subuser(s, u), &[Get, Post, Delete]),
+        ["api", "application", "servers"] => (Route::AppServers, &[Get, Post]),
+        ["api", "application", "servers", s] => (Route::AppServer(s), &[Get, Patch, Delete]),
+        ["api", "application", "users"] => (Route::AppUsers, &[Get, Post]),
+        ["api", "application", "users", u] => (Route::AppUser(u), &[Get, Patch, Delete]),
+        ["download", "backups", b] => (Route::Download(b), &[Get, Head]),
+        ["api", ..] | ["auth", ..] | ["download", ..] => return None,
+        _ => (Route::Ui, &[Get, Head]),
+    })
+}
+
+fn dispatch(ctx: &Ctx) -> Result<Response, Failure> {
+    let Some(segments) = &ctx.req.segments else {
+        return Err(Error::not_found("route").into());
+    };
+    let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let Some((route, allowed)) = route(&segs) else {
+        return Err(Error::NotFound("The requested route does not exist.".into()).into());
+    };
+    let method = ctx.req.method;
+    if !allowed.contains(&method) {
+        return Err(Failure::MethodNotAllowed(allowed.to_vec()));
+    }
+    let response = match (route, method) {
+        (Route::Login, _) => session::login(ctx)?,
+        (Route::Logout, _) => session::logout(ctx)?,
+        (Route::Download(b), _) => download::serve(ctx, b)?,
+        (Route::Ui, _) => crate::web::serve(ctx.req),
+        (route, method) => {
+            let caller = ctx.caller()?;
+            let c = &caller;
+            match (route, method) {
+                (Route::ClientIndex, _) => client::index(ctx, c)?,
+                (Route::Account, _) => client::account(ctx, c)?,
+                (Route::AccountPassword, _) => client::change_password(ctx, c)?,
+                (Route::ApiKeys, Get) => client::list_keys(ctx, c)?,
+                (Route::ApiKeys, _) => client::create_key(ctx, c)?,
+                (Route::ApiKey(id), _) => client::delete_key(ctx, c, id)?,
+                (Route::Server(s), _) => client::server(ctx, c, s)?,
+                (Route::Backups(s), Get) => client::list_backups(ctx, c, s)?,
+                (Route::Backups(s), _) => client::create_backup(ctx, c, s)?,
+                (Route::Backup(s, b), Get) => client::show_backup(ctx, c, s, b)?,
+                (Route::Backup(s, b), _) => client::delete_backup(ctx, c, s, b)?,
+                (Route::BackupDownload(s, b), _) => client::download_link(ctx, c, s, b)?,
+                (Route::BackupRestore(s, b), _) => client::restore_backup(ctx, c, s, b)?,
+                (Route::BackupLock(s, b), _) => client::toggle_lock(ctx, c, s, b)?,
+                (Route::Subusers(s), Get) => client::list_subusers(ctx, c, s)?,
+                (Route::Subusers(s), _) => client::add_subuser(ctx, c, s)?,
+                (Route::Subuser(s, u), Get) => client::show_subuser(ctx, c, s, u)?,
+                (Route::Subuser(s, u), Post) => client::update_subuser(ctx, c, s, u)?,
+                (Route::Subuser(s, u), _) => client::remove_subuser(ctx, c, s, u)?,
+                (Route::AppServers, Get) => application::list_servers(ctx, c)?,
+                (Route::AppServers, _) => application::create_server(ctx, c)?,
+                (Route::AppServer(s), Get) => application::show_server(ctx, c, s)?,
+                (Route::AppServer(s), Patch) => application::update_server(ctx, c, s)?,
+                (Route::AppServer(s), _) => application::delete_server(ctx, c, s)?,
+                (Route::AppUsers, Get) => application::list_users(ctx, c)?,
+                (Route::AppUsers, _) => application::create_user(ctx, c)?,
+                (Route::AppUser(u), Get) => application::show_user(ctx, c, u)?,
+                (Route::AppUser(u), Patch) => application::update_user(ctx, c, u)?,
+                (Route::AppUser(u), _) => application::delete_user(ctx, c, u)?,
+                (Route::Login | Route::Logout | Route::Download(_) | Route::Ui, _) => {
+                    unreachable!("answered above")
+                }
+            }
+        }
+    };
+    Ok(response)
+}
+
+/// Handles one request, turning errors and panics into the wire format.
+pub fn handle(app: &App, req: &Request) -> Response {
+    let ctx = Ctx { app, req };
+    match std::panic::catch_unwind(AssertUnwindSafe(|| dispatch(&ctx))) {
+        Ok(Ok(response)) => response,
+        Ok(Err(failure)) => http::error_response(failure),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            log::error!("handler panicked on {} {}: {what}", req.method.as_str(), req.path);
+            http::error_response(Failure::Domain(Error::Internal("handler panicked".into())))
+        }
+    }
+}
+
+const SECURITY_HEADERS: [(&str, &str); 3] = [
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "no-referrer"),
+];
+
+fn header(name: &str, value: &str) -> Option<tiny_http::Header> {
+    tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()).ok()
+}
+
+/// Sends a response; file bodies stream from disk with a fixed-size buffer.
+fn send(rq: tiny_http::Request, response: Response, head_only: bool) {
+    let mut headers: Vec<tiny_http::Header> = SECURITY_HEADERS
+        .iter()
+        .filter(|(n, _)| !response.headers.iter().any(|(h, _)| h == n))
+        .filter_map(|(n, v)| header(n, v))
+        .collect();
+    headers.extend(response.headers.iter().filter_map(|(n, v)| header(n, v)));
+    let len = response.body_len();
+    let status = tiny_http::StatusCode(response.status);
+    let reader: Box<dyn std::io::Read + Send> = match response.body {
+        _ if head_only => Box::new(std::io::empty()),
+        Body::Empty => Box::new(std::io::empty()),
+        Body::Bytes(bytes) => Box::new(std::io::Cursor::new(bytes)),
+        Body::File { file, len } => Box::new(std::io::BufReader::with_capacity(256 * 1024, std::io::Read::take(file, len))),
+    };
+    // Never chunked: clients (and HEAD requests) get the real Content-Length.
+    let out = tiny_http::Response::new(status, headers, reader, Some(len as usize), None)
+        .with_chunked_threshold(usize::MAX);
+    if let Err(e) = rq.respond(out) {
+        log::debug!("client went away while sending the response: {e}");
+    }
+}
+
+/// Raises the open-file limit to its hard maximum: tiny_http's accept thread gives up for
+/// good when it runs out of descriptors.
+fn raise_file_limit() {
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
+
+/// The listening HTTP server and its worker threads.
+pub struct HttpServer {
+    server: Arc<tiny_http::Server>,
+    workers: Vec<std::thread::JoinHandle<()>>,
+    stopping: Arc<AtomicBool>,
+}
+
+impl HttpServer {
+    pub fn start(app: Arc<App>) -> Result<HttpServer, Error> {
+        raise_file_limit();
+        let server = tiny_http::Server::http(&app.config.listen)
+            .map_err(|e| Error::internal(format!("cannot listen on {}: {e}", app.config.listen)))?;
+        let server = Arc::new(server);
+        let stopping = Arc::new(AtomicBool::new(false));
+        let workers = (0..app.config.http_threads)
+            .map(|i| {
+                let (server, app, stopping) = (server.clone(), app.clone(), stopping.clone());
+                std::thread::Builder::new()
+                    .name(format!("http-{i}"))
+                    .spawn(move || worker(&server, &app, &stopping))
+                    .expect("cannot start an HTTP thread")
+            })
+            .collect();
+        Ok(HttpServer {
+            server,
+            workers,
+            stopping,
+        })
+    }
+
+    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        self.server.server_addr().to_ip()
+    }
+
+    /// Stops taking requests and waits for the workers to finish the ones they hold.
+    pub fn stop(self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        for _ in &self.workers {
+            self.server.unblock();
+        }
+        for w in self.workers {
+            let _ = w.join();
+        }
+    }
+}
+
+fn worker(server: &tiny_http::Server, app: &App, stopping: &AtomicBool) {
+    while !stopping.load(Ordering::SeqCst) {
+        let mut rq = match server.recv() {
+            Ok(rq) => rq,
+            Err(_) if stopping.load(Ordering::SeqCst) => break,
+            Err(e) => {
+                log::warn!("cannot receive a request: {e}");
+                continue;
+            }
+        };
+        let started = Instant::now();
+        let (method, path, response) = match Request::read(&mut rq) {
+            Ok(req) => {
+                let response = handle(app, &req);
+                (req.method, req.path, response)
+            }
+            Err(err) => {
+                let response = match err {
+                    http::ReadError::TooLarge => http::error_response(Failure::PayloadTooLarge),
+                    http::ReadError::Io(e) => {
+                        http::error_response(Failure::Domain(Error::BadRequest(format!("Cannot read the request body: {e}."))))
+                    }
+                };
+                let path = rq.url().split('?').next().unwrap_or("").to_string();
+                (Method::Other, path, response)
+            }
+        };
+        let status = response.status;
+        let head_only = method == Method::Head;
+        let streams = matches!(response.body, Body::File { .. });
+        if streams {
+            // Long downloads get their own thread so slow clients cannot hold API workers.
+            let _ = std::thread::Builder::new()
+                .name("download".into())
+                .spawn(move || send(rq, response, head_only));
+        } else {
+            send(rq, response, head_only);
+        }
+        log::info!(
+            "{} {} {} {}ms",
+            method.as_str(),
+            path,
+            status,
+            started.elapsed().as_millis()
+        );
+    }
+}

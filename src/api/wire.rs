@@ -1,0 +1,186 @@
+//! The JSON shapes of the API: Pterodactyl's envelopes and attribute sets, plus hoard's
+//! documented extensions.
+
+use crate::model::{ApiKey, Backup, BackupStatus, Server, Subuser, User, now, rfc3339};
+use serde_json::{Value, json};
+
+pub fn item(object: &str, attributes: Value) -> Value {
+    json!({"object": object, "attributes": attributes})
+}
+
+pub fn list(items: Vec<Value>) -> Value {
+    json!({"object": "list", "data": items})
+}
+
+fn ts(t: Option<i64>) -> Value {
+    t.map_or(Value::Null, |t| Value::String(rfc3339(t)))
+}
+
+pub fn backup(b: &Backup) -> Value {
+    let progress = if b.status == BackupStatus::Creating {
+        let p = &b.progress;
+        json!({
+            "bytes_processed": p.bytes_processed,
+            "bytes_total": p.bytes_total,
+            "files_processed": p.files_processed,
+            "files_total": p.files_total,
+            "percent": (p.percent() * 10.0).round() / 10.0,
+            "eta_seconds": p.eta_seconds(now()),
+        })
+    } else {
+        Value::Null
+    };
+    let is_successful = match b.status {
+        BackupStatus::Creating => Value::Null,
+        BackupStatus::Completed => Value::Bool(true),
+        BackupStatus::Failed => Value::Bool(false),
+    };
+    item(
+        "backup",
+        json!({
+            "uuid": b.uuid,
+            "name": b.name,
+            "ignored_files": b.ignored_files,
+            "sha256_hash": b.sha256_hash,
+            "checksum": b.sha256_hash.as_ref().map(|h| format!("sha256:{h}")),
+            "bytes": b.bytes,
+            "created_at": rfc3339(b.created_at),
+            "completed_at": ts(b.completed_at),
+            "is_successful": is_successful,
+            "is_locked": b.is_locked,
+            "status": b.status.as_str(),
+            "progress": progress,
+            "compression": b.compression.as_str(),
+            "error": b.error,
+            "warnings": b.warnings,
+        }),
+    )
+}
+
+/// Page links and counts, in Pterodactyl's `meta.pagination` shape.
+pub struct Page {
+    pub total: i64,
+    pub count: usize,
+    pub per_page: i64,
+    pub current_page: i64,
+    /// Absolute URL of the listing without query; links add `page` and `per_page`.
+    pub base: String,
+}
+
+pub fn pagination(p: &Page) -> Value {
+    let total_pages = ((p.total + p.per_page - 1) / p.per_page).max(1);
+    let mut links = serde_json::Map::new();
+    let link = |page: i64| Value::String(format!("{}?page={page}&per_page={}", p.base, p.per_page));
+    if p.current_page > 1 {
+        links.insert("previous".into(), link((p.current_page - 1).min(total_pages)));
+    }
+    if p.current_page < total_pages {
+        links.insert("next".into(), link(p.current_page + 1));
+    }
+    json!({
+        "total": p.total,
+        "count": p.count,
+        "per_page": p.per_page,
+        "current_page": p.current_page,
+        "total_pages": total_pages,
+        "links": links,
+    })
+}
+
+/// The client API's view of a server.
+pub fn client_server(s: &Server, is_owner: bool, backup_count: i64, last_backup: Option<&Backup>) -> Value {
+    let status = s.status.map(|st| st.as_str());
+    item(
+        "server",
+        json!({
+            "server_owner": is_owner,
+            "identifier": s.short_id,
+            "uuid": s.uuid,
+            "name": s.name,
+            "description": s.description,
+            "status": status,
+            "is_suspended": status == Some("suspended"),
+            "is_installing": status == Some("installing"),
+            "feature_limits": {"databases": 0, "allocations": 0, "backups": s.backup_limit},
+            "backup_count": backup_count,
+            "last_backup": last_backup.map(|b| json!({
+                "uuid": b.uuid,
+                "name": b.name,
+                "status": b.status.as_str(),
+                "created_at": rfc3339(b.created_at),
+                "completed_at": ts(b.completed_at),
+            })),
+        }),
+    )
+}
+
+/// The administration API's view of a server: every setting.
+pub fn admin_server(s: &Server, owner: Option<&User>, backup_count: i64) -> Value {
+    item(
+        "server",
+        json!({
+            "uuid": s.uuid,
+            "identifier": s.short_id,
+            "name": s.name,
+            "description": s.description,
+            "path": s.path,
+            "owner": owner.map(|u| u.username.clone()),
+            "backup_limit": s.backup_limit,
+            "backup_quota_bytes": s.backup_quota_bytes,
+            "max_backup_bytes": s.max_backup_bytes,
+            "compression": s.compression.map(|c| c.as_str()),
+            "status": s.status.map(|st| st.as_str()),
+            "hooks": {
+                "pre_backup": s.hooks.pre_backup,
+                "post_backup": s.hooks.post_backup,
+                "pre_restore": s.hooks.pre_restore,
+                "post_restore": s.hooks.post_restore,
+            },
+            "backup_count": backup_count,
+            "created_at": rfc3339(s.created_at),
+            "updated_at": rfc3339(s.updated_at),
+        }),
+    )
+}
+
+pub fn user(u: &User) -> Value {
+    item(
+        "user",
+        json!({
+            "id": u.id,
+            "uuid": u.uuid,
+            "username": u.username,
+            "admin": u.is_admin,
+            "created_at": rfc3339(u.created_at),
+            "updated_at": rfc3339(u.updated_at),
+        }),
+    )
+}
+
+pub fn api_key(k: &ApiKey) -> Value {
+    item(
+        "api_key",
+        json!({
+            "identifier": k.identifier,
+            "description": k.description,
+            "allowed_ips": [],
+            "last_used_at": ts(k.last_used_at),
+            "created_at": rfc3339(k.created_at),
+        }),
+    )
+}
+
+pub fn subuser(s: &Subuser) -> Value {
+    item(
+        "server_subuser",
+        json!({
+            "uuid": s.user.uuid,
+            "username": s.user.username,
+            "email": "",
+            "image": null,
+            "2fa_enabled": false,
+            "created_at": rfc3339(s.created_at),
+            "permissions": s.permissions.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
+        }),
+    )
+}

@@ -1,0 +1,112 @@
+//! The application context shared by the server and the CLI: settings, the database and the
+//! signing secret of one data directory, set up on first start.
+
+use crate::auth;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::model::Origin;
+use crate::store::{self, Db};
+use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+pub struct App {
+    pub config: Config,
+    pub db: Db,
+    /// Key for download-link signatures.
+    pub secret: [u8; 32],
+    pub login_throttle: auth::LoginThrottle,
+    pub jobs: crate::jobs::Jobs,
+}
+
+/// What the first start of a data directory made and must tell the user once.
+pub struct FirstStart {
+    pub admin_password: Option<String>,
+}
+
+impl App {
+    /// Opens the data directory, creating the database, the secret and the first admin when
+    /// they do not exist yet.
+    pub fn open(config: Config) -> Result<(App, FirstStart)> {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&config.data_dir)
+            .map_err(|e| {
+                Error::internal(format!(
+                    "cannot create the data directory {}: {e}",
+                    config.data_dir.display()
+                ))
+            })?;
+        let secret = load_or_create_secret(&config.secret_path())?;
+        let db = Db::open(&config.database_path()).map_err(|e| Error::Internal(e.to_string()))?;
+        let app = App {
+            config,
+            db,
+            secret,
+            login_throttle: auth::LoginThrottle::default(),
+            jobs: crate::jobs::Jobs::default(),
+        };
+        let admin_password = app.create_first_admin()?;
+        Ok((app, FirstStart { admin_password }))
+    }
+
+    pub fn storage(&self) -> crate::storage::Storage {
+        crate::storage::Storage::new(self.config.backups_dir())
+    }
+
+    /// Creates user `admin` when there are no users; returns the password if it was generated.
+    fn create_first_admin(&self) -> Result<Option<String>> {
+        let conn = self.db.conn()?;
+        if store::users::count(&conn)? > 0 {
+            return Ok(None);
+        }
+        let (password, generated) = match std::env::var("HOARD_ADMIN_PASSWORD") {
+            Ok(p) if !p.is_empty() => (p, false),
+            _ => (auth::random_base62(20), true),
+        };
+        crate::users::create(&conn, &Origin::system(), "admin", &password, true)?;
+        Ok(generated.then_some(password))
+    }
+}
+
+fn load_or_create_secret(path: &Path) -> Result<[u8; 32]> {
+    let cannot = |e: std::io::Error| Error::internal(format!("cannot use the secret {}: {e}", path.display()));
+    match fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(mut file) => {
+            let secret = auth::random_bytes::<32>();
+            file.write_all(&secret).map_err(cannot)?;
+            file.sync_all().map_err(cannot)?;
+            Ok(secret)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let mut file = fs::File::open(path).map_err(cannot)?;
+            let mode = file.metadata().map_err(cannot)?.permissions().mode();
+            if mode & 0o077 != 0 {
+                log::warn!(
+                    "{} is readable by other users (mode {:o}): run chmod 600 on it",
+                    path.display(),
+                    mode & 0o777
+                );
+            }
+            let mut secret = [0u8; 32];
+            let mut rest = Vec::new();
+            file.read_exact(&mut secret).map_err(cannot)?;
+            file.read_to_end(&mut rest).map_err(cannot)?;
+            if !rest.is_empty() {
+                return Err(Error::internal(format!(
+                    "{} is not a 32-byte secret: restore it from a copy of the data directory",
+                    path.display()
+                )));
+            }
+            Ok(secret)
+        }
+        Err(e) => Err(cannot(e)),
+    }
+}

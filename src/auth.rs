@@ -1,0 +1,277 @@
+//! Who is asking and what they may do: password hashing, API keys, browser sessions, the
+//! login throttle and the permission rules.
+
+use crate::error::{Error, Result};
+use crate::model::{Permission, Server, Timestamp, User};
+use crate::store::{self, Connection};
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use sha2::{Digest, Sha256};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use subtle::ConstantTimeEq;
+
+pub const KEY_PREFIX: &str = "ptlc_";
+/// Random characters after the prefix in the public identifier.
+const KEY_IDENTIFIER_CHARS: usize = 11;
+/// Random characters of the secret part.
+const KEY_SECRET_CHARS: usize = 32;
+
+const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// `n` characters drawn uniformly from [0-9A-Za-z] by the operating system's generator.
+pub fn random_base62(n: usize) -> String {
+    let mut out = String::with_capacity(n);
+    let mut buf = [0u8; 64];
+    while out.len() < n {
+        getrandom::fill(&mut buf).expect("the operating system's random generator failed");
+        // 248 = 4 * 62: rejecting bytes above it keeps every character equally likely.
+        for &b in buf.iter().filter(|&&b| b < 248) {
+            if out.len() == n {
+                break;
+            }
+            out.push(BASE62[(b % 62) as usize] as char);
+        }
+    }
+    out
+}
+
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut buf = [0u8; N];
+    getrandom::fill(&mut buf).expect("the operating system's random generator failed");
+    buf
+}
+
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(data).into()
+}
+
+pub fn hash_password(password: &str) -> Result<String> {
+    Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|h| h.to_string())
+        .map_err(|e| Error::internal(format!("cannot hash the password: {e}")))
+}
+
+pub fn verify_password(hash: &str, password: &str) -> bool {
+    Argon2::default()
+        .verify_password(password.as_bytes(), hash)
+        .is_ok()
+}
+
+/// Burns the time of one password check, so unknown usernames answer as slowly as known ones.
+pub fn verify_dummy_password(password: &str) {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let hash = DUMMY.get_or_init(|| hash_password("not a real password").unwrap_or_default());
+    verify_password(hash, password);
+}
+
+/// Rules a new password must meet.
+pub fn check_password_strength(password: &str) -> Result<()> {
+    if password.chars().count() < 8 {
+        return Err(Error::invalid(
+            "password",
+            "min:8",
+            "The password must be at least 8 characters long.",
+        ));
+    }
+    if password.len() > 1024 {
+        return Err(Error::invalid(
+            "password",
+            "max:1024",
+            "The password must be at most 1024 bytes long.",
+        ));
+    }
+    Ok(())
+}
+
+/// A freshly made API key: the full token to hand out once, and what is stored.
+pub struct NewKey {
+    pub token: String,
+    pub identifier: String,
+    pub secret_hash: [u8; 32],
+}
+
+pub fn generate_key() -> NewKey {
+    let identifier = format!("{KEY_PREFIX}{}", random_base62(KEY_IDENTIFIER_CHARS));
+    let secret = random_base62(KEY_SECRET_CHARS);
+    NewKey {
+        token: format!("{identifier}{secret}"),
+        secret_hash: sha256(secret.as_bytes()),
+        identifier,
+    }
+}
+
+/// Splits a well-formed token into identifier and secret.
+fn split_key(token: &str) -> Option<(&str, &str)> {
+    let rest = token.strip_prefix(KEY_PREFIX)?;
+    if rest.len() != KEY_IDENTIFIER_CHARS + KEY_SECRET_CHARS
+        || !rest.bytes().all(|b| b.is_ascii_alphanumeric())
+    {
+        return None;
+    }
+    Some(token.split_at(KEY_PREFIX.len() + KEY_IDENTIFIER_CHARS))
+}
+
+/// The user a bearer token acts as; records the key's use.
+pub fn authenticate_key(c: &Connection, token: &str, now: Timestamp) -> Result<User> {
+    let (identifier, secret) = split_key(token).ok_or(Error::Unauthorized)?;
+    let (key, stored_hash) = store::keys::by_identifier(c, identifier)?.ok_or(Error::Unauthorized)?;
+    let given_hash = sha256(secret.as_bytes());
+    if !bool::from(given_hash.as_slice().ct_eq(stored_hash.as_slice())) {
+        return Err(Error::Unauthorized);
+    }
+    store::keys::touch(c, key.id, now)?;
+    store::users::by_id(c, key.user_id)?.ok_or(Error::Unauthorized)
+}
+
+/// A new browser session: the cookie value to set and the CSRF token the UI must echo.
+pub struct NewSession {
+    pub cookie: String,
+    pub csrf_token: String,
+}
+
+pub fn create_session(c: &Connection, user: &User, now: Timestamp, ttl_secs: u64) -> Result<NewSession> {
+    let cookie = hex::encode(random_bytes::<32>());
+    let csrf_token = hex::encode(random_bytes::<24>());
+    store::sessions::insert(
+        c,
+        user.id,
+        &sha256(cookie.as_bytes()),
+        &csrf_token,
+        now,
+        now + ttl_secs as i64,
+    )?;
+    Ok(NewSession { cookie, csrf_token })
+}
+
+/// The session behind a cookie value, with its user.
+pub fn authenticate_session(
+    c: &Connection,
+    cookie: &str,
+    now: Timestamp,
+) -> Result<(store::sessions::Session, User)> {
+    if cookie.len() != 64 {
+        return Err(Error::Unauthorized);
+    }
+    let session = store::sessions::find(c, &sha256(cookie.as_bytes()), now)?.ok_or(Error::Unauthorized)?;
+    let user = store::users::by_id(c, session.user_id)?.ok_or(Error::Unauthorized)?;
+    Ok((session, user))
+}
+
+/// Whether the CSRF header matches the session's token, compared in constant time.
+pub fn csrf_matches(session: &store::sessions::Session, header: Option<&str>) -> bool {
+    header.is_some_and(|h| bool::from(h.as_bytes().ct_eq(session.csrf_token.as_bytes())))
+}
+
+/// Counts failed logins per username and refuses further tries past a limit.
+pub struct LoginThrottle {
+    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
+    limit: usize,
+    window: Duration,
+}
+
+impl Default for LoginThrottle {
+    fn default() -> Self {
+        LoginThrottle {
+            failures: Mutex::new(HashMap::new()),
+            limit: 5,
+            window: Duration::from_secs(60),
+        }
+    }
+}
+
+impl LoginThrottle {
+    /// Seconds to wait before `username` may try again, if it is locked out.
+    pub fn retry_after(&self, username: &str) -> Option<u64> {
+        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let times = map.get_mut(&username.to_lowercase())?;
+        let now = Instant::now();
+        while times.front().is_some_and(|t| now.duration_since(*t) >= self.window) {
+            times.pop_front();
+        }
+        if times.len() < self.limit {
+            return None;
+        }
+        let oldest = *times.front()?;
+        let wait = self.window.saturating_sub(now.duration_since(oldest));
+        Some(wait.as_secs().max(1))
+    }
+
+    pub fn record_failure(&self, username: &str) {
+        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() > 10_000 {
+            // Bounded memory under a flood of made-up usernames: forget the oldest state.
+            map.clear();
+        }
+        map.entry(username.to_lowercase()).or_default().push_back(Instant::now());
+    }
+
+    pub fn clear(&self, username: &str) {
+        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        map.remove(&username.to_lowercase());
+    }
+}
+
+/// What a user may do on one server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Access {
+    /// Admin or owner: everything.
+    Full,
+    Subuser(Vec<Permission>),
+}
+
+impl Access {
+    pub fn has(&self, perm: Permission) -> bool {
+        match self {
+            Access::Full => true,
+            Access::Subuser(perms) => perms.contains(&perm),
+        }
+    }
+
+    /// Ok when the permission is held; a 403 otherwise.
+    pub fn require(&self, perm: Permission) -> Result<()> {
+        if self.has(perm) {
+            Ok(())
+        } else {
+            Err(Error::permission())
+        }
+    }
+
+    pub fn permissions(&self) -> Vec<Permission> {
+        match self {
+            Access::Full => Permission::ALL.to_vec(),
+            Access::Subuser(perms) => perms.clone(),
+        }
+    }
+
+    pub fn is_full(&self) -> bool {
+        matches!(self, Access::Full)
+    }
+}
+
+/// The user's access to a server, or None when they may not even see it.
+pub fn access(c: &Connection, user: &User, server: &Server) -> Result<Option<Access>> {
+    if user.is_admin || server.owner_id == Some(user.id) {
+        return Ok(Some(Access::Full));
+    }
+    Ok(store::subusers::permissions(c, server.id, user.id)?.map(Access::Subuser))
+}
+
+/// Finds a server by UUID or short id that the user can see, else 404.
+pub fn visible_server(c: &Connection, user: &User, identifier: &str) -> Result<(Server, Access)> {
+    let server = store::servers::by_identifier(c, identifier)?.ok_or_else(|| Error::not_found("server"))?;
+    match access(c, user, &server)? {
+        Some(access) => Ok((server, access)),
+        None => Err(Error::not_found("server")),
+    }
+}
+
+pub fn require_admin(user: &User) -> Result<()> {
+    if user.is_admin {
+        Ok(())
+    } else {
+        Err(Error::Forbidden("This action needs an administrator.".into()))
+    }
+}

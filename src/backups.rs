@@ -1,0 +1,282 @@
+//! Backups as users see them: listing, creating (with every check of the contract, under one
+//! transaction), deleting, locking, and download links.
+
+use crate::app::App;
+use crate::archive::{self, Exclusions};
+use crate::auth::Access;
+use crate::error::{Error, Result};
+use crate::jobs::Task;
+use crate::model::{Backup, BackupStatus, Origin, Permission, Server, ServerStatus, User, event, now};
+use crate::store::{self, Connection, TransactionBehavior};
+use serde_json::json;
+use std::path::Path;
+use std::sync::Arc;
+
+pub const MAX_NAME_CHARS: usize = 191;
+pub const DEFAULT_PER_PAGE: i64 = 25;
+pub const MAX_PER_PAGE: i64 = 100;
+
+/// One page of a server's backups, the total, and how many count against the limit.
+pub struct Listing {
+    pub backups: Vec<Backup>,
+    pub total: i64,
+    pub backup_count: i64,
+}
+
+pub fn list(c: &Connection, server: &Server, page: i64, per_page: i64) -> Result<Listing> {
+    let offset = (page - 1).saturating_mul(per_page);
+    Ok(Listing {
+        backups: store::backups::page(c, server.id, per_page, offset)?,
+        total: store::backups::count(c, server.id)?,
+        backup_count: store::backups::count_live(c, server.id)?,
+    })
+}
+
+pub fn get(c: &Connection, server: &Server, uuid: &str) -> Result<Backup> {
+    store::backups::for_server(c, server.id, uuid)?.ok_or_else(|| Error::not_found("backup"))
+}
+
+/// What a user asks for when creating a backup.
+#[derive(Debug, Clone, Default)]
+pub struct CreateRequest {
+    pub name: Option<String>,
+    pub ignored: Vec<String>,
+    pub is_locked: bool,
+}
+
+/// `Backup at 2023-10-20 14:30:00`, the name of an unnamed backup.
+pub fn default_name(at: i64) -> String {
+    let when = jiff::Timestamp::from_second(at).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    format!("Backup at {}", when.strftime("%Y-%m-%d %H:%M:%S"))
+}
+
+/// Checks and records a new backup and queues its job. `access` is the caller's access to
+/// the server (the CLI acts with full access).
+pub fn create(app: &App, origin: &Origin, server: &Server, access: &Access, request: CreateRequest) -> Result<Backup> {
+    access.require(Permission::BackupCreate)?;
+    if request.is_locked && !access.has(Permission::BackupDelete) {
+        return Err(Error::Forbidden(
+            "Creating a locked backup needs the backup.delete permission.".into(),
+        ));
+    }
+    if let Some(name) = &request.name
+        && name.chars().count() > MAX_NAME_CHARS
+    {
+        return Err(Error::invalid("name", "max:191", "The name may not be longer than 191 characters."));
+    }
+    // Sizing the server directory walks it: done before the transaction, which must be short.
+    let root = Path::new(&server.path);
+    let needed = archive::scan(root, Arc::new(Exclusions::new(root, &request.ignored))).bytes;
+    let storage = app.storage();
+    let free = storage.free_space()?;
+
+    let mut conn = app.db.conn()?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let server = store::servers::by_id(&tx, server.id)?.ok_or_else(|| Error::not_found("server"))?;
+    match server.status {
+        Some(ServerStatus::Installing) => {
+            return Err(Error::Conflict("Cannot create backup while server is installing.".into()));
+        }
+        Some(ServerStatus::Suspended) => {
+            return Err(Error::Conflict("Cannot create backup while server is suspended.".into()));
+        }
+        Some(ServerStatus::RestoringBackup) => {
+            return Err(Error::Conflict("Cannot create backup while a restore is in progress.".into()));
+        }
+        None => {}
+    }
+    if store::backups::count_creating(&tx, server.id)? > 0 {
+        return Err(Error::Conflict(
+            "Cannot create backup while another backup is in progress.".into(),
+        ));
+    }
+    if server.backup_limit == 0 {
+        return Err(Error::TooManyBackups("Backups are disabled for this server.".into()));
+    }
+    if store::backups::count_live(&tx, server.id)? >= server.backup_limit {
+        return Err(Error::TooManyBackups("This server has reached its backup limit.".into()));
+    }
+    let now = now();
+    let throttle = app.config.throttle_backups;
+    if throttle > 0 {
+        let window = app.config.throttle_window_secs as i64;
+        let (recent, oldest) = store::backups::created_since(&tx, server.id, now - window)?;
+        if recent >= throttle as i64 {
+            let retry_after = (oldest.unwrap_or(now) + window - now).max(1) as u64;
+            return Err(Error::TooManyRequests {
+                detail: format!(
+                    "This server may start {throttle} backups every {window} seconds: try again in {retry_after} seconds."
+                ),
+                retry_after,
+            });
+        }
+    }
+    let available = free.saturating_sub(app.config.space_reserve_bytes());
+    if available < needed {
+        return Err(Error::InsufficientStorage(format!(
+            "Not enough storage space available for backup: the server's files take {needed} bytes and {available} bytes are free beyond the reserve."
+        )));
+    }
+    if let Some(quota) = server.backup_quota_bytes {
+        let used = store::backups::completed_bytes(&tx, server.id)?;
+        if used.saturating_add(needed as i64) > quota {
+            return Err(Error::InsufficientStorage(format!(
+                "This backup would exceed the server's backup quota of {quota} bytes ({used} bytes used)."
+            )));
+        }
+    }
+    let name = match request.name.as_deref().map(str::trim) {
+        Some(name) if !name.is_empty() => name.to_string(),
+        _ => default_name(now),
+    };
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let backup = store::backups::insert_creating(
+        &tx,
+        &store::backups::NewBackup {
+            uuid: &uuid,
+            server_id: server.id,
+            created_by: origin.user_id,
+            name: &name,
+            ignored_files: &request.ignored,
+            is_locked: request.is_locked,
+            compression: server.compression.unwrap_or(app.config.compression),
+            now,
+        },
+    )?;
+    store::activity::record(
+        &tx,
+        event::BACKUP_START,
+        origin.user_id,
+        Some(server.id),
+        &json!({"backup": uuid, "name": name}),
+        origin.ip.as_deref(),
+        now,
+    )?;
+    tx.commit()?;
+    Ok(backup)
+}
+
+/// Hands a created backup to this process's job workers.
+pub fn queue(app: &App, backup: &Backup) -> Result<()> {
+    store::backups::set_pid(&*app.db.conn()?, backup.id, Some(std::process::id()))?;
+    app.jobs.submit(Task::Backup(backup.id));
+    Ok(())
+}
+
+pub fn delete(app: &App, origin: &Origin, server: &Server, uuid: &str) -> Result<()> {
+    let mut conn = app.db.conn()?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let backup = get(&tx, server, uuid)?;
+    if backup.status == BackupStatus::Creating {
+        return Err(Error::Conflict("Cannot delete backup while it is being created.".into()));
+    }
+    if store::restores::reading_backup(&tx, backup.id)? {
+        return Err(Error::Conflict("Cannot delete backup while it is being restored.".into()));
+    }
+    if backup.is_locked && backup.status == BackupStatus::Completed {
+        return Err(Error::BackupLocked("This backup is locked and cannot be deleted.".into()));
+    }
+    store::backups::delete(&tx, backup.id)?;
+    store::activity::record(
+        &tx,
+        event::BACKUP_DELETE,
+        origin.user_id,
+        Some(server.id),
+        &json!({"backup": backup.uuid, "name": backup.name}),
+        origin.ip.as_deref(),
+        now(),
+    )?;
+    tx.commit()?;
+    if let Err(e) = app.storage().remove(&server.uuid, &backup) {
+        log::warn!("backup {} deleted, but its files could not be removed: {e}", backup.uuid);
+    }
+    Ok(())
+}
+
+/// Flips the lock; returns whether the backup is now locked.
+pub fn toggle_lock(app: &App, origin: &Origin, server: &Server, uuid: &str) -> Result<bool> {
+    let mut conn = app.db.conn()?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let backup = get(&tx, server, uuid)?;
+    let locked = !backup.is_locked;
+    store::backups::set_locked(&tx, backup.id, locked)?;
+    store::activity::record(
+        &tx,
+        if locked { event::BACKUP_LOCK } else { event::BACKUP_UNLOCK },
+        origin.user_id,
+        Some(server.id),
+        &json!({"backup": backup.uuid, "name": backup.name}),
+        origin.ip.as_deref(),
+        now(),
+    )?;
+    tx.commit()?;
+    Ok(locked)
+}
+
+/// A fresh signed link to a completed backup, as a path and query.
+pub fn download_link(app: &App, origin: &Origin, user: &User, server: &Server, uuid: &str) -> Result<String> {
+    let conn = app.db.conn()?;
+    let backup = get(&conn, server, uuid)?;
+    match backup.status {
+        BackupStatus::Creating => {
+            return Err(Error::BackupNotCompleted(
+                "This backup has not completed yet and cannot be downloaded.".into(),
+            ));
+        }
+        BackupStatus::Failed => {
+            return Err(Error::BackupFailed("This backup failed and cannot be downloaded.".into()));
+        }
+        BackupStatus::Completed => {}
+    }
+    let expires = now() + app.config.download_link_ttl_secs as i64;
+    store::activity::record(
+        &conn,
+        event::BACKUP_DOWNLOAD,
+        origin.user_id,
+        Some(server.id),
+        &json!({"backup": backup.uuid, "name": backup.name}),
+        origin.ip.as_deref(),
+        now(),
+    )?;
+    Ok(crate::links::path(&app.secret, &backup.uuid, &user.uuid, expires))
+}
+
+/// Removes a server; with `delete_backups` its backups go too, else having any is a conflict.
+pub fn delete_server(app: &App, origin: &Origin, server: &Server, delete_backups: bool) -> Result<()> {
+    let mut conn = app.db.conn()?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    if server.status == Some(ServerStatus::RestoringBackup) || store::backups::count_creating(&tx, server.id)? > 0 {
+        return Err(Error::Conflict(
+            "Cannot delete a server while a backup or restore of it is running.".into(),
+        ));
+    }
+    let backups = store::backups::all_for_server(&tx, server.id)?;
+    if !backups.is_empty() && !delete_backups {
+        return Err(Error::Conflict(format!(
+            "This server has {} backup(s): delete them first, or delete the server with delete_backups=true.",
+            backups.len()
+        )));
+    }
+    for backup in &backups {
+        store::backups::delete(&tx, backup.id)?;
+    }
+    store::servers::delete(&tx, server.id)?;
+    store::activity::record(
+        &tx,
+        "server:delete",
+        origin.user_id,
+        None,
+        &json!({"server": server.uuid, "name": server.name, "backups_deleted": backups.len()}),
+        origin.ip.as_deref(),
+        now(),
+    )?;
+    tx.commit()?;
+    let storage = app.storage();
+    for backup in &backups {
+        if let Err(e) = storage.remove(&server.uuid, backup) {
+            log::warn!("cannot remove the files of backup {}: {e}", backup.uuid);
+        }
+    }
+    storage.remove_server_dir(&server.uuid);
+    Ok(())
+}

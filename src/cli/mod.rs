@@ -1,0 +1,143 @@
+//! The command line: `hoard serve` and the administration commands. They work on the data
+//! directory directly, whether or not a `hoard serve` runs on it at the same time.
+
+mod admin;
+mod backup;
+mod serve;
+
+use crate::app::App;
+use crate::config::{Config, Settings};
+use clap::{Parser, Subcommand};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "hoard",
+    version,
+    about = "Backups of game-server directories, with the Pterodactyl client backup API and a browser UI.",
+    after_help = "Without a command, hoard runs `serve`."
+)]
+pub struct Cli {
+    /// The data directory: database, signing secret, archives and hoard.toml.
+    #[arg(long, env = "HOARD_DATA_DIR", default_value = "data", global = true, value_name = "DIR")]
+    data_dir: PathBuf,
+
+    /// Print results as JSON, for scripts.
+    #[arg(long, global = true)]
+    json: bool,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the API and the browser UI (the default command).
+    Serve(serve::ServeArgs),
+    /// Manage users.
+    #[command(subcommand)]
+    User(admin::UserCommand),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Key(admin::KeyCommand),
+    /// Manage servers (directories to back up).
+    #[command(subcommand)]
+    Server(admin::ServerCommand),
+    /// Grant or remove a user's permissions on a server.
+    #[command(subcommand)]
+    Subuser(admin::SubuserCommand),
+    /// Create, list, download, restore, lock and delete backups.
+    #[command(subcommand)]
+    Backup(backup::BackupCommand),
+}
+
+/// An error for the user: printed on stderr, exit status 1.
+#[derive(Debug)]
+pub struct Failure(pub String);
+
+impl<E: std::fmt::Display> From<E> for Failure {
+    fn from(e: E) -> Failure {
+        Failure(e.to_string())
+    }
+}
+
+pub type CliResult = Result<(), Failure>;
+
+/// What a command prints: JSON with `--json`, else lines for people.
+pub struct Out {
+    json: bool,
+}
+
+impl Out {
+    pub fn print(&self, value: &Value, human: impl FnOnce() -> String) {
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+        } else {
+            let text = human();
+            if !text.is_empty() {
+                println!("{text}");
+            }
+        }
+    }
+}
+
+fn init_logging(default: &str) {
+    let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default))
+        .format_target(false)
+        .try_init();
+}
+
+/// Settings for commands other than `serve`: environment and file only.
+fn settings_from_env() -> Settings {
+    #[derive(Parser)]
+    struct EnvOnly {
+        #[command(flatten)]
+        settings: Settings,
+    }
+    EnvOnly::try_parse_from(["hoard"]).map(|e| e.settings).unwrap_or_default()
+}
+
+/// Opens the data directory for a command; a first start also prints the admin password.
+fn open(data_dir: &std::path::Path, settings: Settings) -> Result<App, Failure> {
+    let config = Config::resolve(data_dir, settings)?;
+    let (app, first) = App::open(config)?;
+    if let Some(password) = first.admin_password {
+        eprintln!("Created user 'admin' with password: {password}\nKeep it: it is not shown again.");
+    }
+    Ok(app)
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let out = Out { json: cli.json };
+    let result = match cli.command {
+        None => {
+            init_logging("info");
+            serve::run(&cli.data_dir, serve::ServeArgs::default())
+        }
+        Some(Command::Serve(args)) => {
+            init_logging("info");
+            serve::run(&cli.data_dir, args)
+        }
+        Some(command) => {
+            init_logging("warn");
+            open(&cli.data_dir, settings_from_env()).and_then(|app| match command {
+                Command::User(c) => admin::user(&app, &out, c),
+                Command::Key(c) => admin::key(&app, &out, c),
+                Command::Server(c) => admin::server(&app, &out, c),
+                Command::Subuser(c) => admin::subuser(&app, &out, c),
+                Command::Backup(c) => backup::run(app, &out, &cli.data_dir, c),
+                Command::Serve(_) => unreachable!("handled above"),
+            })
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

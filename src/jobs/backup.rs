@@ -1,0 +1,212 @@
+//! The backup job: hooks, scan, archive, publish, record.
+
+use super::{Task, Tracker, hooks};
+use crate::app::App;
+use crate::archive::{self, Exclusions};
+use crate::error::{Error, Result};
+use crate::model::{Backup, BackupStatus, Server, event, now};
+use crate::store;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub fn run(app: &App, id: i64, tracker: &Tracker) {
+    let loaded = (|| -> Result<(Backup, Server)> {
+        let conn = app.db.conn()?;
+        let backup = store::backups::by_id(&conn, id)?.ok_or_else(|| Error::not_found("backup"))?;
+        let server = store::servers::by_id(&conn, backup.server_id)?.ok_or_else(|| Error::not_found("server"))?;
+        Ok((backup, server))
+    })();
+    let (backup, server) = match loaded {
+        Ok(found) if found.0.status == BackupStatus::Creating => found,
+        Ok(_) => return,
+        Err(e) => {
+            log::error!("backup job {id} cannot start: {e}");
+            return;
+        }
+    };
+    log::info!("backup {} of server {} ({}) started", backup.uuid, server.name, server.short_id);
+    let outcome = archive_server(app, &backup, &server, tracker);
+    let status = match &outcome {
+        Ok(()) => BackupStatus::Completed,
+        Err((message, warnings)) => {
+            log::warn!("backup {} of server {} failed: {message}", backup.uuid, server.short_id);
+            if let Err(e) = fail(app, &backup, &server, message, warnings) {
+                log::error!("cannot record the failure of backup {}: {e}", backup.uuid);
+            }
+            BackupStatus::Failed
+        }
+    };
+    if let Some(command) = &server.hooks.post_backup {
+        let env = hook_env(&backup, &server, Some(status));
+        if let Err(e) = hooks::run("post_backup", command, &server.path, &env, hook_timeout(app)) {
+            log::warn!("backup {}: {e}", backup.uuid);
+        }
+    }
+}
+
+fn hook_timeout(app: &App) -> Duration {
+    Duration::from_secs(app.config.hook_timeout_secs)
+}
+
+fn hook_env<'a>(backup: &'a Backup, server: &'a Server, status: Option<BackupStatus>) -> Vec<(&'static str, &'a str)> {
+    let mut env = vec![
+        ("HOARD_SERVER_UUID", server.uuid.as_str()),
+        ("HOARD_SERVER_NAME", server.name.as_str()),
+        ("HOARD_SERVER_PATH", server.path.as_str()),
+        ("HOARD_BACKUP_UUID", backup.uuid.as_str()),
+        ("HOARD_BACKUP_NAME", backup.name.as_str()),
+    ];
+    if let Some(status) = status {
+        env.push(("HOARD_BACKUP_STATUS", status.as_str()));
+    }
+    env
+}
+
+type Failure = (String, Vec<String>);
+
+/// Runs the pre-backup hook and writes the archive; Err carries the reason and warnings.
+fn archive_server(app: &App, backup: &Backup, server: &Server, tracker: &Tracker) -> std::result::Result<(), Failure> {
+    let no_warnings = |m: String| (m, Vec::new());
+    if let Some(command) = &server.hooks.pre_backup {
+        hooks::run("pre_backup", command, &server.path, &hook_env(backup, server, None), hook_timeout(app))
+            .map_err(no_warnings)?;
+    }
+    let root = std::path::Path::new(&server.path);
+    if !root.is_dir() {
+        return Err(no_warnings(format!("the server directory {} does not exist", server.path)));
+    }
+    let exclusions = Arc::new(Exclusions::new(root, &backup.ignored_files));
+    let totals = archive::scan(root, exclusions.clone());
+    let internal = |e: Error| no_warnings(format!("internal error: {e}"));
+    {
+        let conn = app.db.conn().map_err(|e| internal(e.into()))?;
+        store::backups::set_scan_totals(&conn, backup.id, totals.bytes as i64, totals.files as i64, now())
+            .map_err(|e| internal(e.into()))?;
+    }
+    let storage = app.storage();
+    storage
+        .server_dir(&server.uuid)
+        .map_err(|e| no_warnings(format!("cannot create the backup directory: {e}")))?;
+    let partial = storage.partial_path(&server.uuid, &backup.uuid);
+    let options = archive::Options {
+        compression: backup.compression,
+        zstd_level: app.config.zstd_level,
+        zstd_threads: app.config.zstd_workers(),
+        gzip_level: app.config.gzip_level,
+        read_limit_bytes_per_sec: app.config.io_limit_mib_s.saturating_mul(1 << 20),
+        max_bytes: server.max_backup_bytes.max(0) as u64,
+    };
+    let output = archive::write(root, exclusions, &partial, &options, &tracker.progress, app.jobs.cancel_flag())
+        .map_err(|e| no_warnings(e.to_string()))?;
+
+    let relative = crate::storage::Storage::relative_path(&server.uuid, &backup.uuid, backup.compression);
+    let dest = storage.resolve(&relative).expect("built from uuids");
+    let published = storage.publish(&partial, &dest).and_then(|()| {
+        let manifest = json!({
+            "format": 1,
+            "server_uuid": server.uuid,
+            "uuid": backup.uuid,
+            "name": backup.name,
+            "ignored_files": backup.ignored_files,
+            "compression": backup.compression.as_str(),
+            "sha256_hash": output.sha256,
+            "bytes": output.bytes,
+            "files": output.content.files,
+            "content_bytes": output.content.bytes,
+            "is_locked": backup.is_locked,
+            "created_at": crate::model::rfc3339(backup.created_at),
+            "completed_at": crate::model::rfc3339(now()),
+            "warnings": output.warnings,
+        });
+        storage.write_manifest(&server.uuid, backup, &manifest)
+    });
+    let mut done = backup.clone();
+    done.storage_path = Some(relative.clone());
+    if let Err(e) = published {
+        let _ = storage.remove(&server.uuid, &done);
+        return Err((format!("cannot store the finished archive: {e}"), output.warnings));
+    }
+    let recorded = (|| -> Result<()> {
+        let conn = app.db.conn()?;
+        store::backups::mark_completed(
+            &conn,
+            backup.id,
+            &store::backups::Completion {
+                sha256_hash: &output.sha256,
+                bytes: output.bytes as i64,
+                storage_path: &relative,
+                warnings: &output.warnings,
+                content_bytes: output.content.bytes as i64,
+                content_files: output.content.files as i64,
+                now: now(),
+            },
+        )?;
+        store::activity::record(
+            &conn,
+            event::BACKUP_COMPLETE,
+            None,
+            Some(server.id),
+            &json!({"backup": backup.uuid, "name": backup.name, "bytes": output.bytes}),
+            None,
+            now(),
+        )?;
+        Ok(())
+    })();
+    if let Err(e) = recorded {
+        let _ = storage.remove(&server.uuid, &done);
+        return Err((format!("cannot record the finished backup: {e}"), output.warnings));
+    }
+    log::info!(
+        "backup {} of server {} completed: {} bytes, {} entries, {} warning(s)",
+        backup.uuid,
+        server.short_id,
+        output.bytes,
+        output.content.files,
+        output.warnings.len()
+    );
+    Ok(())
+}
+
+/// Marks a backup failed, removes any partial file, and logs the event.
+fn fail(app: &App, backup: &Backup, server: &Server, message: &str, warnings: &[String]) -> Result<()> {
+    if let Err(e) = app.storage().remove(&server.uuid, backup) {
+        log::warn!("cannot remove the partial archive of backup {}: {e}", backup.uuid);
+    }
+    let conn = app.db.conn()?;
+    store::backups::mark_failed(&conn, backup.id, message, warnings)?;
+    store::activity::record(
+        &conn,
+        event::BACKUP_FAIL,
+        None,
+        Some(server.id),
+        &json!({"backup": backup.uuid, "name": backup.name, "error": message}),
+        None,
+        now(),
+    )?;
+    Ok(())
+}
+
+pub fn fail_by_id(app: &App, id: i64, message: &str) -> Result<()> {
+    let conn = app.db.conn()?;
+    let Some(backup) = store::backups::by_id(&conn, id)? else { return Ok(()) };
+    if backup.status != BackupStatus::Creating {
+        return Ok(());
+    }
+    let Some(server) = store::servers::by_id(&conn, backup.server_id)? else { return Ok(()) };
+    drop(conn);
+    fail(app, &backup, &server, message, &backup.warnings)
+}
+
+/// Fails backups whose job died.
+pub fn reap(app: &App) -> Result<()> {
+    let creating = store::backups::creating(&*app.db.conn()?)?;
+    for (backup, pid) in creating {
+        let heartbeat = backup.heartbeat_at.unwrap_or(backup.created_at);
+        if super::is_dead(app, Task::Backup(backup.id), heartbeat, pid) {
+            log::warn!("backup {} was interrupted: its job is gone", backup.uuid);
+            fail_by_id(app, backup.id, "interrupted: hoard stopped while this backup was being created")?;
+        }
+    }
+    Ok(())
+}

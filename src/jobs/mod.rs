@@ -1,0 +1,257 @@
+//! Background jobs: a bounded pool of workers runs backups and restores; a ticker records
+//! each job's progress and heartbeat once a second and fails jobs whose heartbeat stopped
+//! (their process died). The same machinery runs inside `hoard serve` and inside a CLI
+//! command that waits for its job.
+
+mod backup;
+pub mod hooks;
+
+use crate::app::App;
+use crate::archive;
+use crate::model::now;
+use crossbeam_channel::{Receiver, Sender};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// A job whose heartbeat is older than this is dead.
+pub const DEAD_AFTER_SECS: i64 = 60;
+/// How often progress and heartbeats are written.
+const TICK: Duration = Duration::from_secs(1);
+/// How often dead jobs are looked for.
+const REAP_EVERY: Duration = Duration::from_secs(15);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Task {
+    Backup(i64),
+    Restore(i64),
+}
+
+/// Live state of one queued or running job.
+#[derive(Debug, Default)]
+pub struct Tracker {
+    pub progress: archive::Progress,
+}
+
+pub struct Jobs {
+    tx: Sender<Task>,
+    rx: Receiver<Task>,
+    trackers: Mutex<HashMap<Task, Arc<Tracker>>>,
+    /// Signalled whenever a job finishes.
+    finished: Condvar,
+    /// Set when running jobs must stop as soon as they can.
+    cancel: AtomicBool,
+    /// Set when the process is going away: no more jobs start.
+    closing: AtomicBool,
+}
+
+impl Default for Jobs {
+    fn default() -> Self {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        Jobs {
+            tx,
+            rx,
+            trackers: Mutex::new(HashMap::new()),
+            finished: Condvar::new(),
+            cancel: AtomicBool::new(false),
+            closing: AtomicBool::new(false),
+        }
+    }
+}
+
+impl Jobs {
+    /// Queues a job; it is tracked (and its heartbeat kept) from now on.
+    pub fn submit(&self, task: Task) {
+        self.lock().insert(task, Arc::new(Tracker::default()));
+        let _ = self.tx.send(task);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Task, Arc<Tracker>>> {
+        self.trackers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn tracker(&self, task: Task) -> Option<Arc<Tracker>> {
+        self.lock().get(&task).cloned()
+    }
+
+    pub fn is_tracked(&self, task: Task) -> bool {
+        self.lock().contains_key(&task)
+    }
+
+    pub fn cancel_flag(&self) -> &AtomicBool {
+        &self.cancel
+    }
+
+    /// Blocks until `task` has finished (or was never queued here).
+    pub fn wait(&self, task: Task) {
+        let mut map = self.lock();
+        while map.contains_key(&task) {
+            map = self.finished.wait(map).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn finish(&self, task: Task) {
+        self.lock().remove(&task);
+        self.finished.notify_all();
+    }
+
+    /// Starts `workers` job threads and the ticker. They run until [`Jobs::shutdown`].
+    pub fn start(app: &Arc<App>, workers: usize) -> Vec<JoinHandle<()>> {
+        let mut handles: Vec<JoinHandle<()>> = (0..workers)
+            .map(|i| {
+                let app = app.clone();
+                std::thread::Builder::new()
+                    .name(format!("job-{i}"))
+                    .spawn(move || work(&app))
+                    .expect("cannot start a job thread")
+            })
+            .collect();
+        let app = app.clone();
+        handles.push(
+            std::thread::Builder::new()
+                .name("job-ticker".into())
+                .spawn(move || tick(&app))
+                .expect("cannot start the job ticker"),
+        );
+        handles
+    }
+
+    /// Stops taking jobs, gives running ones `grace` to finish, then cancels them; jobs
+    /// still queued are failed at once. Waits for the threads in `handles`.
+    pub fn shutdown(app: &App, handles: Vec<JoinHandle<()>>, grace: Duration) {
+        let jobs = &app.jobs;
+        jobs.closing.store(true, Ordering::SeqCst);
+        while let Ok(task) = jobs.rx.try_recv() {
+            abandon(app, task, "hoard stopped before this job could start");
+            jobs.finish(task);
+        }
+        let deadline = Instant::now() + grace;
+        {
+            let mut map = jobs.lock();
+            while !map.is_empty() && Instant::now() < deadline {
+                let left = deadline.saturating_duration_since(Instant::now());
+                map = jobs.finished.wait_timeout(map, left).unwrap_or_else(|e| e.into_inner()).0;
+            }
+            if !map.is_empty() {
+                log::warn!("cancelling {} running job(s) after the {} s grace period", map.len(), grace.as_secs());
+            }
+        }
+        jobs.cancel.store(true, Ordering::SeqCst);
+        // Wake the workers blocked on the empty queue.
+        for _ in 0..handles.len() {
+            let _ = jobs.tx.send(Task::Backup(-1));
+        }
+        for h in handles {
+            let _ = h.join();
+        }
+    }
+}
+
+fn work(app: &App) {
+    let jobs = &app.jobs;
+    while let Ok(task) = jobs.rx.recv() {
+        if jobs.closing.load(Ordering::SeqCst) {
+            if jobs.is_tracked(task) {
+                abandon(app, task, "hoard stopped before this job could start");
+                jobs.finish(task);
+            }
+            if jobs.cancel.load(Ordering::SeqCst) {
+                return;
+            }
+            continue;
+        }
+        let Some(tracker) = jobs.tracker(task) else { continue };
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match task {
+            Task::Backup(id) => backup::run(app, id, &tracker),
+            Task::Restore(id) => crate::restore::run(app, id, &tracker),
+        }));
+        if outcome.is_err() {
+            log::error!("job {task:?} panicked");
+            abandon(app, task, "an internal error stopped this job; the log has details");
+        }
+        jobs.finish(task);
+    }
+}
+
+/// Fails a job that will not run (or crashed) and cleans up after it.
+fn abandon(app: &App, task: Task, why: &str) {
+    let result = match task {
+        Task::Backup(id) => backup::fail_by_id(app, id, why),
+        Task::Restore(id) => crate::restore::abandon(app, id, why),
+    };
+    if let Err(e) = result {
+        log::error!("cannot record that job {task:?} stopped: {e}");
+    }
+}
+
+fn tick(app: &App) {
+    let mut last_reap: Option<Instant> = None;
+    loop {
+        if app.jobs.cancel.load(Ordering::SeqCst) && app.jobs.lock().is_empty() {
+            return;
+        }
+        let trackers: Vec<(Task, Arc<Tracker>)> = app.jobs.lock().iter().map(|(t, k)| (*t, k.clone())).collect();
+        if let Err(e) = record_heartbeats(app, &trackers) {
+            log::warn!("cannot record job progress: {e}");
+        }
+        if last_reap.is_none_or(|t| t.elapsed() >= REAP_EVERY) {
+            last_reap = Some(Instant::now());
+            if let Err(e) = reap(app) {
+                log::warn!("cannot look for interrupted jobs: {e}");
+            }
+        }
+        std::thread::sleep(TICK);
+    }
+}
+
+fn record_heartbeats(app: &App, trackers: &[(Task, Arc<Tracker>)]) -> crate::error::Result<()> {
+    if trackers.is_empty() {
+        return Ok(());
+    }
+    let conn = app.db.conn()?;
+    let now = now();
+    for (task, tracker) in trackers {
+        let bytes = tracker.progress.bytes.load(Ordering::Relaxed) as i64;
+        let files = tracker.progress.files.load(Ordering::Relaxed) as i64;
+        match task {
+            Task::Backup(id) => crate::store::backups::heartbeat(&conn, *id, bytes, files, now)?,
+            Task::Restore(id) => crate::store::restores::heartbeat(&conn, *id, bytes, now)?,
+        }
+    }
+    Ok(())
+}
+
+/// Fails (or, for restores, resolves) every job whose process died mid-way.
+pub fn reap(app: &App) -> crate::error::Result<()> {
+    backup::reap(app)?;
+    crate::restore::recover(app)?;
+    Ok(())
+}
+
+/// Whether a job recorded in the database has no live process behind it: its heartbeat
+/// stopped, or the process that ran it is gone. A slow job keeps its heartbeat and is never
+/// taken for dead.
+pub fn is_dead(app: &App, task: Task, heartbeat_at: i64, pid: Option<i64>) -> bool {
+    if app.jobs.is_tracked(task) {
+        return false;
+    }
+    let age = now() - heartbeat_at;
+    if age > DEAD_AFTER_SECS {
+        return true;
+    }
+    match pid {
+        // Ours but not tracked: left by an earlier process that had our pid.
+        Some(pid) if pid == std::process::id() as i64 => age > 10,
+        Some(pid) => !process_alive(pid),
+        None => false,
+    }
+}
+
+fn process_alive(pid: i64) -> bool {
+    let Ok(pid) = i32::try_from(pid) else { return false };
+    // SAFETY: signal 0 only checks whether the process exists.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}

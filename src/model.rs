@@ -1,0 +1,334 @@
+//! Plain types shared by the store, the domain code, the API and the CLI.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// Unix seconds, UTC.
+pub type Timestamp = i64;
+
+pub fn now() -> Timestamp {
+    jiff::Timestamp::now().as_second()
+}
+
+/// `2023-10-20T14:30:00+00:00`: the wire format of every timestamp.
+pub fn rfc3339(ts: Timestamp) -> String {
+    match jiff::Timestamp::from_second(ts) {
+        Ok(t) => t.strftime("%Y-%m-%dT%H:%M:%S+00:00").to_string(),
+        Err(_) => "1970-01-01T00:00:00+00:00".to_string(),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: i64,
+    pub uuid: String,
+    pub username: String,
+    pub password_hash: String,
+    pub is_admin: bool,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    pub id: i64,
+    pub user_id: i64,
+    pub identifier: String,
+    pub description: String,
+    pub created_at: Timestamp,
+    pub last_used_at: Option<Timestamp>,
+}
+
+/// How an archive is compressed; also its file extension and MIME type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    #[default]
+    Zstd,
+    Gzip,
+    None,
+}
+
+impl Compression {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compression::Zstd => "zstd",
+            Compression::Gzip => "gzip",
+            Compression::None => "none",
+        }
+    }
+
+    pub fn extension(self) -> &'static str {
+        match self {
+            Compression::Zstd => "tar.zst",
+            Compression::Gzip => "tar.gz",
+            Compression::None => "tar",
+        }
+    }
+
+    pub fn mime_type(self) -> &'static str {
+        match self {
+            Compression::Zstd => "application/zstd",
+            Compression::Gzip => "application/gzip",
+            Compression::None => "application/x-tar",
+        }
+    }
+}
+
+impl FromStr for Compression {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "zstd" => Ok(Compression::Zstd),
+            "gzip" => Ok(Compression::Gzip),
+            "none" => Ok(Compression::None),
+            other => Err(format!(
+                "unknown compression '{other}': use zstd, gzip or none"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Compression {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A state that stops backups and restores from starting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerStatus {
+    Installing,
+    Suspended,
+    RestoringBackup,
+}
+
+impl ServerStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServerStatus::Installing => "installing",
+            ServerStatus::Suspended => "suspended",
+            ServerStatus::RestoringBackup => "restoring_backup",
+        }
+    }
+}
+
+impl FromStr for ServerStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "installing" => Ok(ServerStatus::Installing),
+            "suspended" => Ok(ServerStatus::Suspended),
+            "restoring_backup" => Ok(ServerStatus::RestoringBackup),
+            other => Err(format!(
+                "unknown server status '{other}': use installing, suspended or none"
+            )),
+        }
+    }
+}
+
+/// Shell commands run around backups and restores.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Hooks {
+    pub pre_backup: Option<String>,
+    pub post_backup: Option<String>,
+    pub pre_restore: Option<String>,
+    pub post_restore: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Server {
+    pub id: i64,
+    pub uuid: String,
+    pub short_id: String,
+    pub name: String,
+    pub description: String,
+    pub path: String,
+    pub owner_id: Option<i64>,
+    pub backup_limit: i64,
+    pub backup_quota_bytes: Option<i64>,
+    pub max_backup_bytes: i64,
+    pub compression: Option<Compression>,
+    pub status: Option<ServerStatus>,
+    pub hooks: Hooks,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackupStatus {
+    Creating,
+    Completed,
+    Failed,
+}
+
+impl BackupStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackupStatus::Creating => "creating",
+            BackupStatus::Completed => "completed",
+            BackupStatus::Failed => "failed",
+        }
+    }
+}
+
+impl FromStr for BackupStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "creating" => Ok(BackupStatus::Creating),
+            "completed" => Ok(BackupStatus::Completed),
+            "failed" => Ok(BackupStatus::Failed),
+            other => Err(format!("unknown backup status '{other}'")),
+        }
+    }
+}
+
+/// Progress of an archive being written, as last recorded by its job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Progress {
+    pub bytes_processed: i64,
+    pub bytes_total: i64,
+    pub files_processed: i64,
+    pub files_total: i64,
+    pub started_at: Option<Timestamp>,
+}
+
+impl Progress {
+    pub fn percent(&self) -> f64 {
+        if self.bytes_total <= 0 {
+            return 0.0;
+        }
+        (self.bytes_processed as f64 * 100.0 / self.bytes_total as f64).clamp(0.0, 100.0)
+    }
+
+    /// Seconds left at the average rate so far; None until there is a rate.
+    pub fn eta_seconds(&self, now: Timestamp) -> Option<i64> {
+        let elapsed = now - self.started_at?;
+        if elapsed <= 0 || self.bytes_processed <= 0 {
+            return None;
+        }
+        let rate = self.bytes_processed as f64 / elapsed as f64;
+        let left = (self.bytes_total - self.bytes_processed).max(0) as f64;
+        Some((left / rate).ceil() as i64)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backup {
+    pub id: i64,
+    pub uuid: String,
+    pub server_id: i64,
+    pub name: String,
+    pub ignored_files: Vec<String>,
+    pub status: BackupStatus,
+    pub is_locked: bool,
+    pub compression: Compression,
+    pub sha256_hash: Option<String>,
+    pub bytes: i64,
+    pub storage_path: Option<String>,
+    pub error: Option<String>,
+    pub warnings: Vec<String>,
+    pub content_bytes: i64,
+    pub content_files: i64,
+    pub progress: Progress,
+    pub heartbeat_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub completed_at: Option<Timestamp>,
+}
+
+/// A subuser permission. Owners and admins hold all of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Permission {
+    BackupRead,
+    BackupCreate,
+    BackupDownload,
+    BackupDelete,
+    BackupRestore,
+}
+
+impl Permission {
+    pub const ALL: [Permission; 5] = [
+        Permission::BackupRead,
+        Permission::BackupCreate,
+        Permission::BackupDownload,
+        Permission::BackupDelete,
+        Permission::BackupRestore,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::BackupRead => "backup.read",
+            Permission::BackupCreate => "backup.create",
+            Permission::BackupDownload => "backup.download",
+            Permission::BackupDelete => "backup.delete",
+            Permission::BackupRestore => "backup.restore",
+        }
+    }
+}
+
+impl FromStr for Permission {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Permission::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown permission '{s}': use {}",
+                    Permission::ALL.map(|p| p.as_str()).join(", ")
+                )
+            })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subuser {
+    pub user: User,
+    pub permissions: Vec<Permission>,
+    pub created_at: Timestamp,
+}
+
+/// Activity log event names, as Pterodactyl writes them.
+pub mod event {
+    pub const BACKUP_START: &str = "server:backup.start";
+    pub const BACKUP_COMPLETE: &str = "server:backup.complete";
+    pub const BACKUP_FAIL: &str = "server:backup.fail";
+    pub const BACKUP_DOWNLOAD: &str = "server:backup.download";
+    pub const BACKUP_DELETE: &str = "server:backup.delete";
+    pub const BACKUP_RESTORE: &str = "server:backup.restore";
+    pub const BACKUP_RESTORE_COMPLETE: &str = "server:backup.restore-complete";
+    pub const BACKUP_RESTORE_FAILED: &str = "server:backup.restore-failed";
+    pub const BACKUP_LOCK: &str = "server:backup.lock";
+    pub const BACKUP_UNLOCK: &str = "server:backup.unlock";
+    pub const LOGIN: &str = "auth:success";
+    pub const LOGIN_FAILED: &str = "auth:fail";
+    pub const LOGOUT: &str = "auth:logout";
+    pub const KEY_CREATE: &str = "user:api-key.create";
+    pub const KEY_DELETE: &str = "user:api-key.delete";
+    pub const SUBUSER_CREATE: &str = "server:subuser.create";
+    pub const SUBUSER_UPDATE: &str = "server:subuser.update";
+    pub const SUBUSER_DELETE: &str = "server:subuser.delete";
+}
+
+/// Who caused a change, for the activity log: a user (through the API or UI) and their
+/// address, or the local command line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origin {
+    pub user_id: Option<i64>,
+    pub ip: Option<String>,
+}
+
+impl Origin {
+    pub fn system() -> Origin {
+        Origin::default()
+    }
+
+    pub fn user(user: &User, ip: Option<String>) -> Origin {
+        Origin {
+            user_id: Some(user.id),
+            ip,
+        }
+    }
+}

@@ -1,0 +1,339 @@
+//! Extracting an archive into a staging directory without ever writing outside it.
+//!
+//! Hostile archives are the threat: absolute paths and `..` are refused; every parent
+//! directory of an entry must be a real directory inside staging (never a symlink), so no
+//! write goes through a link; hard links may point only at files this extraction wrote;
+//! symlinks are recreated as data, never followed; devices and FIFOs are skipped;
+//! setuid, setgid and sticky bits are dropped; and the entry count and total size may not
+//! exceed what the backup's manifest recorded.
+
+use crate::archive::Progress;
+use crate::model::Compression;
+use sha2::{Digest, Sha256};
+use std::collections::HashSet;
+use std::ffi::OsStr;
+use std::fs::{self, File};
+use std::io::{self, BufReader, Read};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// What the archive may hold at most, from the backup's manifest.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_entries: u64,
+    pub max_bytes: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct Extracted {
+    pub entries: u64,
+    pub bytes: u64,
+    /// Entries left out (devices, FIFOs...), with the reason.
+    pub skipped: Vec<String>,
+}
+
+/// Reads the archive file, hashing and counting what it reads.
+struct HashingReader<'a> {
+    file: File,
+    hasher: Sha256,
+    progress: &'a Progress,
+}
+
+impl Read for HashingReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.progress.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+enum Decoder<'a> {
+    Zstd(zstd::Decoder<'static, BufReader<HashingReader<'a>>>),
+    Gzip(flate2::bufread::GzDecoder<BufReader<HashingReader<'a>>>),
+    None(BufReader<HashingReader<'a>>),
+}
+
+impl<'a> Decoder<'a> {
+    fn new(source: HashingReader<'a>, compression: Compression) -> io::Result<Decoder<'a>> {
+        let buffered = BufReader::with_capacity(1 << 20, source);
+        Ok(match compression {
+            Compression::Zstd => Decoder::Zstd(zstd::Decoder::with_buffer(buffered)?),
+            Compression::Gzip => Decoder::Gzip(flate2::bufread::GzDecoder::new(buffered)),
+            Compression::None => Decoder::None(buffered),
+        })
+    }
+
+    /// The raw source, to hash whatever follows the compressed stream.
+    fn into_source(self) -> HashingReader<'a> {
+        match self {
+            Decoder::Zstd(d) => d.finish().into_inner(),
+            Decoder::Gzip(d) => d.into_inner().into_inner(),
+            Decoder::None(b) => b.into_inner(),
+        }
+    }
+}
+
+impl Read for Decoder<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Decoder::Zstd(d) => d.read(buf),
+            Decoder::Gzip(d) => d.read(buf),
+            Decoder::None(b) => b.read(buf),
+        }
+    }
+}
+
+/// Extracts `archive` into the empty directory `staging`, then checks the archive's
+/// SHA-256 against `expected_sha256`. Err is a reason in words.
+pub fn extract(
+    archive: &Path,
+    compression: Compression,
+    expected_sha256: &str,
+    staging: &Path,
+    limits: Limits,
+    progress: &Progress,
+    cancel: &AtomicBool,
+) -> Result<Extracted, String> {
+    let file = File::open(archive).map_err(|e| format!("cannot open the archive: {e}"))?;
+    let source = HashingReader {
+        file,
+        hasher: Sha256::new(),
+        progress,
+    };
+    let decoder = Decoder::new(source, compression).map_err(|e| format!("cannot start the decompressor: {e}"))?;
+    let mut tar = tar::Archive::new(decoder);
+    let mut state = State {
+        staging,
+        limits,
+        done: Extracted::default(),
+        files: HashSet::new(),
+        dirs: Vec::new(),
+        as_root: running_as_root(),
+    };
+    let entries = tar.entries().map_err(|e| corrupt(&e))?;
+    for entry in entries {
+        if cancel.load(Ordering::Relaxed) {
+            return Err("cancelled: hoard is shutting down".into());
+        }
+        let mut entry = entry.map_err(|e| corrupt(&e))?;
+        state.entry(&mut entry)?;
+    }
+    // Read what follows the tar end, so the hash covers the whole file.
+    let mut decoder = tar.into_inner();
+    io::copy(&mut decoder, &mut io::sink()).map_err(|e| corrupt(&e))?;
+    let mut source = decoder.into_source();
+    io::copy(&mut source, &mut io::sink()).map_err(|e| format!("cannot read the archive: {e}"))?;
+    let actual = hex::encode(source.hasher.finalize());
+    if actual != expected_sha256 {
+        return Err(format!(
+            "the archive does not match its SHA-256 (expected {expected_sha256}, found {actual}): it is corrupt or was modified"
+        ));
+    }
+    state.finish_dirs();
+    Ok(state.done)
+}
+
+fn corrupt(e: &io::Error) -> String {
+    format!("the archive is corrupt or unreadable: {e}")
+}
+
+fn running_as_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// A relative path with no `..` and no root; None for the archive root itself.
+fn safe_relative(bytes: &[u8]) -> Result<Option<PathBuf>, String> {
+    let shown = String::from_utf8_lossy(bytes);
+    if bytes.first() == Some(&b'/') {
+        return Err(format!("the archive holds an absolute path ({shown})"));
+    }
+    let mut out = PathBuf::new();
+    for part in bytes.split(|&b| b == b'/') {
+        match part {
+            b"" | b"." => continue,
+            b".." => return Err(format!("the archive holds a path that climbs out with '..' ({shown})")),
+            _ => out.push(OsStr::from_bytes(part)),
+        }
+    }
+    Ok((!out.as_os_str().is_empty()).then_some(out))
+}
+
+struct State<'a> {
+    staging: &'a Path,
+    limits: Limits,
+    done: Extracted,
+    /// Regular files written so far: the only valid hard-link targets.
+    files: HashSet<PathBuf>,
+    /// Directories with the mode and mtime to give them once their contents are in.
+    dirs: Vec<(PathBuf, u32, u64)>,
+    as_root: bool,
+}
+
+impl State<'_> {
+    fn entry<R: Read>(&mut self, entry: &mut tar::Entry<R>) -> Result<(), String> {
+        let Some(rel) = safe_relative(&entry.path_bytes())? else {
+            return Ok(());
+        };
+        let shown = rel.display().to_string();
+        self.done.entries += 1;
+        if self.done.entries > self.limits.max_entries {
+            return Err(format!(
+                "the archive holds more entries than its manifest records ({}): it was tampered with",
+                self.limits.max_entries
+            ));
+        }
+        let header = entry.header();
+        let kind = header.entry_type();
+        let mode = header.mode().unwrap_or(0o644) & 0o777;
+        let mtime = header.mtime().unwrap_or(0);
+        let owner = (header.uid().ok(), header.gid().ok());
+        let dest = self.staging.join(&rel);
+        self.make_parents(&rel)?;
+        let io_err = |what: &str, e: io::Error| format!("cannot {what} {shown}: {e}");
+        match kind {
+            tar::EntryType::Directory => {
+                match fs::symlink_metadata(&dest) {
+                    Ok(m) if m.is_dir() => {}
+                    Ok(_) => {
+                        self.remove(&dest, &rel).map_err(|e| io_err("replace", e))?;
+                        fs::create_dir(&dest).map_err(|e| io_err("create", e))?;
+                    }
+                    Err(_) => fs::create_dir(&dest).map_err(|e| io_err("create", e))?,
+                }
+                self.chown(&dest, owner);
+                self.dirs.push((dest, mode, mtime));
+            }
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                let size = entry.size();
+                if self.done.bytes + size > self.limits.max_bytes {
+                    return Err(format!(
+                        "the archive holds more data than its manifest records ({} bytes): it was tampered with",
+                        self.limits.max_bytes
+                    ));
+                }
+                self.clear(&dest, &rel).map_err(|e| io_err("replace", e))?;
+                let mut out = fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .custom_flags(libc::O_NOFOLLOW)
+                    .mode(0o600)
+                    .open(&dest)
+                    .map_err(|e| io_err("create", e))?;
+                let written = io::copy(entry, &mut out).map_err(|e| corrupt(&e))?;
+                if written != size {
+                    return Err(format!(
+                        "the entry {shown} declares {size} bytes but the archive holds only {written}"
+                    ));
+                }
+                drop(out);
+                self.done.bytes += size;
+                fs::set_permissions(&dest, fs::Permissions::from_mode(mode)).map_err(|e| io_err("set the mode of", e))?;
+                self.chown(&dest, owner);
+                filetime::set_file_mtime(&dest, filetime::FileTime::from_unix_time(mtime as i64, 0))
+                    .map_err(|e| io_err("set the time of", e))?;
+                self.files.insert(rel);
+            }
+            tar::EntryType::Symlink => {
+                let target = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| format!("the symlink {shown} has no target"))?
+                    .into_owned();
+                self.clear(&dest, &rel).map_err(|e| io_err("replace", e))?;
+                std::os::unix::fs::symlink(OsStr::from_bytes(&target), &dest).map_err(|e| io_err("create", e))?;
+                self.chown(&dest, owner);
+                let time = filetime::FileTime::from_unix_time(mtime as i64, 0);
+                let _ = filetime::set_symlink_file_times(&dest, time, time);
+            }
+            tar::EntryType::Link => {
+                let target = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| format!("the hard link {shown} has no target"))?
+                    .into_owned();
+                let target = safe_relative(&target)?
+                    .filter(|t| self.files.contains(t))
+                    .ok_or_else(|| {
+                        format!(
+                            "the hard link {shown} points at {}, which is not a file extracted before it",
+                            String::from_utf8_lossy(&target)
+                        )
+                    })?;
+                self.clear(&dest, &rel).map_err(|e| io_err("replace", e))?;
+                fs::hard_link(self.staging.join(&target), &dest).map_err(|e| io_err("create", e))?;
+                self.files.insert(rel);
+            }
+            tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
+                self.done.skipped.push(format!("{shown}: skipped, device nodes and FIFOs are not restored"));
+            }
+            tar::EntryType::XHeader | tar::EntryType::XGlobalHeader | tar::EntryType::GNULongName | tar::EntryType::GNULongLink => {
+                self.done.entries -= 1;
+            }
+            other => {
+                self.done
+                    .skipped
+                    .push(format!("{shown}: skipped, unsupported entry type {:?}", other.as_byte() as char));
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes sure every parent of `rel` is a real directory inside staging.
+    fn make_parents(&mut self, rel: &Path) -> Result<(), String> {
+        let Some(parent) = rel.parent() else { return Ok(()) };
+        let mut dir = self.staging.to_path_buf();
+        for part in parent.components() {
+            dir.push(part);
+            match fs::symlink_metadata(&dir) {
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => {
+                    return Err(format!(
+                        "the archive writes through {}, which is not a directory (a symlink or file): refused",
+                        dir.strip_prefix(self.staging).unwrap_or(&dir).display()
+                    ));
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    fs::create_dir(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+                }
+                Err(e) => return Err(format!("cannot inspect {}: {e}", dir.display())),
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes what a later entry of the same path replaces (never following links).
+    fn clear(&mut self, dest: &Path, rel: &Path) -> io::Result<()> {
+        match fs::symlink_metadata(dest) {
+            Ok(_) => self.remove(dest, rel),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn remove(&mut self, dest: &Path, rel: &Path) -> io::Result<()> {
+        self.files.retain(|f| !f.starts_with(rel));
+        self.dirs.retain(|(d, _, _)| !d.starts_with(dest));
+        match fs::symlink_metadata(dest) {
+            Ok(m) if m.is_dir() => fs::remove_dir_all(dest),
+            _ => fs::remove_file(dest),
+        }
+    }
+
+    fn chown(&self, path: &Path, (uid, gid): (Option<u64>, Option<u64>)) {
+        if self.as_root {
+            let _ = std::os::unix::fs::lchown(path, uid.map(|u| u as u32), gid.map(|g| g as u32));
+        }
+    }
+
+    /// Gives directories their modes and times, deepest first, now that nothing more is
+    /// written into them.
+    fn finish_dirs(&mut self) {
+        self.dirs.sort_by(|a, b| b.0.cmp(&a.0));
+        for (dir, mode, mtime) in &self.dirs {
+            let _ = fs::set_permissions(dir, fs::Permissions::from_mode(*mode));
+            let _ = filetime::set_file_mtime(dir, filetime::FileTime::from_unix_time(*mtime as i64, 0));
+        }
+    }
+}

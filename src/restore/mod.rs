@@ -1,0 +1,410 @@
+//! Restoring a backup over a server's files, so that whatever happens the files end up
+//! either exactly the backup's or exactly what they were before.
+//!
+//! The job extracts into a staging directory beside the server directory (same filesystem),
+//! verifying the archive's hash on the way; only when that fully succeeded are the server's
+//! entries moved aside and the staged ones moved in. A journal row records the step reached;
+//! [`recover`] rolls back or finishes a restore whose process died.
+
+mod extract;
+mod swap;
+
+use crate::app::App;
+use crate::error::{Error, Result};
+use crate::jobs::{Task, Tracker, hooks};
+use crate::model::{Backup, BackupStatus, Origin, Server, ServerStatus, event, now};
+use crate::store::restores::{Restore, Step};
+use crate::store::{self, TransactionBehavior};
+use serde_json::json;
+use std::ffi::OsString;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use extract::{Extracted, Limits, extract};
+
+/// Starts a restore: checks, journal row, server status, queued job.
+pub fn start(app: &App, origin: &Origin, server: &Server, backup_uuid: &str, truncate: bool) -> Result<Restore> {
+    let mut conn = app.db.conn()?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let server = store::servers::by_id(&tx, server.id)?.ok_or_else(|| Error::not_found("server"))?;
+    let backup = store::backups::for_server(&tx, server.id, backup_uuid)?.ok_or_else(|| Error::not_found("backup"))?;
+    match backup.status {
+        BackupStatus::Creating => {
+            return Err(Error::BackupNotCompleted(
+                "This backup has not completed yet and cannot be restored.".into(),
+            ));
+        }
+        BackupStatus::Failed => return Err(Error::BackupFailed("This backup failed and cannot be restored.".into())),
+        BackupStatus::Completed => {}
+    }
+    match server.status {
+        Some(ServerStatus::Installing) => {
+            return Err(Error::Conflict("Cannot restore backup while server is installing.".into()));
+        }
+        Some(ServerStatus::Suspended) => {
+            return Err(Error::Conflict("Cannot restore backup while server is suspended.".into()));
+        }
+        Some(ServerStatus::RestoringBackup) => {
+            return Err(Error::Conflict("A restore of this server is already running.".into()));
+        }
+        None => {}
+    }
+    if store::backups::count_creating(&tx, server.id)? > 0 {
+        return Err(Error::Conflict(
+            "Cannot restore backup while another backup is in progress.".into(),
+        ));
+    }
+    let archive = archive_path(app, &backup)?;
+    if !archive.is_file() {
+        return Err(Error::BadRequest("The archive of this backup is missing from storage.".into()));
+    }
+    let server_dir = Path::new(&server.path);
+    if !server_dir.is_dir() {
+        return Err(Error::Conflict(format!(
+            "The server directory {} does not exist.",
+            server.path
+        )));
+    }
+    let free = crate::storage::free_space(server_dir)?;
+    if free < backup.content_bytes as u64 {
+        return Err(Error::InsufficientStorage(format!(
+            "Not enough storage space to restore: the backup holds {} bytes but only {free} bytes are free beside the server directory.",
+            backup.content_bytes
+        )));
+    }
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let work = work_dir(server_dir, &uuid);
+    let restore = store::restores::insert(
+        &tx,
+        &store::restores::NewRestore {
+            uuid: &uuid,
+            server_id: server.id,
+            backup_id: backup.id,
+            backup_uuid: &backup.uuid,
+            user_id: origin.user_id,
+            truncate,
+            staging_path: &work.join("staging").to_string_lossy(),
+            trash_path: &work.join("trash").to_string_lossy(),
+            bytes_total: backup.bytes,
+            now: now(),
+        },
+    )?;
+    store::restores::set_pid(&tx, restore.id, Some(std::process::id()))?;
+    store::servers::set_status(&tx, server.id, Some(ServerStatus::RestoringBackup))?;
+    store::activity::record(
+        &tx,
+        event::BACKUP_RESTORE,
+        origin.user_id,
+        Some(server.id),
+        &json!({"backup": backup.uuid, "name": backup.name, "truncate": truncate}),
+        origin.ip.as_deref(),
+        now(),
+    )?;
+    tx.commit()?;
+    app.jobs.submit(Task::Restore(restore.id));
+    Ok(restore)
+}
+
+fn archive_path(app: &App, backup: &Backup) -> Result<PathBuf> {
+    backup
+        .storage_path
+        .as_deref()
+        .and_then(|p| app.storage().resolve(p))
+        .ok_or_else(|| Error::BadRequest("The archive of this backup is missing from storage.".into()))
+}
+
+/// Where staging and trash live: beside the server directory when its parent is on the
+/// same filesystem and writable, else inside it (a mount point), skipped by every move.
+fn work_dir(server_dir: &Path, restore_uuid: &str) -> PathBuf {
+    let short = &restore_uuid[..8];
+    let dir_name = server_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    if let Some(parent) = server_dir.parent() {
+        let same_fs = match (std::fs::metadata(parent), std::fs::metadata(server_dir)) {
+            (Ok(p), Ok(s)) => p.dev() == s.dev(),
+            _ => false,
+        };
+        let beside = parent.join(format!(".hoard-restore-{dir_name}-{short}"));
+        if same_fs && std::fs::create_dir(&beside).is_ok() {
+            let _ = std::fs::remove_dir(&beside);
+            return beside;
+        }
+    }
+    server_dir.join(format!(".hoard-restore-{short}"))
+}
+
+/// The work directory's name when it lives inside the server directory.
+fn skip_name(work: &Path, server_dir: &Path) -> Option<OsString> {
+    (work.parent() == Some(server_dir)).then(|| work.file_name().map(|n| n.to_os_string())).flatten()
+}
+
+struct Paths {
+    server: PathBuf,
+    work: PathBuf,
+    staging: PathBuf,
+    trash: PathBuf,
+    skip: Option<OsString>,
+}
+
+impl Paths {
+    fn of(restore: &Restore, server: &Server) -> Paths {
+        let staging = PathBuf::from(&restore.staging_path);
+        let work = staging.parent().map(Path::to_path_buf).unwrap_or_else(|| staging.clone());
+        let server_dir = PathBuf::from(&server.path);
+        Paths {
+            skip: skip_name(&work, &server_dir),
+            trash: PathBuf::from(&restore.trash_path),
+            server: server_dir,
+            staging,
+            work,
+        }
+    }
+
+    fn remove_work(&self) -> std::io::Result<()> {
+        match std::fs::remove_dir_all(&self.work) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn hook_env<'a>(server: &'a Server, restore: &'a Restore, status: Option<&'a str>) -> Vec<(&'static str, &'a str)> {
+    let mut env = vec![
+        ("HOARD_SERVER_UUID", server.uuid.as_str()),
+        ("HOARD_SERVER_NAME", server.name.as_str()),
+        ("HOARD_SERVER_PATH", server.path.as_str()),
+        ("HOARD_BACKUP_UUID", restore.backup_uuid.as_str()),
+    ];
+    if let Some(status) = status {
+        env.push(("HOARD_RESTORE_STATUS", status));
+    }
+    env
+}
+
+fn load(app: &App, id: i64) -> Result<Option<(Restore, Server)>> {
+    let conn = app.db.conn()?;
+    let Some(restore) = store::restores::by_id(&conn, id)? else { return Ok(None) };
+    let Some(server) = store::servers::by_id(&conn, restore.server_id)? else { return Ok(None) };
+    Ok(Some((restore, server)))
+}
+
+fn set_step(app: &App, id: i64, step: Step) -> std::result::Result<(), String> {
+    let conn = app.db.conn().map_err(|e| e.to_string())?;
+    store::restores::set_step(&conn, id, step).map_err(|e| e.to_string())
+}
+
+/// Runs a queued restore to its end.
+pub fn run(app: &App, id: i64, tracker: &Tracker) {
+    let (restore, server) = match load(app, id) {
+        Ok(Some(found)) if found.0.step == Step::Queued => found,
+        Ok(_) => return,
+        Err(e) => {
+            log::error!("restore job {id} cannot start: {e}");
+            return;
+        }
+    };
+    let paths = Paths::of(&restore, &server);
+    let timeout = Duration::from_secs(app.config.hook_timeout_secs);
+    if let Some(command) = &server.hooks.pre_restore
+        && let Err(e) = hooks::run("pre_restore", command, &server.path, &hook_env(&server, &restore, None), timeout)
+    {
+        conclude(app, &restore, &server, Err(e), false);
+        return;
+    }
+    let outcome = restore_files(app, &restore, &paths, tracker);
+    conclude(app, &restore, &server, outcome, true);
+}
+
+/// Extraction and the swap; on failure, the server's files are put back as they were.
+fn restore_files(app: &App, restore: &Restore, paths: &Paths, tracker: &Tracker) -> std::result::Result<(), String> {
+    set_step(app, restore.id, Step::Extracting)?;
+    let backup = {
+        let conn = app.db.conn().map_err(|e| e.to_string())?;
+        restore
+            .backup_id
+            .map(|id| store::backups::by_id(&conn, id))
+            .transpose()
+            .map_err(|e| e.to_string())?
+            .flatten()
+            .ok_or("the backup was deleted before the restore started")?
+    };
+    let archive = archive_path(app, &backup).map_err(|e| e.to_string())?;
+    let extracted = (|| {
+        paths.remove_work().map_err(|e| format!("cannot clear the staging directory: {e}"))?;
+        std::fs::create_dir_all(&paths.staging).map_err(|e| format!("cannot create the staging directory: {e}"))?;
+        extract(
+            &archive,
+            backup.compression,
+            backup.sha256_hash.as_deref().unwrap_or_default(),
+            &paths.staging,
+            Limits {
+                max_entries: backup.content_files.max(0) as u64,
+                max_bytes: backup.content_bytes.max(0) as u64,
+            },
+            &tracker.progress,
+            app.jobs.cancel_flag(),
+        )
+    })();
+    let extracted = match extracted {
+        Ok(done) => done,
+        Err(e) => {
+            let _ = paths.remove_work();
+            return Err(e);
+        }
+    };
+    for note in &extracted.skipped {
+        log::warn!("restore {}: {note}", restore.uuid);
+    }
+    if restore.truncate {
+        set_step(app, restore.id, Step::Evacuating)?;
+        if let Err(e) = swap::move_all(&paths.server, &paths.trash, paths.skip.as_ref()) {
+            let undo = swap::move_all(&paths.trash, &paths.server, paths.skip.as_ref());
+            return Err(match undo {
+                Ok(()) => {
+                    let _ = paths.remove_work();
+                    format!("cannot move the current files aside: {e}")
+                }
+                Err(u) => format!(
+                    "cannot move the current files aside ({e}) nor back ({u}): they are in {}",
+                    paths.trash.display()
+                ),
+            });
+        }
+        set_step(app, restore.id, Step::Installing)?;
+        if let Err(e) = swap::move_all(&paths.staging, &paths.server, paths.skip.as_ref()) {
+            let undo = swap::move_all(&paths.server, &paths.work.join("undone"), paths.skip.as_ref())
+                .and_then(|()| swap::move_all(&paths.trash, &paths.server, paths.skip.as_ref()));
+            return Err(match undo {
+                Ok(()) => {
+                    let _ = paths.remove_work();
+                    format!("cannot move the restored files in: {e}")
+                }
+                Err(u) => format!(
+                    "cannot move the restored files in ({e}) nor the old ones back ({u}): they are in {}",
+                    paths.trash.display()
+                ),
+            });
+        }
+    } else {
+        set_step(app, restore.id, Step::Overlaying)?;
+        swap::overlay(&paths.staging, &paths.server, &paths.trash).map_err(|e| {
+            format!(
+                "cannot lay the restored files over the current ones: {e}; the replaced files are kept in {}",
+                paths.trash.display()
+            )
+        })?;
+    }
+    set_step(app, restore.id, Step::Cleanup)?;
+    if let Err(e) = paths.remove_work() {
+        log::warn!("restore {}: cannot remove {}: {e}", restore.uuid, paths.work.display());
+    }
+    Ok(())
+}
+
+/// Records the outcome, clears the server's status, and runs the post-restore hook.
+fn conclude(app: &App, restore: &Restore, server: &Server, outcome: std::result::Result<(), String>, run_post_hook: bool) {
+    let (step, error, name) = match &outcome {
+        Ok(()) => (Step::Done, None, event::BACKUP_RESTORE_COMPLETE),
+        Err(e) => (Step::Failed, Some(e.as_str()), event::BACKUP_RESTORE_FAILED),
+    };
+    match &outcome {
+        Ok(()) => log::info!("restore {} of server {} completed", restore.uuid, server.short_id),
+        Err(e) => log::warn!("restore {} of server {} failed: {e}", restore.uuid, server.short_id),
+    }
+    let recorded = (|| -> Result<()> {
+        let mut conn = app.db.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        store::restores::finish(&tx, restore.id, step, error, now())?;
+        store::servers::set_status(&tx, server.id, None)?;
+        store::activity::record(
+            &tx,
+            name,
+            restore.user_id,
+            Some(server.id),
+            &json!({"backup": restore.backup_uuid, "truncate": restore.truncate, "error": error}),
+            None,
+            now(),
+        )?;
+        tx.commit()?;
+        Ok(())
+    })();
+    if let Err(e) = recorded {
+        log::error!("cannot record the outcome of restore {}: {e}", restore.uuid);
+    }
+    if run_post_hook && let Some(command) = &server.hooks.post_restore {
+        let status = if outcome.is_ok() { "completed" } else { "failed" };
+        let timeout = Duration::from_secs(app.config.hook_timeout_secs);
+        if let Err(e) = hooks::run("post_restore", command, &server.path, &hook_env(server, restore, Some(status)), timeout) {
+            log::warn!("restore {}: {e}", restore.uuid);
+        }
+    }
+}
+
+/// Fails a restore that never started (hoard stopped first).
+pub fn abandon(app: &App, id: i64, why: &str) -> Result<()> {
+    let Some((restore, server)) = load(app, id)? else { return Ok(()) };
+    if matches!(restore.step, Step::Done | Step::Failed) {
+        return Ok(());
+    }
+    resolve(app, &restore, &server, why);
+    Ok(())
+}
+
+/// Rolls back or finishes every restore whose process died: before the swap, the server's
+/// files were never touched and the staging is dropped; while the old files were being
+/// moved aside, they are moved back; once the new files were going in, the move is
+/// finished, since the staging was complete and verified.
+pub fn recover(app: &App) -> Result<()> {
+    let unfinished = store::restores::unfinished(&*app.db.conn()?)?;
+    for (restore, pid) in unfinished {
+        let heartbeat = restore.heartbeat_at.unwrap_or(restore.started_at);
+        if !crate::jobs::is_dead(app, Task::Restore(restore.id), heartbeat, pid) {
+            continue;
+        }
+        let Some(server) = store::servers::by_id(&*app.db.conn()?, restore.server_id)? else { continue };
+        log::warn!("restore {} was interrupted at step '{}': resolving it", restore.uuid, restore.step.as_str());
+        resolve(app, &restore, &server, "interrupted: hoard stopped during the restore");
+    }
+    Ok(())
+}
+
+fn resolve(app: &App, restore: &Restore, server: &Server, why: &str) {
+    let paths = Paths::of(restore, server);
+    let outcome = match restore.step {
+        Step::Queued | Step::Extracting => {
+            let _ = paths.remove_work();
+            Err(format!("{why}; the server's files were not changed"))
+        }
+        Step::Evacuating => match swap::move_all(&paths.trash, &paths.server, paths.skip.as_ref()) {
+            Ok(()) => {
+                let _ = paths.remove_work();
+                Err(format!("{why}; the server's files were put back as they were"))
+            }
+            Err(e) => Err(format!(
+                "{why}; the server's files could not be put back ({e}): they are in {}",
+                paths.trash.display()
+            )),
+        },
+        Step::Installing | Step::Overlaying | Step::Cleanup => {
+            let finished = match restore.step {
+                Step::Installing => swap::move_all(&paths.staging, &paths.server, paths.skip.as_ref()),
+                Step::Overlaying => swap::overlay(&paths.staging, &paths.server, &paths.trash),
+                _ => Ok(()),
+            };
+            match finished {
+                Ok(()) => {
+                    let _ = paths.remove_work();
+                    Ok(())
+                }
+                Err(e) => Err(format!(
+                    "{why}; finishing it failed ({e}): the restored files are in {} and the old ones in {}",
+                    paths.staging.display(),
+                    paths.trash.display()
+                )),
+            }
+        }
+        Step::Done | Step::Failed => return,
+    };
+    let ran_pre_hook = restore.step != Step::Queued;
+    conclude(app, restore, server, outcome, ran_pre_hook);
+}

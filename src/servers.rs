@@ -1,0 +1,269 @@
+//! Servers and their subusers: path rules, limits, and who may do what on each.
+
+use crate::error::{Error, FieldError, Result};
+use crate::model::{Compression, Hooks, Origin, Permission, Server, ServerStatus, User, event, now};
+use crate::store::{self, Connection};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_BACKUP_LIMIT: i64 = 10;
+pub const DEFAULT_MAX_BACKUP_BYTES: i64 = 10 << 30;
+pub const MAX_NAME_CHARS: usize = 191;
+
+/// Fields to set on a server; `None` leaves a field as it is. Nullable fields use
+/// `Some(None)` to clear.
+#[derive(Debug, Clone, Default)]
+pub struct ServerChanges {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub path: Option<String>,
+    /// Username of the owner.
+    pub owner: Option<Option<String>>,
+    pub backup_limit: Option<i64>,
+    pub backup_quota_bytes: Option<Option<i64>>,
+    pub max_backup_bytes: Option<i64>,
+    pub compression: Option<Option<Compression>>,
+    pub status: Option<Option<ServerStatus>>,
+    pub pre_backup: Option<Option<String>>,
+    pub post_backup: Option<Option<String>>,
+    pub pre_restore: Option<Option<String>>,
+    pub post_restore: Option<Option<String>>,
+}
+
+/// Checks a server directory against the rules and returns its canonical form.
+///
+/// The rules keep hoard from archiving itself or the whole machine: an existing absolute
+/// directory, not `/`, not inside the data directory, not containing it.
+pub fn check_path(path: &str, data_dir: &Path) -> std::result::Result<PathBuf, String> {
+    let given = Path::new(path);
+    if path.is_empty() {
+        return Err("the path is empty: give the server directory's absolute path".into());
+    }
+    if path.contains('\0') {
+        return Err("the path contains a NUL byte".into());
+    }
+    if !given.is_absolute() {
+        return Err(format!("the path '{path}' is relative: give an absolute path such as /srv/minecraft"));
+    }
+    let canonical = given
+        .canonicalize()
+        .map_err(|e| format!("the directory '{path}' does not exist or cannot be reached: {e}"))?;
+    if !canonical.is_dir() {
+        return Err(format!("'{path}' is not a directory"));
+    }
+    if canonical == Path::new("/") {
+        return Err("the path is the root directory '/': give the server's own directory".into());
+    }
+    let data = data_dir
+        .canonicalize()
+        .unwrap_or_else(|_| data_dir.to_path_buf());
+    if canonical.starts_with(&data) {
+        return Err(format!(
+            "'{path}' is inside hoard's data directory {}: a server cannot live there",
+            data.display()
+        ));
+    }
+    if data.starts_with(&canonical) {
+        return Err(format!(
+            "'{path}' contains hoard's data directory {}: backups would contain themselves",
+            data.display()
+        ));
+    }
+    Ok(canonical)
+}
+
+fn check_text(errors: &mut Vec<FieldError>, field: &str, value: &str, max: usize, required: bool) {
+    if required && value.trim().is_empty() {
+        errors.push(FieldError::new(field, "required", format!("The {field} field is required.")));
+    } else if value.chars().count() > max {
+        errors.push(FieldError::new(
+            field,
+            &format!("max:{max}"),
+            format!("The {field} may not be longer than {max} characters."),
+        ));
+    }
+}
+
+/// Applies `changes` to `server`, collecting every invalid field.
+fn apply(c: &Connection, data_dir: &Path, server: &mut Server, changes: ServerChanges) -> Result<()> {
+    let mut errors = Vec::new();
+    if let Some(name) = changes.name {
+        check_text(&mut errors, "name", &name, MAX_NAME_CHARS, true);
+        server.name = name.trim().to_string();
+    }
+    if let Some(description) = changes.description {
+        check_text(&mut errors, "description", &description, 1000, false);
+        server.description = description;
+    }
+    if let Some(path) = changes.path {
+        match check_path(&path, data_dir) {
+            Ok(p) => match p.to_str() {
+                Some(p) => server.path = p.to_string(),
+                None => errors.push(FieldError::new("path", "utf8", "The path must be valid UTF-8.")),
+            },
+            Err(rule) => errors.push(FieldError::new("path", "directory", format!("Invalid path: {rule}."))),
+        }
+    }
+    if let Some(owner) = changes.owner {
+        server.owner_id = match owner {
+            None => None,
+            Some(name) => match store::users::by_username(c, &name)? {
+                Some(user) => Some(user.id),
+                None => {
+                    errors.push(FieldError::new("owner", "exists", format!("There is no user '{name}'.")));
+                    None
+                }
+            },
+        };
+    }
+    if let Some(limit) = changes.backup_limit {
+        if !(0..=10_000).contains(&limit) {
+            errors.push(FieldError::new("backup_limit", "between:0,10000", "The backup limit must be between 0 and 10000."));
+        }
+        server.backup_limit = limit;
+    }
+    if let Some(quota) = changes.backup_quota_bytes {
+        if quota.is_some_and(|q| q < 0) {
+            errors.push(FieldError::new("backup_quota_bytes", "min:0", "The backup quota must be 0 or more bytes."));
+        }
+        server.backup_quota_bytes = quota;
+    }
+    if let Some(max) = changes.max_backup_bytes {
+        if max < 1 {
+            errors.push(FieldError::new("max_backup_bytes", "min:1", "The maximum backup size must be at least 1 byte."));
+        }
+        server.max_backup_bytes = max;
+    }
+    if let Some(compression) = changes.compression {
+        server.compression = compression;
+    }
+    if let Some(status) = changes.status {
+        if status == Some(ServerStatus::RestoringBackup) && server.status != Some(ServerStatus::RestoringBackup) {
+            errors.push(FieldError::new("status", "in", "The status must be installing, suspended or null."));
+        } else if server.status == Some(ServerStatus::RestoringBackup) {
+            errors.push(FieldError::new("status", "restoring", "The status cannot change while a restore runs."));
+        } else {
+            server.status = status;
+        }
+    }
+    let hooks = [
+        ("pre_backup", changes.pre_backup, &mut server.hooks.pre_backup),
+        ("post_backup", changes.post_backup, &mut server.hooks.post_backup),
+        ("pre_restore", changes.pre_restore, &mut server.hooks.pre_restore),
+        ("post_restore", changes.post_restore, &mut server.hooks.post_restore),
+    ];
+    for (field, change, slot) in hooks {
+        if let Some(command) = change {
+            let command = command.filter(|c| !c.trim().is_empty());
+            if let Some(cmd) = &command {
+                check_text(&mut errors, field, cmd, 4096, false);
+            }
+            *slot = command;
+        }
+    }
+    if errors.is_empty() { Ok(()) } else { Err(Error::Validation(errors)) }
+}
+
+pub fn create(c: &Connection, data_dir: &Path, changes: ServerChanges) -> Result<Server> {
+    let mut missing = Vec::new();
+    if changes.name.is_none() {
+        missing.push(FieldError::new("name", "required", "The name field is required."));
+    }
+    if changes.path.is_none() {
+        missing.push(FieldError::new("path", "required", "The path field is required."));
+    }
+    if !missing.is_empty() {
+        return Err(Error::Validation(missing));
+    }
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let mut server = Server {
+        id: 0,
+        short_id: uuid[..8].to_string(),
+        uuid,
+        name: String::new(),
+        description: String::new(),
+        path: String::new(),
+        owner_id: None,
+        backup_limit: DEFAULT_BACKUP_LIMIT,
+        backup_quota_bytes: None,
+        max_backup_bytes: DEFAULT_MAX_BACKUP_BYTES,
+        compression: None,
+        status: None,
+        hooks: Hooks::default(),
+        created_at: now(),
+        updated_at: now(),
+    };
+    apply(c, data_dir, &mut server, changes)?;
+    store::servers::insert(c, &server).map_err(|e| path_taken(e, &server.path))
+}
+
+fn path_taken(err: store::Error, path: &str) -> Error {
+    if store::is_unique_violation(&err) {
+        Error::invalid("path", "unique", format!("Another server already uses the directory {path}."))
+    } else {
+        err.into()
+    }
+}
+
+pub fn update(c: &Connection, data_dir: &Path, server: &Server, changes: ServerChanges) -> Result<Server> {
+    let mut updated = server.clone();
+    apply(c, data_dir, &mut updated, changes)?;
+    updated.updated_at = now();
+    store::servers::update(c, &updated).map_err(|e| path_taken(e, &updated.path))?;
+    Ok(updated)
+}
+
+pub fn find(c: &Connection, identifier: &str) -> Result<Server> {
+    store::servers::by_identifier(c, identifier)?.ok_or_else(|| Error::not_found(format_args!("server '{identifier}'")))
+}
+
+/// Validates a list of permission names.
+pub fn parse_permissions<S: AsRef<str>>(names: &[S]) -> Result<Vec<Permission>> {
+    let mut perms = Vec::new();
+    for name in names {
+        let perm: Permission = name
+            .as_ref()
+            .parse()
+            .map_err(|e: String| Error::invalid("permissions", "in", format!("{e}.")))?;
+        if !perms.contains(&perm) {
+            perms.push(perm);
+        }
+    }
+    perms.sort();
+    Ok(perms)
+}
+
+/// Grants `user` the permissions on `server`, adding them as a subuser if needed.
+pub fn set_subuser(c: &Connection, origin: &Origin, server: &Server, user: &User, perms: &[Permission]) -> Result<()> {
+    if server.owner_id == Some(user.id) {
+        return Err(Error::invalid("username", "owner", "The server's owner already holds every permission."));
+    }
+    let existed = store::subusers::get(c, server.id, user.id)?.is_some();
+    store::subusers::upsert(c, server.id, user.id, perms, now())?;
+    store::activity::record(
+        c,
+        if existed { event::SUBUSER_UPDATE } else { event::SUBUSER_CREATE },
+        origin.user_id,
+        Some(server.id),
+        &json!({"username": user.username, "permissions": perms.iter().map(|p| p.as_str()).collect::<Vec<_>>()}),
+        origin.ip.as_deref(),
+        now(),
+    )?;
+    Ok(())
+}
+
+pub fn remove_subuser(c: &Connection, origin: &Origin, server: &Server, user: &User) -> Result<()> {
+    if !store::subusers::delete(c, server.id, user.id)? {
+        return Err(Error::not_found("subuser"));
+    }
+    store::activity::record(
+        c,
+        event::SUBUSER_DELETE,
+        origin.user_id,
+        Some(server.id),
+        &json!({"username": user.username}),
+        origin.ip.as_deref(),
+        now(),
+    )?;
+    Ok(())
+}

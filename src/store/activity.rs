@@ -1,0 +1,52 @@
+use super::Result;
+use crate::model::Timestamp;
+use rusqlite::{Connection, params};
+
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub id: i64,
+    pub event: String,
+    pub user_id: Option<i64>,
+    pub server_id: Option<i64>,
+    pub properties: serde_json::Value,
+    pub ip: Option<String>,
+    pub created_at: Timestamp,
+}
+
+pub fn record(
+    c: &Connection,
+    event: &str,
+    user_id: Option<i64>,
+    server_id: Option<i64>,
+    properties: &serde_json::Value,
+    ip: Option<&str>,
+    now: Timestamp,
+) -> Result<()> {
+    c.prepare_cached(
+        "INSERT INTO activity_log (event, user_id, server_id, properties, ip, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![event, user_id, server_id, properties.to_string(), ip, now])?;
+    Ok(())
+}
+
+/// The newest entries first; `server_id` narrows to one server.
+pub fn list(c: &Connection, server_id: Option<i64>, limit: i64) -> Result<Vec<Entry>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT id, event, user_id, server_id, properties, ip, created_at FROM activity_log
+         WHERE ?1 IS NULL OR server_id = ?1 ORDER BY id DESC LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![server_id, limit], |r| {
+        let props: String = r.get(4)?;
+        Ok(Entry {
+            id: r.get(0)?,
+            event: r.get(1)?,
+            user_id: r.get(2)?,
+            server_id: r.get(3)?,
+            properties: serde_json::from_str(&props).unwrap_or_default(),
+            ip: r.get(5)?,
+            created_at: r.get(6)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}

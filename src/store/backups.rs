@@ -1,0 +1,238 @@
+use super::Result;
+use crate::model::{Backup, Compression, Progress, Timestamp};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+const COLUMNS: &str = "id, uuid, server_id, name, ignored_files, status, is_locked, compression, \
+    sha256_hash, bytes, storage_path, error, warnings, content_bytes, content_files, \
+    bytes_processed, bytes_total, files_processed, files_total, started_at, heartbeat_at, \
+    created_at, completed_at";
+
+fn json_list(text: String) -> Vec<String> {
+    serde_json::from_str(&text).unwrap_or_default()
+}
+
+fn from_row(r: &Row) -> rusqlite::Result<Backup> {
+    let status: String = r.get(5)?;
+    let compression: String = r.get(7)?;
+    Ok(Backup {
+        id: r.get(0)?,
+        uuid: r.get(1)?,
+        server_id: r.get(2)?,
+        name: r.get(3)?,
+        ignored_files: json_list(r.get(4)?),
+        status: status.parse().map_err(|e: String| {
+            rusqlite::Error::FromSqlConversionFailure(5, rusqlite::types::Type::Text, e.into())
+        })?,
+        is_locked: r.get(6)?,
+        compression: compression.parse().unwrap_or_default(),
+        sha256_hash: r.get(8)?,
+        bytes: r.get(9)?,
+        storage_path: r.get(10)?,
+        error: r.get(11)?,
+        warnings: json_list(r.get(12)?),
+        content_bytes: r.get(13)?,
+        content_files: r.get(14)?,
+        progress: Progress {
+            bytes_processed: r.get(15)?,
+            bytes_total: r.get(16)?,
+            files_processed: r.get(17)?,
+            files_total: r.get(18)?,
+            started_at: r.get(19)?,
+        },
+        heartbeat_at: r.get(20)?,
+        created_at: r.get(21)?,
+        completed_at: r.get(22)?,
+    })
+}
+
+/// The fields of a backup being requested.
+pub struct NewBackup<'a> {
+    pub uuid: &'a str,
+    pub server_id: i64,
+    pub created_by: Option<i64>,
+    pub name: &'a str,
+    pub ignored_files: &'a [String],
+    pub is_locked: bool,
+    pub compression: Compression,
+    pub now: Timestamp,
+}
+
+/// Inserts a backup in status `creating`, with a heartbeat so it is not taken for dead
+/// while it waits for a worker.
+pub fn insert_creating(c: &Connection, b: &NewBackup) -> Result<Backup> {
+    c.execute(
+        "INSERT INTO backups (uuid, server_id, created_by, name, ignored_files, status, is_locked,
+             compression, heartbeat_at, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'creating', ?6, ?7, ?8, ?8)",
+        params![
+            b.uuid,
+            b.server_id,
+            b.created_by,
+            b.name,
+            serde_json::to_string(b.ignored_files).expect("strings serialise"),
+            b.is_locked,
+            b.compression.as_str(),
+            b.now,
+        ],
+    )?;
+    Ok(by_id(c, c.last_insert_rowid())?.expect("row just inserted"))
+}
+
+pub fn by_id(c: &Connection, id: i64) -> Result<Option<Backup>> {
+    let sql = format!("SELECT {COLUMNS} FROM backups WHERE id = ?1");
+    Ok(c.prepare_cached(&sql)?.query_row([id], from_row).optional()?)
+}
+
+pub fn by_uuid(c: &Connection, uuid: &str) -> Result<Option<Backup>> {
+    let sql = format!("SELECT {COLUMNS} FROM backups WHERE uuid = ?1");
+    Ok(c.prepare_cached(&sql)?.query_row([uuid], from_row).optional()?)
+}
+
+/// A backup of one server: a backup of another server is not found.
+pub fn for_server(c: &Connection, server_id: i64, uuid: &str) -> Result<Option<Backup>> {
+    let sql = format!("SELECT {COLUMNS} FROM backups WHERE server_id = ?1 AND uuid = ?2");
+    Ok(c.prepare_cached(&sql)?
+        .query_row(params![server_id, uuid], from_row)
+        .optional()?)
+}
+
+/// One page of a server's backups, newest first.
+pub fn page(c: &Connection, server_id: i64, limit: i64, offset: i64) -> Result<Vec<Backup>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM backups WHERE server_id = ?1
+         ORDER BY created_at DESC, id DESC LIMIT ?2 OFFSET ?3"
+    );
+    let mut stmt = c.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![server_id, limit, offset], from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn all_for_server(c: &Connection, server_id: i64) -> Result<Vec<Backup>> {
+    page(c, server_id, i64::MAX, 0)
+}
+
+pub fn count(c: &Connection, server_id: i64) -> Result<i64> {
+    Ok(c.prepare_cached("SELECT COUNT(*) FROM backups WHERE server_id = ?1")?
+        .query_row([server_id], |r| r.get(0))?)
+}
+
+/// Backups that count against the limit: creating or completed.
+pub fn count_live(c: &Connection, server_id: i64) -> Result<i64> {
+    Ok(c.prepare_cached(
+        "SELECT COUNT(*) FROM backups WHERE server_id = ?1 AND status != 'failed'",
+    )?
+    .query_row([server_id], |r| r.get(0))?)
+}
+
+pub fn count_creating(c: &Connection, server_id: i64) -> Result<i64> {
+    Ok(c.prepare_cached(
+        "SELECT COUNT(*) FROM backups WHERE server_id = ?1 AND status = 'creating'",
+    )?
+    .query_row([server_id], |r| r.get(0))?)
+}
+
+/// Non-failed backups requested since `since`, and the oldest one's time.
+pub fn created_since(c: &Connection, server_id: i64, since: Timestamp) -> Result<(i64, Option<Timestamp>)> {
+    Ok(c.prepare_cached(
+        "SELECT COUNT(*), MIN(created_at) FROM backups
+         WHERE server_id = ?1 AND status != 'failed' AND created_at > ?2",
+    )?
+    .query_row(params![server_id, since], |r| Ok((r.get(0)?, r.get(1)?)))?)
+}
+
+/// Total size of a server's completed archives.
+pub fn completed_bytes(c: &Connection, server_id: i64) -> Result<i64> {
+    Ok(c.prepare_cached(
+        "SELECT COALESCE(SUM(bytes), 0) FROM backups WHERE server_id = ?1 AND status = 'completed'",
+    )?
+    .query_row([server_id], |r| r.get(0))?)
+}
+
+/// The newest backup of a server, if any.
+pub fn latest(c: &Connection, server_id: i64) -> Result<Option<Backup>> {
+    Ok(page(c, server_id, 1, 0)?.into_iter().next())
+}
+
+pub fn set_scan_totals(c: &Connection, id: i64, bytes_total: i64, files_total: i64, now: Timestamp) -> Result<()> {
+    c.execute(
+        "UPDATE backups SET bytes_total = ?2, files_total = ?3, started_at = ?4, heartbeat_at = ?4
+         WHERE id = ?1 AND status = 'creating'",
+        params![id, bytes_total, files_total, now],
+    )?;
+    Ok(())
+}
+
+/// Records progress and proves the job is alive.
+pub fn heartbeat(c: &Connection, id: i64, bytes_processed: i64, files_processed: i64, now: Timestamp) -> Result<()> {
+    c.prepare_cached(
+        "UPDATE backups SET bytes_processed = ?2, files_processed = ?3, heartbeat_at = ?4
+         WHERE id = ?1 AND status = 'creating'",
+    )?
+    .execute(params![id, bytes_processed, files_processed, now])?;
+    Ok(())
+}
+
+/// What a finished archive records.
+pub struct Completion<'a> {
+    pub sha256_hash: &'a str,
+    pub bytes: i64,
+    pub storage_path: &'a str,
+    pub warnings: &'a [String],
+    pub content_bytes: i64,
+    pub content_files: i64,
+    pub now: Timestamp,
+}
+
+pub fn mark_completed(c: &Connection, id: i64, done: &Completion) -> Result<()> {
+    c.execute(
+        "UPDATE backups SET status = 'completed', sha256_hash = ?2, bytes = ?3, storage_path = ?4,
+             warnings = ?5, content_bytes = ?6, content_files = ?7, completed_at = ?8,
+             bytes_processed = bytes_total, files_processed = files_total, heartbeat_at = NULL
+         WHERE id = ?1",
+        params![
+            id,
+            done.sha256_hash,
+            done.bytes,
+            done.storage_path,
+            serde_json::to_string(done.warnings).expect("strings serialise"),
+            done.content_bytes,
+            done.content_files,
+            done.now,
+        ],
+    )?;
+    Ok(())
+}
+
+pub fn mark_failed(c: &Connection, id: i64, error: &str, warnings: &[String]) -> Result<()> {
+    c.execute(
+        "UPDATE backups SET status = 'failed', error = ?2, warnings = ?3, heartbeat_at = NULL,
+             sha256_hash = NULL, bytes = 0, storage_path = NULL, completed_at = NULL
+         WHERE id = ?1",
+        params![id, error, serde_json::to_string(warnings).expect("strings serialise")],
+    )?;
+    Ok(())
+}
+
+/// Every backup still `creating`, with the process that runs it.
+pub fn creating(c: &Connection) -> Result<Vec<(Backup, Option<i64>)>> {
+    let sql = format!("SELECT {COLUMNS}, job_pid FROM backups WHERE status = 'creating'");
+    let mut stmt = c.prepare(&sql)?;
+    let rows = stmt.query_map([], |r| Ok((from_row(r)?, r.get(23)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Records which process runs the job.
+pub fn set_pid(c: &Connection, id: i64, pid: Option<u32>) -> Result<()> {
+    c.execute("UPDATE backups SET job_pid = ?2 WHERE id = ?1", params![id, pid])?;
+    Ok(())
+}
+
+pub fn set_locked(c: &Connection, id: i64, locked: bool) -> Result<()> {
+    c.execute("UPDATE backups SET is_locked = ?2 WHERE id = ?1", params![id, locked])?;
+    Ok(())
+}
+
+pub fn delete(c: &Connection, id: i64) -> Result<()> {
+    c.execute("DELETE FROM backups WHERE id = ?1", [id])?;
+    Ok(())
+}

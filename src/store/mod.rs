@@ -1,0 +1,105 @@
+//! The SQLite store: one database file in the data directory, opened through a small
+//! connection pool, with its schema kept as numbered migrations in `sql/`.
+//!
+//! Every query is a plain parameterised statement. Functions take a `&Connection` so callers
+//! can run several of them inside one transaction.
+
+pub mod activity;
+pub mod backups;
+pub mod keys;
+pub mod restores;
+mod migrate;
+pub mod servers;
+pub mod sessions;
+pub mod subusers;
+pub mod users;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use migrate::{LATEST_VERSION, MIGRATIONS, apply_migrations};
+pub use rusqlite::{Connection, TransactionBehavior};
+
+pub type Conn = r2d2::PooledConnection<Manager>;
+
+/// Opens pooled connections with the settings every connection needs.
+#[derive(Debug)]
+pub struct Manager {
+    path: PathBuf,
+}
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = Connection;
+    type Error = rusqlite::Error;
+
+    fn connect(&self) -> std::result::Result<Connection, rusqlite::Error> {
+        let c = Connection::open(&self.path)?;
+        c.busy_timeout(BUSY_TIMEOUT)?;
+        c.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
+        c.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")?;
+        Ok(c)
+    }
+
+    fn is_valid(&self, c: &mut Connection) -> std::result::Result<(), rusqlite::Error> {
+        c.execute_batch("")
+    }
+
+    fn has_broken(&self, _: &mut Connection) -> bool {
+        false
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("cannot open the database: {0}")]
+    Pool(#[from] r2d2::Error),
+    #[error(
+        "the database {path} has schema version {found}, but this hoard knows versions up to {supported} only: \
+         run the newer hoard that wrote it, or restore an older copy of the data directory"
+    )]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// How long a statement waits for another connection's write lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(15);
+
+#[derive(Clone)]
+pub struct Db {
+    pool: r2d2::Pool<Manager>,
+}
+
+impl Db {
+    /// Opens (creating if needed) the database and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Db> {
+        let manager = Manager {
+            path: path.to_path_buf(),
+        };
+        let pool = r2d2::Pool::builder()
+            .max_size(24)
+            .min_idle(Some(2))
+            .connection_timeout(Duration::from_secs(30))
+            .test_on_check_out(false)
+            .build(manager)?;
+        let mut conn = pool.get()?;
+        migrate::run(&mut conn, path)?;
+        Ok(Db { pool })
+    }
+
+    pub fn conn(&self) -> Result<Conn> {
+        Ok(self.pool.get()?)
+    }
+}
+
+/// Whether an error is a UNIQUE constraint violation (a duplicate name, path...).
+pub fn is_unique_violation(err: &Error) -> bool {
+    matches!(err, Error::Sqlite(rusqlite::Error::SqliteFailure(e, _))
+        if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE)
+}

@@ -1,0 +1,184 @@
+use super::Result;
+use crate::model::Timestamp;
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+/// The step a restore has reached; see `sql/0002_restores.sql`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Queued,
+    Extracting,
+    Evacuating,
+    Installing,
+    Overlaying,
+    Cleanup,
+    Done,
+    Failed,
+}
+
+impl Step {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Queued => "queued",
+            Step::Extracting => "extracting",
+            Step::Evacuating => "evacuating",
+            Step::Installing => "installing",
+            Step::Overlaying => "overlaying",
+            Step::Cleanup => "cleanup",
+            Step::Done => "done",
+            Step::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> Step {
+        match s {
+            "queued" => Step::Queued,
+            "extracting" => Step::Extracting,
+            "evacuating" => Step::Evacuating,
+            "installing" => Step::Installing,
+            "overlaying" => Step::Overlaying,
+            "cleanup" => Step::Cleanup,
+            "done" => Step::Done,
+            _ => Step::Failed,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Restore {
+    pub id: i64,
+    pub uuid: String,
+    pub server_id: i64,
+    pub backup_id: Option<i64>,
+    pub backup_uuid: String,
+    pub user_id: Option<i64>,
+    pub truncate: bool,
+    pub step: Step,
+    pub staging_path: String,
+    pub trash_path: String,
+    pub bytes_processed: i64,
+    pub bytes_total: i64,
+    pub started_at: Timestamp,
+    pub heartbeat_at: Option<Timestamp>,
+    pub finished_at: Option<Timestamp>,
+    pub error: Option<String>,
+}
+
+const COLUMNS: &str = "id, uuid, server_id, backup_id, backup_uuid, user_id, truncate, step, \
+    staging_path, trash_path, bytes_processed, bytes_total, started_at, heartbeat_at, \
+    finished_at, error";
+
+fn from_row(r: &Row) -> rusqlite::Result<Restore> {
+    let step: String = r.get(7)?;
+    Ok(Restore {
+        id: r.get(0)?,
+        uuid: r.get(1)?,
+        server_id: r.get(2)?,
+        backup_id: r.get(3)?,
+        backup_uuid: r.get(4)?,
+        user_id: r.get(5)?,
+        truncate: r.get(6)?,
+        step: Step::parse(&step),
+        staging_path: r.get(8)?,
+        trash_path: r.get(9)?,
+        bytes_processed: r.get(10)?,
+        bytes_total: r.get(11)?,
+        started_at: r.get(12)?,
+        heartbeat_at: r.get(13)?,
+        finished_at: r.get(14)?,
+        error: r.get(15)?,
+    })
+}
+
+pub struct NewRestore<'a> {
+    pub uuid: &'a str,
+    pub server_id: i64,
+    pub backup_id: i64,
+    pub backup_uuid: &'a str,
+    pub user_id: Option<i64>,
+    pub truncate: bool,
+    pub staging_path: &'a str,
+    pub trash_path: &'a str,
+    pub bytes_total: i64,
+    pub now: Timestamp,
+}
+
+pub fn insert(c: &Connection, r: &NewRestore) -> Result<Restore> {
+    c.execute(
+        "INSERT INTO restores (uuid, server_id, backup_id, backup_uuid, user_id, truncate, step,
+             staging_path, trash_path, bytes_total, started_at, heartbeat_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?8, ?9, ?10, ?10)",
+        params![
+            r.uuid,
+            r.server_id,
+            r.backup_id,
+            r.backup_uuid,
+            r.user_id,
+            r.truncate,
+            r.staging_path,
+            r.trash_path,
+            r.bytes_total,
+            r.now
+        ],
+    )?;
+    Ok(by_id(c, c.last_insert_rowid())?.expect("row just inserted"))
+}
+
+pub fn by_id(c: &Connection, id: i64) -> Result<Option<Restore>> {
+    let sql = format!("SELECT {COLUMNS} FROM restores WHERE id = ?1");
+    Ok(c.prepare_cached(&sql)?.query_row([id], from_row).optional()?)
+}
+
+/// The unfinished restore of a server, if any.
+pub fn active_for_server(c: &Connection, server_id: i64) -> Result<Option<Restore>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM restores WHERE server_id = ?1 AND step NOT IN ('done', 'failed')
+         ORDER BY id DESC LIMIT 1"
+    );
+    Ok(c.prepare_cached(&sql)?.query_row([server_id], from_row).optional()?)
+}
+
+/// Whether an unfinished restore reads this backup.
+pub fn reading_backup(c: &Connection, backup_id: i64) -> Result<bool> {
+    Ok(c.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM restores WHERE backup_id = ?1 AND step NOT IN ('done', 'failed'))",
+    )?
+    .query_row([backup_id], |r| r.get(0))?)
+}
+
+/// Every unfinished restore, with the process that runs it.
+pub fn unfinished(c: &Connection) -> Result<Vec<(Restore, Option<i64>)>> {
+    let sql = format!("SELECT {COLUMNS}, job_pid FROM restores WHERE step NOT IN ('done', 'failed')");
+    let mut stmt = c.prepare(&sql)?;
+    let rows = stmt.query_map([], |r| Ok((from_row(r)?, r.get(16)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn set_step(c: &Connection, id: i64, step: Step) -> Result<()> {
+    c.execute(
+        "UPDATE restores SET step = ?2 WHERE id = ?1",
+        params![id, step.as_str()],
+    )?;
+    Ok(())
+}
+
+pub fn finish(c: &Connection, id: i64, step: Step, error: Option<&str>, now: Timestamp) -> Result<()> {
+    c.execute(
+        "UPDATE restores SET step = ?2, error = ?3, finished_at = ?4, heartbeat_at = NULL WHERE id = ?1",
+        params![id, step.as_str(), error, now],
+    )?;
+    Ok(())
+}
+
+pub fn heartbeat(c: &Connection, id: i64, bytes_processed: i64, now: Timestamp) -> Result<()> {
+    c.prepare_cached(
+        "UPDATE restores SET bytes_processed = ?2, heartbeat_at = ?3
+         WHERE id = ?1 AND step NOT IN ('done', 'failed')",
+    )?
+    .execute(params![id, bytes_processed, now])?;
+    Ok(())
+}
+
+pub fn set_pid(c: &Connection, id: i64, pid: Option<u32>) -> Result<()> {
+    c.execute("UPDATE restores SET job_pid = ?2 WHERE id = ?1", params![id, pid])?;
+    Ok(())
+}
