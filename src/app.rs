@@ -72,7 +72,9 @@ impl App {
 }
 
 fn load_or_create_secret(path: &Path) -> Result<[u8; 32]> {
-    let cannot = |e: std::io::Error| Error::internal(format!("cannot use the secret {}: {e}", path.display()));
+    let cannot = |e: std::io::Error| {
+        Error::internal(format!("cannot use the secret {}: {e}", path.display()))
+    };
     match fs::OpenOptions::new()
         .write(true)
         .create_new(true)

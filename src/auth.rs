@@ -117,7 +117,8 @@ fn split_key(token: &str) -> Option<(&str, &str)> {
 /// The user a bearer token acts as; records the key's use.
 pub fn authenticate_key(c: &Connection, token: &str, now: Timestamp) -> Result<User> {
     let (identifier, secret) = split_key(token).ok_or(Error::Unauthorized)?;
-    let (key, stored_hash) = store::keys::by_identifier(c, identifier)?.ok_or(Error::Unauthorized)?;
+    let (key, stored_hash) =
+        store::keys::by_identifier(c, identifier)?.ok_or(Error::Unauthorized)?;
     let given_hash = sha256(secret.as_bytes());
     if !bool::from(given_hash.as_slice().ct_eq(stored_hash.as_slice())) {
         return Err(Error::Unauthorized);
@@ -132,7 +133,12 @@ pub struct NewSession {
     pub csrf_token: String,
 }
 
-pub fn create_session(c: &Connection, user: &User, now: Timestamp, ttl_secs: u64) -> Result<NewSession> {
+pub fn create_session(
+    c: &Connection,
+    user: &User,
+    now: Timestamp,
+    ttl_secs: u64,
+) -> Result<NewSession> {
     let cookie = hex::encode(random_bytes::<32>());
     let csrf_token = hex::encode(random_bytes::<24>());
     store::sessions::insert(
@@ -155,7 +161,8 @@ pub fn authenticate_session(
     if cookie.len() != 64 {
         return Err(Error::Unauthorized);
     }
-    let session = store::sessions::find(c, &sha256(cookie.as_bytes()), now)?.ok_or(Error::Unauthorized)?;
+    let session =
+        store::sessions::find(c, &sha256(cookie.as_bytes()), now)?.ok_or(Error::Unauthorized)?;
     let user = store::users::by_id(c, session.user_id)?.ok_or(Error::Unauthorized)?;
     Ok((session, user))
 }
@@ -188,7 +195,10 @@ impl LoginThrottle {
         let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         let times = map.get_mut(&username.to_lowercase())?;
         let now = Instant::now();
-        while times.front().is_some_and(|t| now.duration_since(*t) >= self.window) {
+        while times
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= self.window)
+        {
             times.pop_front();
         }
         if times.len() < self.limit {
@@ -205,7 +215,9 @@ impl LoginThrottle {
             // Bounded memory under a flood of made-up usernames: forget the oldest state.
             map.clear();
         }
-        map.entry(username.to_lowercase()).or_default().push_back(Instant::now());
+        map.entry(username.to_lowercase())
+            .or_default()
+            .push_back(Instant::now());
     }
 
     pub fn clear(&self, username: &str) {
@@ -261,7 +273,8 @@ pub fn access(c: &Connection, user: &User, server: &Server) -> Result<Option<Acc
 
 /// Finds a server by UUID or short id that the user can see, else 404.
 pub fn visible_server(c: &Connection, user: &User, identifier: &str) -> Result<(Server, Access)> {
-    let server = store::servers::by_identifier(c, identifier)?.ok_or_else(|| Error::not_found("server"))?;
+    let server =
+        store::servers::by_identifier(c, identifier)?.ok_or_else(|| Error::not_found("server"))?;
     match access(c, user, &server)? {
         Some(access) => Ok((server, access)),
         None => Err(Error::not_found("server")),
@@ -272,6 +285,8 @@ pub fn require_admin(user: &User) -> Result<()> {
     if user.is_admin {
         Ok(())
     } else {
-        Err(Error::Forbidden("This action needs an administrator.".into()))
+        Err(Error::Forbidden(
+            "This action needs an administrator.".into(),
+        ))
     }
 }

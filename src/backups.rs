@@ -6,7 +6,9 @@ use crate::archive::{self, Exclusions};
 use crate::auth::Access;
 use crate::error::{Error, Result};
 use crate::jobs::Task;
-use crate::model::{Backup, BackupStatus, Origin, Permission, Server, ServerStatus, User, event, now};
+use crate::model::{
+    Backup, BackupStatus, Origin, Permission, Server, ServerStatus, User, event, now,
+};
 use crate::store::{self, Connection, TransactionBehavior};
 use serde_json::json;
 use std::path::Path;
@@ -52,7 +54,13 @@ pub fn default_name(at: i64) -> String {
 
 /// Checks and records a new backup and queues its job. `access` is the caller's access to
 /// the server (the CLI acts with full access).
-pub fn create(app: &App, origin: &Origin, server: &Server, access: &Access, request: CreateRequest) -> Result<Backup> {
+pub fn create(
+    app: &App,
+    origin: &Origin,
+    server: &Server,
+    access: &Access,
+    request: CreateRequest,
+) -> Result<Backup> {
     access.require(Permission::BackupCreate)?;
     if request.is_locked && !access.has(Permission::BackupDelete) {
         return Err(Error::Forbidden(
@@ -62,7 +70,11 @@ pub fn create(app: &App, origin: &Origin, server: &Server, access: &Access, requ
     if let Some(name) = &request.name
         && name.chars().count() > MAX_NAME_CHARS
     {
-        return Err(Error::invalid("name", "max:191", "The name may not be longer than 191 characters."));
+        return Err(Error::invalid(
+            "name",
+            "max:191",
+            "The name may not be longer than 191 characters.",
+        ));
     }
     // Sizing the server directory walks it: done before the transaction, which must be short.
     let root = Path::new(&server.path);
@@ -72,16 +84,23 @@ pub fn create(app: &App, origin: &Origin, server: &Server, access: &Access, requ
 
     let mut conn = app.db.conn()?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let server = store::servers::by_id(&tx, server.id)?.ok_or_else(|| Error::not_found("server"))?;
+    let server =
+        store::servers::by_id(&tx, server.id)?.ok_or_else(|| Error::not_found("server"))?;
     match server.status {
         Some(ServerStatus::Installing) => {
-            return Err(Error::Conflict("Cannot create backup while server is installing.".into()));
+            return Err(Error::Conflict(
+                "Cannot create backup while server is installing.".into(),
+            ));
         }
         Some(ServerStatus::Suspended) => {
-            return Err(Error::Conflict("Cannot create backup while server is suspended.".into()));
+            return Err(Error::Conflict(
+                "Cannot create backup while server is suspended.".into(),
+            ));
         }
         Some(ServerStatus::RestoringBackup) => {
-            return Err(Error::Conflict("Cannot create backup while a restore is in progress.".into()));
+            return Err(Error::Conflict(
+                "Cannot create backup while a restore is in progress.".into(),
+            ));
         }
         None => {}
     }
@@ -91,10 +110,14 @@ pub fn create(app: &App, origin: &Origin, server: &Server, access: &Access, requ
         ));
     }
     if server.backup_limit == 0 {
-        return Err(Error::TooManyBackups("Backups are disabled for this server.".into()));
+        return Err(Error::TooManyBackups(
+            "Backups are disabled for this server.".into(),
+        ));
     }
     if store::backups::count_live(&tx, server.id)? >= server.backup_limit {
-        return Err(Error::TooManyBackups("This server has reached its backup limit.".into()));
+        return Err(Error::TooManyBackups(
+            "This server has reached its backup limit.".into(),
+        ));
     }
     let now = now();
     let throttle = app.config.throttle_backups;
@@ -168,13 +191,19 @@ pub fn delete(app: &App, origin: &Origin, server: &Server, uuid: &str) -> Result
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let backup = get(&tx, server, uuid)?;
     if backup.status == BackupStatus::Creating {
-        return Err(Error::Conflict("Cannot delete backup while it is being created.".into()));
+        return Err(Error::Conflict(
+            "Cannot delete backup while it is being created.".into(),
+        ));
     }
     if store::restores::reading_backup(&tx, backup.id)? {
-        return Err(Error::Conflict("Cannot delete backup while it is being restored.".into()));
+        return Err(Error::Conflict(
+            "Cannot delete backup while it is being restored.".into(),
+        ));
     }
     if backup.is_locked && backup.status == BackupStatus::Completed {
-        return Err(Error::BackupLocked("This backup is locked and cannot be deleted.".into()));
+        return Err(Error::BackupLocked(
+            "This backup is locked and cannot be deleted.".into(),
+        ));
     }
     store::backups::delete(&tx, backup.id)?;
     store::activity::record(
@@ -188,7 +217,10 @@ pub fn delete(app: &App, origin: &Origin, server: &Server, uuid: &str) -> Result
     )?;
     tx.commit()?;
     if let Err(e) = app.storage().remove(&server.uuid, &backup) {
-        log::warn!("backup {} deleted, but its files could not be removed: {e}", backup.uuid);
+        log::warn!(
+            "backup {} deleted, but its files could not be removed: {e}",
+            backup.uuid
+        );
     }
     Ok(())
 }
@@ -202,7 +234,11 @@ pub fn toggle_lock(app: &App, origin: &Origin, server: &Server, uuid: &str) -> R
     store::backups::set_locked(&tx, backup.id, locked)?;
     store::activity::record(
         &tx,
-        if locked { event::BACKUP_LOCK } else { event::BACKUP_UNLOCK },
+        if locked {
+            event::BACKUP_LOCK
+        } else {
+            event::BACKUP_UNLOCK
+        },
         origin.user_id,
         Some(server.id),
         &json!({"backup": backup.uuid, "name": backup.name}),
@@ -214,7 +250,13 @@ pub fn toggle_lock(app: &App, origin: &Origin, server: &Server, uuid: &str) -> R
 }
 
 /// A fresh signed link to a completed backup, as a path and query.
-pub fn download_link(app: &App, origin: &Origin, user: &User, server: &Server, uuid: &str) -> Result<String> {
+pub fn download_link(
+    app: &App,
+    origin: &Origin,
+    user: &User,
+    server: &Server,
+    uuid: &str,
+) -> Result<String> {
     let conn = app.db.conn()?;
     let backup = get(&conn, server, uuid)?;
     match backup.status {
@@ -224,7 +266,9 @@ pub fn download_link(app: &App, origin: &Origin, user: &User, server: &Server, u
             ));
         }
         BackupStatus::Failed => {
-            return Err(Error::BackupFailed("This backup failed and cannot be downloaded.".into()));
+            return Err(Error::BackupFailed(
+                "This backup failed and cannot be downloaded.".into(),
+            ));
         }
         BackupStatus::Completed => {}
     }
@@ -238,14 +282,26 @@ pub fn download_link(app: &App, origin: &Origin, user: &User, server: &Server, u
         origin.ip.as_deref(),
         now(),
     )?;
-    Ok(crate::links::path(&app.secret, &backup.uuid, &user.uuid, expires))
+    Ok(crate::links::path(
+        &app.secret,
+        &backup.uuid,
+        &user.uuid,
+        expires,
+    ))
 }
 
 /// Removes a server; with `delete_backups` its backups go too, else having any is a conflict.
-pub fn delete_server(app: &App, origin: &Origin, server: &Server, delete_backups: bool) -> Result<()> {
+pub fn delete_server(
+    app: &App,
+    origin: &Origin,
+    server: &Server,
+    delete_backups: bool,
+) -> Result<()> {
     let mut conn = app.db.conn()?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    if server.status == Some(ServerStatus::RestoringBackup) || store::backups::count_creating(&tx, server.id)? > 0 {
+    if server.status == Some(ServerStatus::RestoringBackup)
+        || store::backups::count_creating(&tx, server.id)? > 0
+    {
         return Err(Error::Conflict(
             "Cannot delete a server while a backup or restore of it is running.".into(),
         ));

@@ -112,7 +112,10 @@ pub struct Config {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("invalid setting {name}: {message}")]
@@ -202,12 +205,18 @@ impl Config {
             })
         };
         if self.listen.parse::<std::net::SocketAddr>().is_err() {
-            return invalid("listen", "expected an address and port such as 127.0.0.1:8080");
+            return invalid(
+                "listen",
+                "expected an address and port such as 127.0.0.1:8080",
+            );
         }
         if let Some(url) = &self.public_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
-            return invalid("public_url", "expected a URL starting with http:// or https://");
+            return invalid(
+                "public_url",
+                "expected a URL starting with http:// or https://",
+            );
         }
         if !(1..=256).contains(&self.http_threads) {
             return invalid("http_threads", "expected 1 to 256");
@@ -222,7 +231,10 @@ impl Config {
             return invalid("gzip_level", "expected 1 to 9");
         }
         if self.throttle_backups > 0 && self.throttle_window_secs == 0 {
-            return invalid("throttle_window_secs", "must be above 0 while the throttle is on");
+            return invalid(
+                "throttle_window_secs",
+                "must be above 0 while the throttle is on",
+            );
         }
         if self.download_link_ttl_secs == 0 {
             return invalid("download_link_ttl_secs", "must be above 0");

@@ -18,13 +18,27 @@ fn mac(secret: &[u8; 32], backup_uuid: &str, user_uuid: &str, expires: i64) -> H
 }
 
 pub fn sign(secret: &[u8; 32], backup_uuid: &str, user_uuid: &str, expires: i64) -> String {
-    hex::encode(mac(secret, backup_uuid, user_uuid, expires).finalize().into_bytes())
+    hex::encode(
+        mac(secret, backup_uuid, user_uuid, expires)
+            .finalize()
+            .into_bytes(),
+    )
 }
 
 /// Checks a signature in constant time.
-pub fn verify(secret: &[u8; 32], backup_uuid: &str, user_uuid: &str, expires: i64, signature_hex: &str) -> bool {
-    let Ok(signature) = hex::decode(signature_hex) else { return false };
-    mac(secret, backup_uuid, user_uuid, expires).verify_slice(&signature).is_ok()
+pub fn verify(
+    secret: &[u8; 32],
+    backup_uuid: &str,
+    user_uuid: &str,
+    expires: i64,
+    signature_hex: &str,
+) -> bool {
+    let Ok(signature) = hex::decode(signature_hex) else {
+        return false;
+    };
+    mac(secret, backup_uuid, user_uuid, expires)
+        .verify_slice(&signature)
+        .is_ok()
 }
 
 /// The path and query of a link (without scheme and host).

@@ -1,7 +1,9 @@
 //! Servers and their subusers: path rules, limits, and who may do what on each.
 
 use crate::error::{Error, FieldError, Result};
-use crate::model::{Compression, Hooks, Origin, Permission, Server, ServerStatus, User, event, now};
+use crate::model::{
+    Compression, Hooks, Origin, Permission, Server, ServerStatus, User, event, now,
+};
 use crate::store::{self, Connection};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -43,7 +45,9 @@ pub fn check_path(path: &str, data_dir: &Path) -> std::result::Result<PathBuf, S
         return Err("the path contains a NUL byte".into());
     }
     if !given.is_absolute() {
-        return Err(format!("the path '{path}' is relative: give an absolute path such as /srv/minecraft"));
+        return Err(format!(
+            "the path '{path}' is relative: give an absolute path such as /srv/minecraft"
+        ));
     }
     let canonical = given
         .canonicalize()
@@ -74,7 +78,11 @@ pub fn check_path(path: &str, data_dir: &Path) -> std::result::Result<PathBuf, S
 
 fn check_text(errors: &mut Vec<FieldError>, field: &str, value: &str, max: usize, required: bool) {
     if required && value.trim().is_empty() {
-        errors.push(FieldError::new(field, "required", format!("The {field} field is required.")));
+        errors.push(FieldError::new(
+            field,
+            "required",
+            format!("The {field} field is required."),
+        ));
     } else if value.chars().count() > max {
         errors.push(FieldError::new(
             field,
@@ -85,7 +93,12 @@ fn check_text(errors: &mut Vec<FieldError>, field: &str, value: &str, max: usize
 }
 
 /// Applies `changes` to `server`, collecting every invalid field.
-fn apply(c: &Connection, data_dir: &Path, server: &mut Server, changes: ServerChanges) -> Result<()> {
+fn apply(
+    c: &Connection,
+    data_dir: &Path,
+    server: &mut Server,
+    changes: ServerChanges,
+) -> Result<()> {
     let mut errors = Vec::new();
     if let Some(name) = changes.name {
         check_text(&mut errors, "name", &name, MAX_NAME_CHARS, true);
@@ -99,9 +112,17 @@ fn apply(c: &Connection, data_dir: &Path, server: &mut Server, changes: ServerCh
         match check_path(&path, data_dir) {
             Ok(p) => match p.to_str() {
                 Some(p) => server.path = p.to_string(),
-                None => errors.push(FieldError::new("path", "utf8", "The path must be valid UTF-8.")),
+                None => errors.push(FieldError::new(
+                    "path",
+                    "utf8",
+                    "The path must be valid UTF-8.",
+                )),
             },
-            Err(rule) => errors.push(FieldError::new("path", "directory", format!("Invalid path: {rule}."))),
+            Err(rule) => errors.push(FieldError::new(
+                "path",
+                "directory",
+                format!("Invalid path: {rule}."),
+            )),
         }
     }
     if let Some(owner) = changes.owner {
@@ -110,7 +131,11 @@ fn apply(c: &Connection, data_dir: &Path, server: &mut Server, changes: ServerCh
             Some(name) => match store::users::by_username(c, &name)? {
                 Some(user) => Some(user.id),
                 None => {
-                    errors.push(FieldError::new("owner", "exists", format!("There is no user '{name}'.")));
+                    errors.push(FieldError::new(
+                        "owner",
+                        "exists",
+                        format!("There is no user '{name}'."),
+                    ));
                     None
                 }
             },
@@ -118,19 +143,31 @@ fn apply(c: &Connection, data_dir: &Path, server: &mut Server, changes: ServerCh
     }
     if let Some(limit) = changes.backup_limit {
         if !(0..=10_000).contains(&limit) {
-            errors.push(FieldError::new("backup_limit", "between:0,10000", "The backup limit must be between 0 and 10000."));
+            errors.push(FieldError::new(
+                "backup_limit",
+                "between:0,10000",
+                "The backup limit must be between 0 and 10000.",
+            ));
         }
         server.backup_limit = limit;
     }
     if let Some(quota) = changes.backup_quota_bytes {
         if quota.is_some_and(|q| q < 0) {
-            errors.push(FieldError::new("backup_quota_bytes", "min:0", "The backup quota must be 0 or more bytes."));
+            errors.push(FieldError::new(
+                "backup_quota_bytes",
+                "min:0",
+                "The backup quota must be 0 or more bytes.",
+            ));
         }
         server.backup_quota_bytes = quota;
     }
     if let Some(max) = changes.max_backup_bytes {
         if max < 1 {
-            errors.push(FieldError::new("max_backup_bytes", "min:1", "The maximum backup size must be at least 1 byte."));
+            errors.push(FieldError::new(
+                "max_backup_bytes",
+                "min:1",
+                "The maximum backup size must be at least 1 byte.",
+            ));
         }
         server.max_backup_bytes = max;
     }
@@ -138,19 +175,45 @@ fn apply(c: &Connection, data_dir: &Path, server: &mut Server, changes: ServerCh
         server.compression = compression;
     }
     if let Some(status) = changes.status {
-        if status == Some(ServerStatus::RestoringBackup) && server.status != Some(ServerStatus::RestoringBackup) {
-            errors.push(FieldError::new("status", "in", "The status must be installing, suspended or null."));
+        if status == Some(ServerStatus::RestoringBackup)
+            && server.status != Some(ServerStatus::RestoringBackup)
+        {
+            errors.push(FieldError::new(
+                "status",
+                "in",
+                "The status must be installing, suspended or null.",
+            ));
         } else if server.status == Some(ServerStatus::RestoringBackup) {
-            errors.push(FieldError::new("status", "restoring", "The status cannot change while a restore runs."));
+            errors.push(FieldError::new(
+                "status",
+                "restoring",
+                "The status cannot change while a restore runs.",
+            ));
         } else {
             server.status = status;
         }
     }
     let hooks = [
-        ("pre_backup", changes.pre_backup, &mut server.hooks.pre_backup),
-        ("post_backup", changes.post_backup, &mut server.hooks.post_backup),
-        ("pre_restore", changes.pre_restore, &mut server.hooks.pre_restore),
-        ("post_restore", changes.post_restore, &mut server.hooks.post_restore),
+        (
+            "pre_backup",
+            changes.pre_backup,
+            &mut server.hooks.pre_backup,
+        ),
+        (
+            "post_backup",
+            changes.post_backup,
+            &mut server.hooks.post_backup,
+        ),
+        (
+            "pre_restore",
+            changes.pre_restore,
+            &mut server.hooks.pre_restore,
+        ),
+        (
+            "post_restore",
+            changes.post_restore,
+            &mut server.hooks.post_restore,
+        ),
     ];
     for (field, change, slot) in hooks {
         if let Some(command) = change {
@@ -161,16 +224,28 @@ fn apply(c: &Connection, data_dir: &Path, server: &mut Server, changes: ServerCh
             *slot = command;
         }
     }
-    if errors.is_empty() { Ok(()) } else { Err(Error::Validation(errors)) }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Validation(errors))
+    }
 }
 
 pub fn create(c: &Connection, data_dir: &Path, changes: ServerChanges) -> Result<Server> {
     let mut missing = Vec::new();
     if changes.name.is_none() {
-        missing.push(FieldError::new("name", "required", "The name field is required."));
+        missing.push(FieldError::new(
+            "name",
+            "required",
+            "The name field is required.",
+        ));
     }
     if changes.path.is_none() {
-        missing.push(FieldError::new("path", "required", "The path field is required."));
+        missing.push(FieldError::new(
+            "path",
+            "required",
+            "The path field is required.",
+        ));
     }
     if !missing.is_empty() {
         return Err(Error::Validation(missing));
@@ -199,13 +274,22 @@ pub fn create(c: &Connection, data_dir: &Path, changes: ServerChanges) -> Result
 
 fn path_taken(err: store::Error, path: &str) -> Error {
     if store::is_unique_violation(&err) {
-        Error::invalid("path", "unique", format!("Another server already uses the directory {path}."))
+        Error::invalid(
+            "path",
+            "unique",
+            format!("Another server already uses the directory {path}."),
+        )
     } else {
         err.into()
     }
 }
 
-pub fn update(c: &Connection, data_dir: &Path, server: &Server, changes: ServerChanges) -> Result<Server> {
+pub fn update(
+    c: &Connection,
+    data_dir: &Path,
+    server: &Server,
+    changes: ServerChanges,
+) -> Result<Server> {
     let mut updated = server.clone();
     apply(c, data_dir, &mut updated, changes)?;
     updated.updated_at = now();
@@ -214,7 +298,8 @@ pub fn update(c: &Connection, data_dir: &Path, server: &Server, changes: ServerC
 }
 
 pub fn find(c: &Connection, identifier: &str) -> Result<Server> {
-    store::servers::by_identifier(c, identifier)?.ok_or_else(|| Error::not_found(format_args!("server '{identifier}'")))
+    store::servers::by_identifier(c, identifier)?
+        .ok_or_else(|| Error::not_found(format_args!("server '{identifier}'")))
 }
 
 /// Validates a list of permission names.
@@ -234,15 +319,29 @@ pub fn parse_permissions<S: AsRef<str>>(names: &[S]) -> Result<Vec<Permission>> 
 }
 
 /// Grants `user` the permissions on `server`, adding them as a subuser if needed.
-pub fn set_subuser(c: &Connection, origin: &Origin, server: &Server, user: &User, perms: &[Permission]) -> Result<()> {
+pub fn set_subuser(
+    c: &Connection,
+    origin: &Origin,
+    server: &Server,
+    user: &User,
+    perms: &[Permission],
+) -> Result<()> {
     if server.owner_id == Some(user.id) {
-        return Err(Error::invalid("username", "owner", "The server's owner already holds every permission."));
+        return Err(Error::invalid(
+            "username",
+            "owner",
+            "The server's owner already holds every permission.",
+        ));
     }
     let existed = store::subusers::get(c, server.id, user.id)?.is_some();
     store::subusers::upsert(c, server.id, user.id, perms, now())?;
     store::activity::record(
         c,
-        if existed { event::SUBUSER_UPDATE } else { event::SUBUSER_CREATE },
+        if existed {
+            event::SUBUSER_UPDATE
+        } else {
+            event::SUBUSER_CREATE
+        },
         origin.user_id,
         Some(server.id),
         &json!({"username": user.username, "permissions": perms.iter().map(|p| p.as_str()).collect::<Vec<_>>()}),

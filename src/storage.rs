@@ -45,11 +45,15 @@ impl Storage {
 
     /// Where an archive is written before it is complete.
     pub fn partial_path(&self, server_uuid: &str, backup_uuid: &str) -> PathBuf {
-        self.root.join(server_uuid).join(format!(".{backup_uuid}.partial"))
+        self.root
+            .join(server_uuid)
+            .join(format!(".{backup_uuid}.partial"))
     }
 
     pub fn manifest_path(&self, server_uuid: &str, backup_uuid: &str) -> PathBuf {
-        self.root.join(server_uuid).join(format!("{backup_uuid}.json"))
+        self.root
+            .join(server_uuid)
+            .join(format!("{backup_uuid}.json"))
     }
 
     /// Moves a finished, synced file into place and makes the rename durable.
@@ -59,7 +63,12 @@ impl Storage {
     }
 
     /// Writes the manifest beside the archive, durably.
-    pub fn write_manifest(&self, server_uuid: &str, backup: &Backup, manifest: &serde_json::Value) -> io::Result<()> {
+    pub fn write_manifest(
+        &self,
+        server_uuid: &str,
+        backup: &Backup,
+        manifest: &serde_json::Value,
+    ) -> io::Result<()> {
         let path = self.manifest_path(server_uuid, &backup.uuid);
         let tmp = path.with_extension("json.partial");
         let mut file = fs::OpenOptions::new()
@@ -68,7 +77,11 @@ impl Storage {
             .truncate(true)
             .mode(0o600)
             .open(&tmp)?;
-        file.write_all(serde_json::to_string_pretty(manifest).unwrap_or_default().as_bytes())?;
+        file.write_all(
+            serde_json::to_string_pretty(manifest)
+                .unwrap_or_default()
+                .as_bytes(),
+        )?;
         file.sync_all()?;
         drop(file);
         self.publish(&tmp, &path)
@@ -79,7 +92,8 @@ impl Storage {
         let mut paths = vec![
             self.partial_path(server_uuid, &backup.uuid),
             self.manifest_path(server_uuid, &backup.uuid),
-            self.manifest_path(server_uuid, &backup.uuid).with_extension("json.partial"),
+            self.manifest_path(server_uuid, &backup.uuid)
+                .with_extension("json.partial"),
         ];
         if let Some(p) = backup.storage_path.as_deref().and_then(|p| self.resolve(p)) {
             paths.push(p);

@@ -35,14 +35,27 @@ fn taken(username: &str) -> Error {
     )
 }
 
-pub fn create(c: &Connection, origin: &Origin, username: &str, password: &str, is_admin: bool) -> Result<User> {
+pub fn create(
+    c: &Connection,
+    origin: &Origin,
+    username: &str,
+    password: &str,
+    is_admin: bool,
+) -> Result<User> {
     check_username(username)?;
     auth::check_password_strength(password)?;
     if store::users::by_username(c, username)?.is_some() {
         return Err(taken(username));
     }
     let hash = auth::hash_password(password)?;
-    let user = store::users::insert(c, &uuid::Uuid::new_v4().to_string(), username, &hash, is_admin, now())?;
+    let user = store::users::insert(
+        c,
+        &uuid::Uuid::new_v4().to_string(),
+        username,
+        &hash,
+        is_admin,
+        now(),
+    )?;
     store::activity::record(
         c,
         "user:create",
@@ -56,7 +69,8 @@ pub fn create(c: &Connection, origin: &Origin, username: &str, password: &str, i
 }
 
 pub fn find(c: &Connection, username: &str) -> Result<User> {
-    store::users::by_username(c, username)?.ok_or_else(|| Error::not_found(format_args!("user '{username}'")))
+    store::users::by_username(c, username)?
+        .ok_or_else(|| Error::not_found(format_args!("user '{username}'")))
 }
 
 /// Changes name and admin flag; refuses to remove the last admin.
@@ -68,7 +82,9 @@ pub fn update(c: &Connection, user: &User, username: &str, is_admin: bool) -> Re
         return Err(taken(username));
     }
     if user.is_admin && !is_admin && store::users::admin_count(c)? <= 1 {
-        return Err(Error::Conflict("hoard needs at least one administrator: make another user an admin first.".into()));
+        return Err(Error::Conflict(
+            "hoard needs at least one administrator: make another user an admin first.".into(),
+        ));
     }
     store::users::update_profile(c, user.id, username, is_admin, now())?;
     store::users::by_id(c, user.id)?.ok_or_else(|| Error::not_found("user"))
@@ -85,7 +101,9 @@ pub fn set_password(c: &Connection, user: &User, password: &str) -> Result<()> {
 
 pub fn delete(c: &Connection, origin: &Origin, user: &User) -> Result<()> {
     if user.is_admin && store::users::admin_count(c)? <= 1 {
-        return Err(Error::Conflict("Cannot remove the last administrator.".into()));
+        return Err(Error::Conflict(
+            "Cannot remove the last administrator.".into(),
+        ));
     }
     store::users::delete(c, user.id)?;
     store::activity::record(
@@ -101,7 +119,12 @@ pub fn delete(c: &Connection, origin: &Origin, user: &User) -> Result<()> {
 }
 
 /// Makes a key for `user`; the returned token is the only copy of its secret.
-pub fn create_key(c: &Connection, origin: &Origin, user: &User, description: &str) -> Result<(ApiKey, String)> {
+pub fn create_key(
+    c: &Connection,
+    origin: &Origin,
+    user: &User,
+    description: &str,
+) -> Result<(ApiKey, String)> {
     if description.chars().count() > MAX_KEY_DESCRIPTION {
         return Err(Error::invalid(
             "description",
@@ -115,7 +138,14 @@ pub fn create_key(c: &Connection, origin: &Origin, user: &User, description: &st
         )));
     }
     let key = auth::generate_key();
-    let stored = store::keys::insert(c, user.id, &key.identifier, &key.secret_hash, description, now())?;
+    let stored = store::keys::insert(
+        c,
+        user.id,
+        &key.identifier,
+        &key.secret_hash,
+        description,
+        now(),
+    )?;
     store::activity::record(
         c,
         event::KEY_CREATE,

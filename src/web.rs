@@ -2,8 +2,8 @@
 //! builds), served with a strict Content-Security-Policy. Every path that is not a file
 //! serves the app shell, so deep links work.
 
-use crate::api::http::{Request, Response};
 use crate::api::http::Body;
+use crate::api::http::{Request, Response};
 
 #[derive(rust_embed::Embed)]
 #[folder = "web/"]

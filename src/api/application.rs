@@ -12,7 +12,11 @@ use serde_json::{Map, Value, json};
 
 fn admin_item(ctx: &Ctx, server: &Server) -> Result<Value> {
     let conn = ctx.app.db.conn()?;
-    let owner = server.owner_id.map(|id| store::users::by_id(&conn, id)).transpose()?.flatten();
+    let owner = server
+        .owner_id
+        .map(|id| store::users::by_id(&conn, id))
+        .transpose()?
+        .flatten();
     let count = store::backups::count(&conn, server.id)?;
     Ok(wire::admin_server(server, owner.as_ref(), count))
 }
@@ -33,11 +37,20 @@ fn list_envelope(items: Vec<Value>, base: String) -> Value {
 pub fn list_servers(ctx: &Ctx, caller: &Caller) -> Result<Response> {
     auth::require_admin(&caller.user)?;
     let servers = store::servers::list(&*ctx.app.db.conn()?)?;
-    let items = servers.iter().map(|s| admin_item(ctx, s)).collect::<Result<Vec<_>>>()?;
-    Ok(Response::json(200, &list_envelope(items, format!("{}/api/application/servers", ctx.base_url()))))
+    let items = servers
+        .iter()
+        .map(|s| admin_item(ctx, s))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Response::json(
+        200,
+        &list_envelope(items, format!("{}/api/application/servers", ctx.base_url())),
+    ))
 }
 
-fn parse_choice<T: std::str::FromStr<Err = String>>(f: &mut Fields, name: &str) -> Option<Option<T>> {
+fn parse_choice<T: std::str::FromStr<Err = String>>(
+    f: &mut Fields,
+    name: &str,
+) -> Option<Option<T>> {
     match f.nullable_string(name)? {
         None => Some(None),
         Some(text) => match text.parse() {
@@ -90,19 +103,28 @@ pub fn create_server(ctx: &Ctx, caller: &Caller) -> Result<Response> {
 }
 
 fn find_server(ctx: &Ctx, id: &str) -> Result<Server> {
-    store::servers::by_identifier(&*ctx.app.db.conn()?, id)?.ok_or_else(|| Error::not_found("server"))
+    store::servers::by_identifier(&*ctx.app.db.conn()?, id)?
+        .ok_or_else(|| Error::not_found("server"))
 }
 
 pub fn show_server(ctx: &Ctx, caller: &Caller, id: &str) -> Result<Response> {
     auth::require_admin(&caller.user)?;
-    Ok(Response::json(200, &admin_item(ctx, &find_server(ctx, id)?)?))
+    Ok(Response::json(
+        200,
+        &admin_item(ctx, &find_server(ctx, id)?)?,
+    ))
 }
 
 pub fn update_server(ctx: &Ctx, caller: &Caller, id: &str) -> Result<Response> {
     auth::require_admin(&caller.user)?;
     let server = find_server(ctx, id)?;
     let changes = server_changes(ctx.req.json_object()?)?;
-    let updated = servers::update(&*ctx.app.db.conn()?, &ctx.app.config.data_dir, &server, changes)?;
+    let updated = servers::update(
+        &*ctx.app.db.conn()?,
+        &ctx.app.config.data_dir,
+        &server,
+        changes,
+    )?;
     Ok(Response::json(200, &admin_item(ctx, &updated)?))
 }
 
@@ -129,7 +151,10 @@ pub fn list_users(ctx: &Ctx, caller: &Caller) -> Result<Response> {
     let users = store::users::list(&*ctx.app.db.conn()?)?;
     Ok(Response::json(
         200,
-        &list_envelope(users.iter().map(wire::user).collect(), format!("{}/api/application/users", ctx.base_url())),
+        &list_envelope(
+            users.iter().map(wire::user).collect(),
+            format!("{}/api/application/users", ctx.base_url()),
+        ),
     ))
 }
 

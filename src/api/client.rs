@@ -103,7 +103,11 @@ pub fn change_password(ctx: &Ctx, caller: &Caller) -> Result<Response> {
         ));
     }
     if confirmation.is_some_and(|c| c != password) {
-        return Err(Error::invalid("password", "confirmed", "The password confirmation does not match."));
+        return Err(Error::invalid(
+            "password",
+            "confirmed",
+            "The password confirmation does not match.",
+        ));
     }
     users::set_password(&*ctx.app.db.conn()?, &caller.user, &password)?;
     Ok(Response::empty(204))
@@ -111,7 +115,10 @@ pub fn change_password(ctx: &Ctx, caller: &Caller) -> Result<Response> {
 
 pub fn list_keys(ctx: &Ctx, caller: &Caller) -> Result<Response> {
     let keys = store::keys::list_for_user(&*ctx.app.db.conn()?, caller.user.id)?;
-    Ok(Response::json(200, &wire::list(keys.iter().map(wire::api_key).collect())))
+    Ok(Response::json(
+        200,
+        &wire::list(keys.iter().map(wire::api_key).collect()),
+    ))
 }
 
 pub fn create_key(ctx: &Ctx, caller: &Caller) -> Result<Response> {
@@ -119,14 +126,24 @@ pub fn create_key(ctx: &Ctx, caller: &Caller) -> Result<Response> {
     let description = f.string("description").unwrap_or_default();
     let _ = f.string_list("allowed_ips");
     f.finish()?;
-    let (key, token) = users::create_key(&*ctx.app.db.conn()?, &ctx.origin(caller), &caller.user, &description)?;
+    let (key, token) = users::create_key(
+        &*ctx.app.db.conn()?,
+        &ctx.origin(caller),
+        &caller.user,
+        &description,
+    )?;
     let mut body = wire::api_key(&key);
     body["meta"] = json!({"secret_token": token});
     Ok(Response::json(200, &body))
 }
 
 pub fn delete_key(ctx: &Ctx, caller: &Caller, identifier: &str) -> Result<Response> {
-    users::revoke_key(&*ctx.app.db.conn()?, &ctx.origin(caller), &caller.user, identifier)?;
+    users::revoke_key(
+        &*ctx.app.db.conn()?,
+        &ctx.origin(caller),
+        &caller.user,
+        identifier,
+    )?;
     Ok(Response::empty(204))
 }
 
@@ -189,7 +206,10 @@ pub fn create_backup(ctx: &Ctx, caller: &Caller, id: &str) -> Result<Response> {
     let name = f.string("name");
     let ignored = f.string("ignored");
     let is_locked = f.bool("is_locked").unwrap_or(false);
-    if name.as_ref().is_some_and(|n| n.chars().count() > backups::MAX_NAME_CHARS) {
+    if name
+        .as_ref()
+        .is_some_and(|n| n.chars().count() > backups::MAX_NAME_CHARS)
+    {
         f.push(crate::error::FieldError::new(
             "name",
             "max:191",
@@ -206,7 +226,10 @@ pub fn create_backup(ctx: &Ctx, caller: &Caller, id: &str) -> Result<Response> {
     f.finish()?;
     let request = CreateRequest {
         name,
-        ignored: ignored.as_deref().map(archive::split_patterns).unwrap_or_default(),
+        ignored: ignored
+            .as_deref()
+            .map(archive::split_patterns)
+            .unwrap_or_default(),
         is_locked,
     };
     let backup = backups::create(ctx.app, &ctx.origin(caller), &server, &access, request)?;
@@ -233,12 +256,16 @@ pub fn download_link(ctx: &Ctx, caller: &Caller, id: &str, uuid: &str) -> Result
     access.require(Permission::BackupDownload)?;
     let path = backups::download_link(ctx.app, &ctx.origin(caller), &caller.user, &server, uuid)?;
     let url = format!("{}{path}", ctx.base_url());
-    Ok(Response::json(200, &wire::item("signed_url", json!({"url": url}))))
+    Ok(Response::json(
+        200,
+        &wire::item("signed_url", json!({"url": url})),
+    ))
 }
 
 pub fn restore_backup(ctx: &Ctx, caller: &Caller, id: &str, uuid: &str) -> Result<Response> {
     let (server, access) = visible(ctx, caller, id)?;
     access.require(Permission::BackupRestore)?;
+    backups::get(&*ctx.app.db.conn()?, &server, uuid)?;
     let mut f = Fields::new(ctx.req.json_object()?);
     let truncate = f.bool("truncate").unwrap_or(true);
     f.finish()?;
@@ -259,14 +286,18 @@ fn manageable(ctx: &Ctx, caller: &Caller, id: &str) -> Result<Server> {
 
 fn subuser_target(ctx: &Ctx, server: &Server, user_uuid: &str) -> Result<crate::model::Subuser> {
     let conn = ctx.app.db.conn()?;
-    let user = store::users::by_uuid(&conn, user_uuid)?.ok_or_else(|| Error::not_found("subuser"))?;
+    let user =
+        store::users::by_uuid(&conn, user_uuid)?.ok_or_else(|| Error::not_found("subuser"))?;
     store::subusers::get(&conn, server.id, user.id)?.ok_or_else(|| Error::not_found("subuser"))
 }
 
 pub fn list_subusers(ctx: &Ctx, caller: &Caller, id: &str) -> Result<Response> {
     let server = manageable(ctx, caller, id)?;
     let subusers = store::subusers::list(&*ctx.app.db.conn()?, server.id)?;
-    Ok(Response::json(200, &wire::list(subusers.iter().map(wire::subuser).collect())))
+    Ok(Response::json(
+        200,
+        &wire::list(subusers.iter().map(wire::subuser).collect()),
+    ))
 }
 
 fn read_permissions(f: &mut Fields) -> Option<Vec<Permission>> {
@@ -294,10 +325,18 @@ pub fn add_subuser(ctx: &Ctx, caller: &Caller, id: &str) -> Result<Response> {
         ));
     }
     f.finish()?;
-    let (username, permissions) = (username.unwrap_or_default(), permissions.unwrap_or_default());
+    let (username, permissions) = (
+        username.unwrap_or_default(),
+        permissions.unwrap_or_default(),
+    );
     let conn = ctx.app.db.conn()?;
-    let user = store::users::by_username(&conn, &username)?
-        .ok_or_else(|| Error::invalid("username", "exists", format!("There is no user '{username}'.")))?;
+    let user = store::users::by_username(&conn, &username)?.ok_or_else(|| {
+        Error::invalid(
+            "username",
+            "exists",
+            format!("There is no user '{username}'."),
+        )
+    })?;
     if store::subusers::get(&conn, server.id, user.id)?.is_some() {
         return Err(Error::invalid(
             "username",
@@ -306,13 +345,17 @@ pub fn add_subuser(ctx: &Ctx, caller: &Caller, id: &str) -> Result<Response> {
         ));
     }
     servers::set_subuser(&conn, &ctx.origin(caller), &server, &user, &permissions)?;
-    let subuser = store::subusers::get(&conn, server.id, user.id)?.ok_or_else(|| Error::not_found("subuser"))?;
+    let subuser = store::subusers::get(&conn, server.id, user.id)?
+        .ok_or_else(|| Error::not_found("subuser"))?;
     Ok(Response::json(200, &wire::subuser(&subuser)))
 }
 
 pub fn show_subuser(ctx: &Ctx, caller: &Caller, id: &str, user_uuid: &str) -> Result<Response> {
     let server = manageable(ctx, caller, id)?;
-    Ok(Response::json(200, &wire::subuser(&subuser_target(ctx, &server, user_uuid)?)))
+    Ok(Response::json(
+        200,
+        &wire::subuser(&subuser_target(ctx, &server, user_uuid)?),
+    ))
 }
 
 pub fn update_subuser(ctx: &Ctx, caller: &Caller, id: &str, user_uuid: &str) -> Result<Response> {
@@ -329,14 +372,26 @@ pub fn update_subuser(ctx: &Ctx, caller: &Caller, id: &str, user_uuid: &str) -> 
     }
     f.finish()?;
     let conn = ctx.app.db.conn()?;
-    servers::set_subuser(&conn, &ctx.origin(caller), &server, &existing.user, &permissions.unwrap_or_default())?;
-    let subuser = store::subusers::get(&conn, server.id, existing.user.id)?.ok_or_else(|| Error::not_found("subuser"))?;
+    servers::set_subuser(
+        &conn,
+        &ctx.origin(caller),
+        &server,
+        &existing.user,
+        &permissions.unwrap_or_default(),
+    )?;
+    let subuser = store::subusers::get(&conn, server.id, existing.user.id)?
+        .ok_or_else(|| Error::not_found("subuser"))?;
     Ok(Response::json(200, &wire::subuser(&subuser)))
 }
 
 pub fn remove_subuser(ctx: &Ctx, caller: &Caller, id: &str, user_uuid: &str) -> Result<Response> {
     let server = manageable(ctx, caller, id)?;
     let existing = subuser_target(ctx, &server, user_uuid)?;
-    servers::remove_subuser(&*ctx.app.db.conn()?, &ctx.origin(caller), &server, &existing.user)?;
+    servers::remove_subuser(
+        &*ctx.app.db.conn()?,
+        &ctx.origin(caller),
+        &server,
+        &existing.user,
+    )?;
     Ok(Response::empty(204))
 }

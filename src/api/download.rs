@@ -29,7 +29,8 @@ pub fn file_name(server_short_id: &str, backup: &Backup) -> String {
     }
     let slug = slug.trim_end_matches('-');
     let slug = if slug.is_empty() { "backup" } else { slug };
-    let when = jiff::Timestamp::from_second(backup.created_at).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    let when =
+        jiff::Timestamp::from_second(backup.created_at).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
     format!(
         "{server_short_id}-{slug}-{}.{}",
         when.strftime("%Y%m%d-%H%M%S"),
@@ -43,11 +44,19 @@ pub fn serve(ctx: &Ctx, backup_uuid: &str) -> Result<Response> {
         .parse()
         .map_err(|_| refused("This download link is malformed: request a new one."))?;
     let user_uuid = query("user");
-    if !links::verify(&ctx.app.secret, backup_uuid, user_uuid, expires, query("signature")) {
+    if !links::verify(
+        &ctx.app.secret,
+        backup_uuid,
+        user_uuid,
+        expires,
+        query("signature"),
+    ) {
         return Err(refused("This download link is invalid: request a new one."));
     }
     if expires < now() {
-        return Err(refused("This download link has expired: request a new one."));
+        return Err(refused(
+            "This download link has expired: request a new one.",
+        ));
     }
     let conn = ctx.app.db.conn()?;
     let backup = store::backups::by_uuid(&conn, backup_uuid)?
@@ -55,10 +64,14 @@ pub fn serve(ctx: &Ctx, backup_uuid: &str) -> Result<Response> {
         .ok_or_else(|| Error::not_found("backup"))?;
     let user = store::users::by_uuid(&conn, user_uuid)?
         .ok_or_else(|| refused("The user this link was made for no longer exists."))?;
-    let server = store::servers::by_id(&conn, backup.server_id)?.ok_or_else(|| Error::not_found("backup"))?;
-    let allowed = auth::access(&conn, &user, &server)?.is_some_and(|a| a.has(Permission::BackupDownload));
+    let server = store::servers::by_id(&conn, backup.server_id)?
+        .ok_or_else(|| Error::not_found("backup"))?;
+    let allowed =
+        auth::access(&conn, &user, &server)?.is_some_and(|a| a.has(Permission::BackupDownload));
     if !allowed {
-        return Err(refused("The user this link was made for may no longer download this backup."));
+        return Err(refused(
+            "The user this link was made for may no longer download this backup.",
+        ));
     }
     drop(conn);
     let path = backup
@@ -67,7 +80,11 @@ pub fn serve(ctx: &Ctx, backup_uuid: &str) -> Result<Response> {
         .and_then(|p| ctx.app.storage().resolve(p))
         .ok_or_else(|| Error::not_found("backup archive"))?;
     let mut file = std::fs::File::open(&path).map_err(|e| {
-        log::error!("backup {} has no readable archive at {}: {e}", backup.uuid, path.display());
+        log::error!(
+            "backup {} has no readable archive at {}: {e}",
+            backup.uuid,
+            path.display()
+        );
         Error::not_found("backup archive")
     })?;
     let size = file.metadata()?.len();
@@ -76,7 +93,10 @@ pub fn serve(ctx: &Ctx, backup_uuid: &str) -> Result<Response> {
         r.with_header("Content-Type", backup.compression.mime_type())
             .with_header(
                 "Content-Disposition",
-                format!("attachment; filename=\"{}\"", file_name(&server.short_id, &backup)),
+                format!(
+                    "attachment; filename=\"{}\"",
+                    file_name(&server.short_id, &backup)
+                ),
             )
             .with_header("ETag", etag.clone())
             .with_header("Accept-Ranges", "bytes")
@@ -101,7 +121,8 @@ pub fn serve(ctx: &Ctx, backup_uuid: &str) -> Result<Response> {
                         len: end - start + 1,
                     },
                 };
-                return Ok(headers(partial).with_header("Content-Range", format!("bytes {start}-{end}/{size}")));
+                return Ok(headers(partial)
+                    .with_header("Content-Range", format!("bytes {start}-{end}/{size}")));
             }
             Err(RangeUnsatisfiableError::Unsatisfiable) => {
                 let body = json!({"errors": [{
@@ -109,7 +130,8 @@ pub fn serve(ctx: &Ctx, backup_uuid: &str) -> Result<Response> {
                     "status": "416",
                     "detail": format!("The requested range is outside the file's {size} bytes."),
                 }]});
-                return Ok(Response::json(416, &body).with_header("Content-Range", format!("bytes */{size}")));
+                return Ok(Response::json(416, &body)
+                    .with_header("Content-Range", format!("bytes */{size}")));
             }
             // Several ranges, or a malformed header: the whole file, as the spec allows.
             _ => {}

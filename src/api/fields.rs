@@ -18,8 +18,11 @@ impl Fields {
     }
 
     fn wrong(&mut self, name: &str, rule: &str, what: &str) {
-        self.errors
-            .push(FieldError::new(name, rule, format!("The {name} field must be {what}.")));
+        self.errors.push(FieldError::new(
+            name,
+            rule,
+            format!("The {name} field must be {what}."),
+        ));
     }
 
     /// Absent or null: None.
@@ -49,8 +52,11 @@ impl Fields {
 
     pub fn required_string(&mut self, name: &str) -> Option<String> {
         if !self.map.contains_key(name) || self.map.get(name) == Some(&Value::Null) {
-            self.errors
-                .push(FieldError::new(name, "required", format!("The {name} field is required.")));
+            self.errors.push(FieldError::new(
+                name,
+                "required",
+                format!("The {name} field is required."),
+            ));
             return None;
         }
         self.string(name)

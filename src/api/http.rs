@@ -78,7 +78,11 @@ impl Request {
         let segments = path
             .split('/')
             .filter(|s| !s.is_empty())
-            .map(|s| percent_encoding::percent_decode_str(s).decode_utf8().map(|s| s.into_owned()))
+            .map(|s| {
+                percent_encoding::percent_decode_str(s)
+                    .decode_utf8()
+                    .map(|s| s.into_owned())
+            })
             .collect::<Result<Vec<_>, _>>()
             .ok();
         let query = query
@@ -92,7 +96,12 @@ impl Request {
         let headers = rq
             .headers()
             .iter()
-            .map(|h| (h.field.as_str().as_str().to_ascii_lowercase(), h.value.as_str().to_string()))
+            .map(|h| {
+                (
+                    h.field.as_str().as_str().to_ascii_lowercase(),
+                    h.value.as_str().to_string(),
+                )
+            })
             .collect();
         if rq.body_length().is_some_and(|n| n > MAX_BODY) {
             return Err(ReadError::TooLarge);
@@ -148,8 +157,12 @@ impl Request {
         }
         match serde_json::from_slice::<Value>(&self.body) {
             Ok(Value::Object(map)) => Ok(map),
-            Ok(_) => Err(Error::BadRequest("The request body must be a JSON object.".into())),
-            Err(e) => Err(Error::BadRequest(format!("The request body is not valid JSON: {e}."))),
+            Ok(_) => Err(Error::BadRequest(
+                "The request body must be a JSON object.".into(),
+            )),
+            Err(e) => Err(Error::BadRequest(format!(
+                "The request body is not valid JSON: {e}."
+            ))),
         }
     }
 
@@ -178,7 +191,10 @@ pub enum Body {
     Empty,
     Bytes(Vec<u8>),
     /// `len` bytes of `file` from its current position.
-    File { file: File, len: u64 },
+    File {
+        file: File,
+        len: u64,
+    },
 }
 
 pub struct Response {
@@ -239,17 +255,29 @@ fn error_body(status: u16, code: &str, detail: &str) -> Value {
 pub fn error_response(failure: Failure) -> Response {
     let err = match failure {
         Failure::MethodNotAllowed(allowed) => {
-            let allow = allowed.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", ");
+            let allow = allowed
+                .iter()
+                .map(|m| m.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
             return Response::json(
                 405,
-                &error_body(405, "MethodNotAllowedHttpException", &format!("This route supports only {allow}.")),
+                &error_body(
+                    405,
+                    "MethodNotAllowedHttpException",
+                    &format!("This route supports only {allow}."),
+                ),
             )
             .with_header("Allow", allow);
         }
         Failure::PayloadTooLarge => {
             return Response::json(
                 413,
-                &error_body(413, "PayloadTooLargeException", "The request body is larger than 64 KiB."),
+                &error_body(
+                    413,
+                    "PayloadTooLargeException",
+                    "The request body is larger than 64 KiB.",
+                ),
             );
         }
         Failure::Domain(err) => err,
@@ -289,7 +317,11 @@ pub fn error_response(failure: Failure) -> Response {
             log::error!("internal error: {msg}");
             return Response::json(
                 500,
-                &error_body(500, "InternalServerErrorException", "An unexpected error occurred; the server log has the details."),
+                &error_body(
+                    500,
+                    "InternalServerErrorException",
+                    "An unexpected error occurred; the server log has the details.",
+                ),
             );
         }
     };

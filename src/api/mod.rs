@@ -48,11 +48,19 @@ impl Ctx<'_> {
                 .or_else(|| header.strip_prefix("bearer "))
                 .ok_or(Error::Unauthorized)?;
             let user = auth::authenticate_key(&conn, token.trim(), now())?;
-            return Ok(Caller { user, session: None });
+            return Ok(Caller {
+                user,
+                session: None,
+            });
         }
-        let cookie = self.req.cookie(session::COOKIE).ok_or(Error::Unauthorized)?;
+        let cookie = self
+            .req
+            .cookie(session::COOKIE)
+            .ok_or(Error::Unauthorized)?;
         let (session, user) = auth::authenticate_session(&conn, cookie, now())?;
-        if self.req.method.is_mutating() && !auth::csrf_matches(&session, self.req.header("x-csrf-token")) {
+        if self.req.method.is_mutating()
+            && !auth::csrf_matches(&session, self.req.header("x-csrf-token"))
+        {
             return Err(Error::Forbidden(
                 "This request needs the session's CSRF token in the X-CSRF-Token header.".into(),
             ));
@@ -117,8 +125,12 @@ fn route<'a>(segs: &'a [&'a str]) -> Option<(Route<'a>, &'static [Method])> {
         ["api", "client", "servers", s] => (Route::Server(s), &[Get]),
         ["api", "client", "servers", s, "backups"] => (Route::Backups(s), &[Get, Post]),
         ["api", "client", "servers", s, "backups", b] => (Route::Backup(s, b), &[Get, Delete]),
-        ["api", "client", "servers", s, "backups", b, "download"] => (Route::BackupDownload(s, b), &[Get]),
-        ["api", "client", "servers", s, "backups", b, "restore"] => (Route::BackupRestore(s, b), &[Post]),
+        ["api", "client", "servers", s, "backups", b, "download"] => {
+            (Route::BackupDownload(s, b), &[Get])
+        }
+        ["api", "client", "servers", s, "backups", b, "restore"] => {
+            (Route::BackupRestore(s, b), &[Post])
+        }
         ["api", "client", "servers", s, "backups", b, "lock"] => (Route::BackupLock(s, b), &[Post]),
         ["api", "client", "servers", s, "users"] => (Route::Subusers(s), &[Get, Post]),
         ["api", "client", "servers", s, "users", u] => (Route::Subuser(s, u), &[Get, Post, Delete]),
@@ -203,7 +215,11 @@ pub fn handle(app: &App, req: &Request) -> Response {
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
-            log::error!("handler panicked on {} {}: {what}", req.method.as_str(), req.path);
+            log::error!(
+                "handler panicked on {} {}: {what}",
+                req.method.as_str(),
+                req.path
+            );
             http::error_response(Failure::Domain(Error::Internal("handler panicked".into())))
         }
     }
@@ -233,7 +249,10 @@ fn send(rq: tiny_http::Request, response: Response, head_only: bool) {
         _ if head_only => Box::new(std::io::empty()),
         Body::Empty => Box::new(std::io::empty()),
         Body::Bytes(bytes) => Box::new(std::io::Cursor::new(bytes)),
-        Body::File { file, len } => Box::new(std::io::BufReader::with_capacity(256 * 1024, std::io::Read::take(file, len))),
+        Body::File { file, len } => Box::new(std::io::BufReader::with_capacity(
+            256 * 1024,
+            std::io::Read::take(file, len),
+        )),
     };
     // Never chunked: clients (and HEAD requests) get the real Content-Length.
     let out = tiny_http::Response::new(status, headers, reader, Some(len as usize), None)
@@ -252,7 +271,8 @@ fn raise_file_limit() {
             rlim_cur: 0,
             rlim_max: 0,
         };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
             limit.rlim_cur = limit.rlim_max;
             libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
         }
@@ -324,9 +344,9 @@ fn worker(server: &tiny_http::Server, app: &App, stopping: &AtomicBool) {
             Err(err) => {
                 let response = match err {
                     http::ReadError::TooLarge => http::error_response(Failure::PayloadTooLarge),
-                    http::ReadError::Io(e) => {
-                        http::error_response(Failure::Domain(Error::BadRequest(format!("Cannot read the request body: {e}."))))
-                    }
+                    http::ReadError::Io(e) => http::error_response(Failure::Domain(
+                        Error::BadRequest(format!("Cannot read the request body: {e}.")),
+                    )),
                 };
                 let path = rq.url().split('?').next().unwrap_or("").to_string();
                 (Method::Other, path, response)

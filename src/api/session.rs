@@ -66,12 +66,24 @@ pub fn login(ctx: &Ctx) -> Result<Response> {
     let ttl = ctx.app.config.session_ttl_secs;
     store::sessions::delete_expired(&conn, now())?;
     let session = auth::create_session(&conn, &user, now(), ttl)?;
-    store::activity::record(&conn, event::LOGIN, Some(user.id), None, &json!({}), ctx.req.ip.as_deref(), now())?;
+    store::activity::record(
+        &conn,
+        event::LOGIN,
+        Some(user.id),
+        None,
+        &json!({}),
+        ctx.req.ip.as_deref(),
+        now(),
+    )?;
     let mut body = wire::user(&user);
     body["meta"] = json!({"csrf_token": session.csrf_token});
     Ok(Response::json(200, &body).with_header(
         "Set-Cookie",
-        format!("{COOKIE}={}; Max-Age={ttl}; {}", session.cookie, cookie_attributes(ctx)),
+        format!(
+            "{COOKIE}={}; Max-Age={ttl}; {}",
+            session.cookie,
+            cookie_attributes(ctx)
+        ),
     ))
 }
 
@@ -90,5 +102,8 @@ pub fn logout(ctx: &Ctx) -> Result<Response> {
             now(),
         )?;
     }
-    Ok(Response::empty(204).with_header("Set-Cookie", format!("{COOKIE}=; Max-Age=0; {}", cookie_attributes(ctx))))
+    Ok(Response::empty(204).with_header(
+        "Set-Cookie",
+        format!("{COOKIE}=; Max-Age=0; {}", cookie_attributes(ctx)),
+    ))
 }

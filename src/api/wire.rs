@@ -72,7 +72,10 @@ pub fn pagination(p: &Page) -> Value {
     let mut links = serde_json::Map::new();
     let link = |page: i64| Value::String(format!("{}?page={page}&per_page={}", p.base, p.per_page));
     if p.current_page > 1 {
-        links.insert("previous".into(), link((p.current_page - 1).min(total_pages)));
+        links.insert(
+            "previous".into(),
+            link((p.current_page - 1).min(total_pages)),
+        );
     }
     if p.current_page < total_pages {
         links.insert("next".into(), link(p.current_page + 1));
@@ -88,7 +91,12 @@ pub fn pagination(p: &Page) -> Value {
 }
 
 /// The client API's view of a server.
-pub fn client_server(s: &Server, is_owner: bool, backup_count: i64, last_backup: Option<&Backup>) -> Value {
+pub fn client_server(
+    s: &Server,
+    is_owner: bool,
+    backup_count: i64,
+    last_backup: Option<&Backup>,
+) -> Value {
     let status = s.status.map(|st| st.as_str());
     item(
         "server",

@@ -31,7 +31,9 @@ impl Exclusions {
                 notes.push(format!("{IGNORE_FILE} is a symlink and was not used"));
             }
             Ok(meta) if meta.len() > MAX_IGNORE_FILE => {
-                notes.push(format!("{IGNORE_FILE} is larger than 32 KiB and was not used"));
+                notes.push(format!(
+                    "{IGNORE_FILE} is larger than 32 KiB and was not used"
+                ));
             }
             Ok(meta) if meta.is_file() => {
                 let mut text = String::new();
@@ -67,7 +69,9 @@ fn add_lines(builder: &mut GitignoreBuilder, text: &str, notes: &mut Vec<String>
             continue;
         }
         if let Err(e) = builder.add_line(None, line) {
-            notes.push(format!("exclusion pattern '{line}' is invalid and was ignored: {e}"));
+            notes.push(format!(
+                "exclusion pattern '{line}' is invalid and was ignored: {e}"
+            ));
         }
     }
 }

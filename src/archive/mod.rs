@@ -134,7 +134,9 @@ pub fn scan(root: &Path, exclusions: Arc<Exclusions>) -> Scan {
         if relative(root, &entry).is_none() {
             continue;
         }
-        let Some(ft) = entry.file_type() else { continue };
+        let Some(ft) = entry.file_type() else {
+            continue;
+        };
         if ft.is_file() {
             scan.files += 1;
             scan.bytes += entry.metadata().map_or(0, |m| m.len());
@@ -177,7 +179,8 @@ fn write_inner(
         .open(dest)
         .map_err(|e| classify(e, &format!("cannot create {}", dest.display())))?;
     let sink = HashingWriter::new(file, options.max_bytes);
-    let compressor = Compressor::new(sink, options).map_err(|e| classify(e, "cannot start the compressor"))?;
+    let compressor =
+        Compressor::new(sink, options).map_err(|e| classify(e, "cannot start the compressor"))?;
     let mut tar = tar::Builder::new(BufWriter::with_capacity(256 * 1024, compressor));
     tar.follow_symlinks(false);
     let mut warnings: Vec<String> = exclusions.notes.clone();
@@ -195,9 +198,13 @@ fn write_inner(
                 continue;
             }
         };
-        let Some(rel) = relative(root, &entry) else { continue };
+        let Some(rel) = relative(root, &entry) else {
+            continue;
+        };
         let shown = rel.to_string_lossy().into_owned();
-        let Some(ft) = entry.file_type() else { continue };
+        let Some(ft) = entry.file_type() else {
+            continue;
+        };
         let result = if ft.is_dir() {
             append_dir(&mut tar, &entry, &rel)
         } else if ft.is_symlink() {
@@ -236,7 +243,8 @@ fn write_inner(
     let compressor = buffered.into_inner().map_err(|e| finish(e.into_error()))?;
     let sink = compressor.finish().map_err(finish)?;
     let (file, sha256, bytes) = sink.into_parts();
-    file.sync_all().map_err(|e| classify(e, "cannot sync the archive to disk"))?;
+    file.sync_all()
+        .map_err(|e| classify(e, "cannot sync the archive to disk"))?;
     Ok(Output {
         sha256,
         bytes,
@@ -302,7 +310,11 @@ fn append_file(
         .open(entry.path());
     let file = match file {
         Ok(file) => file,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Appended::Skipped("it vanished before it could be read".into())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Ok(Appended::Skipped(
+                "it vanished before it could be read".into(),
+            ));
+        }
         Err(e) => return Ok(Appended::Skipped(format!("cannot open it: {e}"))),
     };
     let meta = match file.metadata() {

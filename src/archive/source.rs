@@ -91,7 +91,9 @@ impl Read for FileReader<'_> {
         if self.cancel.load(Ordering::Relaxed) {
             return Err(io::Error::other(Abort::Cancelled));
         }
-        let want = buf.len().min(self.remaining.min(usize::MAX as u64) as usize);
+        let want = buf
+            .len()
+            .min(self.remaining.min(usize::MAX as u64) as usize);
         let n = if self.outcome == Outcome::Whole {
             match self.file.read(&mut buf[..want]) {
                 Ok(0) => {

@@ -107,7 +107,9 @@ impl ServerFields {
         let quota = match self.quota_bytes.as_deref() {
             None => None,
             Some("none") | Some("") => Some(None),
-            Some(q) => Some(Some(q.parse::<i64>().map_err(|_| Failure(format!("--quota-bytes: '{q}' is not a number or 'none'")))?)),
+            Some(q) => Some(Some(q.parse::<i64>().map_err(|_| {
+                Failure(format!("--quota-bytes: '{q}' is not a number or 'none'"))
+            })?)),
         };
         let compression = match self.compression.as_deref() {
             None => None,
@@ -195,7 +197,12 @@ fn read_password(from_stdin: bool) -> Result<(String, bool), Failure> {
 }
 
 fn user_line(u: &User) -> String {
-    format!("{}  {}{}", u.uuid, u.username, if u.is_admin { "  (admin)" } else { "" })
+    format!(
+        "{}  {}{}",
+        u.uuid,
+        u.username,
+        if u.is_admin { "  (admin)" } else { "" }
+    )
 }
 
 pub fn user(app: &App, out: &Out, command: UserCommand) -> CliResult {
@@ -226,11 +233,18 @@ pub fn user(app: &App, out: &Out, command: UserCommand) -> CliResult {
                 list.iter().map(user_line).collect::<Vec<_>>().join("\n")
             });
         }
-        UserCommand::Passwd { name, password_stdin } => {
+        UserCommand::Passwd {
+            name,
+            password_stdin,
+        } => {
             let user = users::find(&conn, &name)?;
             let (password, generated) = read_password(password_stdin)?;
             users::set_password(&conn, &user, &password)?;
-            let value = if generated { json!({"password": password}) } else { json!({}) };
+            let value = if generated {
+                json!({"password": password})
+            } else {
+                json!({})
+            };
             out.print(&value, || {
                 if generated {
                     format!("New password for {name}: {password}")
@@ -261,15 +275,20 @@ pub fn key(app: &App, out: &Out, command: KeyCommand) -> CliResult {
         KeyCommand::List { user } => {
             let user = users::find(&conn, &user)?;
             let keys = store::keys::list_for_user(&conn, user.id)?;
-            out.print(&wire::list(keys.iter().map(wire::api_key).collect()), || {
-                keys.iter()
-                    .map(|k| {
-                        let used = k.last_used_at.map_or("never used".to_string(), |t| format!("last used {}", rfc3339(t)));
-                        format!("{}  {}  {used}", k.identifier, k.description)
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            });
+            out.print(
+                &wire::list(keys.iter().map(wire::api_key).collect()),
+                || {
+                    keys.iter()
+                        .map(|k| {
+                            let used = k.last_used_at.map_or("never used".to_string(), |t| {
+                                format!("last used {}", rfc3339(t))
+                            });
+                            format!("{}  {}  {used}", k.identifier, k.description)
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                },
+            );
         }
         KeyCommand::Revoke { identifier, user } => {
             let user = users::find(&conn, &user)?;
@@ -282,12 +301,22 @@ pub fn key(app: &App, out: &Out, command: KeyCommand) -> CliResult {
 
 fn server_value(app: &App, server: &Server) -> Result<serde_json::Value, Failure> {
     let conn = app.db.conn()?;
-    let owner = server.owner_id.map(|id| store::users::by_id(&conn, id)).transpose()?.flatten();
-    Ok(wire::admin_server(server, owner.as_ref(), store::backups::count(&conn, server.id)?))
+    let owner = server
+        .owner_id
+        .map(|id| store::users::by_id(&conn, id))
+        .transpose()?
+        .flatten();
+    Ok(wire::admin_server(
+        server,
+        owner.as_ref(),
+        store::backups::count(&conn, server.id)?,
+    ))
 }
 
 fn server_line(s: &Server) -> String {
-    let status = s.status.map_or(String::new(), |st| format!("  [{}]", st.as_str()));
+    let status = s
+        .status
+        .map_or(String::new(), |st| format!("  [{}]", st.as_str()));
     format!("{}  {}  {}{status}", s.short_id, s.name, s.path)
 }
 
@@ -296,25 +325,39 @@ pub fn server(app: &App, out: &Out, command: ServerCommand) -> CliResult {
     match command {
         ServerCommand::Add(fields) => {
             let server = servers::create(&*app.db.conn()?, data_dir, fields.into_changes()?)?;
-            out.print(&server_value(app, &server)?, || format!("Added {}\nUUID: {}", server_line(&server), server.uuid));
+            out.print(&server_value(app, &server)?, || {
+                format!("Added {}\nUUID: {}", server_line(&server), server.uuid)
+            });
         }
         ServerCommand::List => {
             let list = store::servers::list(&*app.db.conn()?)?;
-            let values = list.iter().map(|s| server_value(app, s)).collect::<Result<Vec<_>, _>>()?;
-            out.print(&wire::list(values), || list.iter().map(server_line).collect::<Vec<_>>().join("\n"));
+            let values = list
+                .iter()
+                .map(|s| server_value(app, s))
+                .collect::<Result<Vec<_>, _>>()?;
+            out.print(&wire::list(values), || {
+                list.iter().map(server_line).collect::<Vec<_>>().join("\n")
+            });
         }
         ServerCommand::Show { server } => {
             let server = servers::find(&*app.db.conn()?, &server)?;
             let value = server_value(app, &server)?;
-            out.print(&value, || serde_json::to_string_pretty(&value["attributes"]).unwrap_or_default());
+            out.print(&value, || {
+                serde_json::to_string_pretty(&value["attributes"]).unwrap_or_default()
+            });
         }
         ServerCommand::Update { server, fields } => {
             let conn = app.db.conn()?;
             let server = servers::find(&conn, &server)?;
             let updated = servers::update(&conn, data_dir, &server, fields.into_changes()?)?;
-            out.print(&server_value(app, &updated)?, || format!("Updated {}", server_line(&updated)));
+            out.print(&server_value(app, &updated)?, || {
+                format!("Updated {}", server_line(&updated))
+            });
         }
-        ServerCommand::Remove { server, delete_backups } => {
+        ServerCommand::Remove {
+            server,
+            delete_backups,
+        } => {
             let server = servers::find(&*app.db.conn()?, &server)?;
             backups::delete_server(app, &Origin::system(), &server, delete_backups)?;
             out.print(&json!({}), || format!("Removed server {}", server.name));
@@ -326,17 +369,34 @@ pub fn server(app: &App, out: &Out, command: ServerCommand) -> CliResult {
 pub fn subuser(app: &App, out: &Out, command: SubuserCommand) -> CliResult {
     let conn = app.db.conn()?;
     match command {
-        SubuserCommand::Add { server, user, permissions } => {
+        SubuserCommand::Add {
+            server,
+            user,
+            permissions,
+        } => {
             let server = servers::find(&conn, &server)?;
             let user = users::find(&conn, &user)?;
-            let perms = servers::parse_permissions(&permissions)?;
+            let named: Vec<&String> = permissions
+                .iter()
+                .filter(|p| !p.trim().is_empty())
+                .collect();
+            let perms = servers::parse_permissions(&named)?;
             servers::set_subuser(&conn, &Origin::system(), &server, &user, &perms)?;
-            let sub = store::subusers::get(&conn, server.id, user.id)?.ok_or_else(|| Failure("subuser vanished".into()))?;
+            let sub = store::subusers::get(&conn, server.id, user.id)?
+                .ok_or_else(|| Failure("subuser vanished".into()))?;
             out.print(&wire::subuser(&sub), || {
                 format!(
                     "{} may now {} on {}",
                     user.username,
-                    if perms.is_empty() { "see the server".to_string() } else { perms.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ") },
+                    if perms.is_empty() {
+                        "see the server".to_string()
+                    } else {
+                        perms
+                            .iter()
+                            .map(|p| p.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    },
                     server.name
                 )
             });
@@ -345,23 +405,32 @@ pub fn subuser(app: &App, out: &Out, command: SubuserCommand) -> CliResult {
             let server = servers::find(&conn, &server)?;
             let user = users::find(&conn, &user)?;
             servers::remove_subuser(&conn, &Origin::system(), &server, &user)?;
-            out.print(&json!({}), || format!("{} no longer has access to {}", user.username, server.name));
+            out.print(&json!({}), || {
+                format!("{} no longer has access to {}", user.username, server.name)
+            });
         }
         SubuserCommand::List { server } => {
             let server = servers::find(&conn, &server)?;
             let subs = store::subusers::list(&conn, server.id)?;
-            out.print(&wire::list(subs.iter().map(wire::subuser).collect()), || {
-                subs.iter()
-                    .map(|s| {
-                        format!(
-                            "{}  {}",
-                            s.user.username,
-                            s.permissions.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(",")
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            });
+            out.print(
+                &wire::list(subs.iter().map(wire::subuser).collect()),
+                || {
+                    subs.iter()
+                        .map(|s| {
+                            format!(
+                                "{}  {}",
+                                s.user.username,
+                                s.permissions
+                                    .iter()
+                                    .map(|p| p.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(",")
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                },
+            );
         }
     }
     Ok(())

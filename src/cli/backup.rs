@@ -74,10 +74,22 @@ pub enum BackupCommand {
 }
 
 fn backup_line(b: &Backup) -> String {
-    let size = if b.status == BackupStatus::Completed { format!("{} bytes", b.bytes) } else { String::new() };
+    let size = if b.status == BackupStatus::Completed {
+        format!("{} bytes", b.bytes)
+    } else {
+        String::new()
+    };
     let lock = if b.is_locked { "  [locked]" } else { "" };
-    let error = b.error.as_deref().map_or(String::new(), |e| format!("  ({e})"));
-    format!("{}  {}  {}  {size}{lock}{error}", b.uuid, b.status.as_str(), b.name)
+    let error = b
+        .error
+        .as_deref()
+        .map_or(String::new(), |e| format!("  ({e})"));
+    format!(
+        "{}  {}  {}  {size}{lock}{error}",
+        b.uuid,
+        b.status.as_str(),
+        b.name
+    )
 }
 
 pub fn run(app: App, out: &Out, data_dir: &Path, command: BackupCommand) -> CliResult {
@@ -94,21 +106,30 @@ pub fn run(app: App, out: &Out, data_dir: &Path, command: BackupCommand) -> CliR
             let server = servers::find(&*app.db.conn()?, &server)?;
             let request = CreateRequest {
                 name,
-                ignored: ignore.iter().flat_map(|p| archive::split_patterns(p)).collect(),
+                ignored: ignore
+                    .iter()
+                    .flat_map(|p| archive::split_patterns(p))
+                    .collect(),
                 is_locked: lock,
             };
             let backup = backups::create(&app, &origin, &server, &Access::Full, request)?;
             if !wait {
                 detach(&app, data_dir, Task::Backup(backup.id))?;
-                out.print(&wire::backup(&backup), || format!("Started {}", backup_line(&backup)));
+                out.print(&wire::backup(&backup), || {
+                    format!("Started {}", backup_line(&backup))
+                });
                 return Ok(());
             }
             backups::queue(&app, &backup)?;
             run_here(&app, Task::Backup(backup.id), out.json);
-            let done = store::backups::by_id(&*app.db.conn()?, backup.id)?.ok_or_else(|| Failure("backup vanished".into()))?;
+            let done = store::backups::by_id(&*app.db.conn()?, backup.id)?
+                .ok_or_else(|| Failure("backup vanished".into()))?;
             out.print(&wire::backup(&done), || backup_line(&done));
             if done.status != BackupStatus::Completed {
-                return Err(Failure(format!("the backup failed: {}", done.error.unwrap_or_default())));
+                return Err(Failure(format!(
+                    "the backup failed: {}",
+                    done.error.unwrap_or_default()
+                )));
             }
         }
         BackupCommand::List { server } => {
@@ -124,7 +145,9 @@ pub fn run(app: App, out: &Out, data_dir: &Path, command: BackupCommand) -> CliR
             let server = servers::find(&conn, &server)?;
             let backup = backups::get(&conn, &server, &backup)?;
             let value = wire::backup(&backup);
-            out.print(&value, || serde_json::to_string_pretty(&value["attributes"]).unwrap_or_default());
+            out.print(&value, || {
+                serde_json::to_string_pretty(&value["attributes"]).unwrap_or_default()
+            });
         }
         BackupCommand::Delete { server, backup } => {
             let server = servers::find(&*app.db.conn()?, &server)?;
@@ -135,18 +158,28 @@ pub fn run(app: App, out: &Out, data_dir: &Path, command: BackupCommand) -> CliR
             let server = servers::find(&*app.db.conn()?, &server)?;
             let locked = backups::toggle_lock(&app, &origin, &server, &backup)?;
             out.print(&json!({"is_locked": locked}), || {
-                format!("Backup {backup} is now {}", if locked { "locked" } else { "unlocked" })
+                format!(
+                    "Backup {backup} is now {}",
+                    if locked { "locked" } else { "unlocked" }
+                )
             });
         }
-        BackupCommand::Download { server, backup, output } => {
+        BackupCommand::Download {
+            server,
+            backup,
+            output,
+        } => {
             let conn = app.db.conn()?;
             let server = servers::find(&conn, &server)?;
             let backup = backups::get(&conn, &server, &backup)?;
-            let dest = output.unwrap_or_else(|| PathBuf::from(crate::api::download_file_name(&server.short_id, &backup)));
-            let bytes = copy_verified(&app, &backup, &dest)?;
-            out.print(&json!({"path": dest, "bytes": bytes, "sha256_hash": backup.sha256_hash}), || {
-                format!("Wrote {} ({bytes} bytes, SHA-256 verified)", dest.display())
+            let dest = output.unwrap_or_else(|| {
+                PathBuf::from(crate::api::download_file_name(&server.short_id, &backup))
             });
+            let bytes = copy_verified(&app, &backup, &dest)?;
+            out.print(
+                &json!({"path": dest, "bytes": bytes, "sha256_hash": backup.sha256_hash}),
+                || format!("Wrote {} ({bytes} bytes, SHA-256 verified)", dest.display()),
+            );
         }
         BackupCommand::Restore {
             server,
@@ -159,23 +192,34 @@ pub fn run(app: App, out: &Out, data_dir: &Path, command: BackupCommand) -> CliR
             let task = Task::Restore(started.id);
             if !wait {
                 detach(&app, data_dir, task)?;
-                out.print(&json!({"restore": started.uuid}), || format!("Restore {} started", started.uuid));
+                out.print(&json!({"restore": started.uuid}), || {
+                    format!("Restore {} started", started.uuid)
+                });
                 return Ok(());
             }
             run_here(&app, task, out.json);
-            let done = store::restores::by_id(&*app.db.conn()?, started.id)?.ok_or_else(|| Failure("restore vanished".into()))?;
-            out.print(&json!({"restore": done.uuid, "step": done.step.as_str(), "error": done.error}), || {
-                match &done.error {
+            let done = store::restores::by_id(&*app.db.conn()?, started.id)?
+                .ok_or_else(|| Failure("restore vanished".into()))?;
+            out.print(
+                &json!({"restore": done.uuid, "step": done.step.as_str(), "error": done.error}),
+                || match &done.error {
                     None => format!("Restored backup {backup} onto {}", server.path),
                     Some(e) => format!("Restore failed: {e}"),
-                }
-            });
+                },
+            );
             if done.step != Step::Done {
-                return Err(Failure(format!("the restore failed: {}", done.error.unwrap_or_default())));
+                return Err(Failure(format!(
+                    "the restore failed: {}",
+                    done.error.unwrap_or_default()
+                )));
             }
         }
         BackupCommand::RunJob { kind, id } => {
-            let task = if kind == "backup" { Task::Backup(id) } else { Task::Restore(id) };
+            let task = if kind == "backup" {
+                Task::Backup(id)
+            } else {
+                Task::Restore(id)
+            };
             let conn = app.db.conn()?;
             match task {
                 Task::Backup(id) => store::backups::set_pid(&conn, id, Some(std::process::id()))?,
@@ -223,14 +267,21 @@ fn run_here(app: &Arc<App>, task: Task, quiet: bool) {
     let interactive = !quiet && std::io::stderr().is_terminal();
     let total = match task {
         Task::Backup(_) => None,
-        Task::Restore(id) => app.db.conn().ok().and_then(|c| store::restores::by_id(&c, id).ok().flatten()).map(|r| r.bytes_total as u64),
+        Task::Restore(id) => app
+            .db
+            .conn()
+            .ok()
+            .and_then(|c| store::restores::by_id(&c, id).ok().flatten())
+            .map(|r| r.bytes_total as u64),
     };
     let bar = interactive.then(|| {
         let bar = ProgressBar::new(total.unwrap_or(0));
         bar.set_style(
-            ProgressStyle::with_template("{spinner} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{spinner} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
         );
         bar
     });
@@ -240,7 +291,12 @@ fn run_here(app: &Arc<App>, task: Task, quiet: bool) {
         let Some(tracker) = &tracker else { break };
         let done = tracker.progress.bytes.load(Ordering::Relaxed);
         let total = match (task, total) {
-            (Task::Backup(id), _) => app.db.conn().ok().and_then(|c| store::backups::by_id(&c, id).ok().flatten()).map_or(0, |b| b.progress.bytes_total as u64),
+            (Task::Backup(id), _) => app
+                .db
+                .conn()
+                .ok()
+                .and_then(|c| store::backups::by_id(&c, id).ok().flatten())
+                .map_or(0, |b| b.progress.bytes_total as u64),
             (_, t) => t.unwrap_or(0),
         };
         if let Some(bar) = &bar {
@@ -271,7 +327,10 @@ fn copy_verified(app: &App, backup: &Backup, dest: &Path) -> Result<u64, Failure
     let result = (|| -> Result<u64, Failure> {
         let mut input = std::fs::File::open(&source)?;
         let mut output = std::fs::File::create(&tmp)?;
-        let mut tee = HashTee { out: &mut output, hasher: <sha2::Sha256 as sha2::Digest>::new() };
+        let mut tee = HashTee {
+            out: &mut output,
+            hasher: <sha2::Sha256 as sha2::Digest>::new(),
+        };
         let bytes = std::io::copy(&mut input, &mut tee)?;
         let digest = hex::encode(sha2::Digest::finalize(tee.hasher));
         if Some(digest.as_str()) != backup.sha256_hash.as_deref() {

@@ -21,7 +21,13 @@ use std::process::ExitCode;
 )]
 pub struct Cli {
     /// The data directory: database, signing secret, archives and hoard.toml.
-    #[arg(long, env = "HOARD_DATA_DIR", default_value = "data", global = true, value_name = "DIR")]
+    #[arg(
+        long,
+        env = "HOARD_DATA_DIR",
+        default_value = "data",
+        global = true,
+        value_name = "DIR"
+    )]
     data_dir: PathBuf,
 
     /// Print results as JSON, for scripts.
@@ -73,7 +79,10 @@ pub struct Out {
 impl Out {
     pub fn print(&self, value: &Value, human: impl FnOnce() -> String) {
         if self.json {
-            println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(value).unwrap_or_default()
+            );
         } else {
             let text = human();
             if !text.is_empty() {
@@ -96,7 +105,9 @@ fn settings_from_env() -> Settings {
         #[command(flatten)]
         settings: Settings,
     }
-    EnvOnly::try_parse_from(["hoard"]).map(|e| e.settings).unwrap_or_default()
+    EnvOnly::try_parse_from(["hoard"])
+        .map(|e| e.settings)
+        .unwrap_or_default()
 }
 
 /// Opens the data directory for a command; a first start also prints the admin password.
@@ -104,7 +115,9 @@ fn open(data_dir: &std::path::Path, settings: Settings) -> Result<App, Failure> 
     let config = Config::resolve(data_dir, settings)?;
     let (app, first) = App::open(config)?;
     if let Some(password) = first.admin_password {
-        eprintln!("Created user 'admin' with password: {password}\nKeep it: it is not shown again.");
+        eprintln!(
+            "Created user 'admin' with password: {password}\nKeep it: it is not shown again."
+        );
     }
     Ok(app)
 }

@@ -24,14 +24,25 @@ pub fn run(data_dir: &Path, args: ServeArgs) -> CliResult {
     let mut signals = Signals::new([SIGINT, SIGTERM])?;
     let http = HttpServer::start(app.clone())?;
     let jobs = Jobs::start(&app, app.config.job_workers);
-    let addr = http.local_addr().map_or(app.config.listen.clone(), |a| a.to_string());
-    let url = app.config.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+    let addr = http
+        .local_addr()
+        .map_or(app.config.listen.clone(), |a| a.to_string());
+    let url = app
+        .config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
     println!("hoard is running: open {url}");
     if let Some(password) = first.admin_password {
         println!("First start: created user 'admin' with password {password}");
-        println!("Keep it: it is not shown again. Change it in the UI or with `hoard user passwd admin`.");
+        println!(
+            "Keep it: it is not shown again. Change it in the UI or with `hoard user passwd admin`."
+        );
     }
-    log::info!("listening on {addr}, data in {}", app.config.data_dir.display());
+    log::info!(
+        "listening on {addr}, data in {}",
+        app.config.data_dir.display()
+    );
     let signal = signals.forever().next();
     log::info!("received signal {signal:?}: shutting down");
     http.stop();
@@ -41,7 +52,10 @@ pub fn run(data_dir: &Path, args: ServeArgs) -> CliResult {
     std::thread::spawn(move || {
         if signals.forever().next().is_some() {
             log::warn!("second signal: cancelling running jobs now");
-            cancel_app.jobs.cancel_flag().store(true, std::sync::atomic::Ordering::SeqCst);
+            cancel_app
+                .jobs
+                .cancel_flag()
+                .store(true, std::sync::atomic::Ordering::SeqCst);
         }
     });
     Jobs::shutdown(&app, jobs, grace);

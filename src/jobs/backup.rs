@@ -14,7 +14,8 @@ pub fn run(app: &App, id: i64, tracker: &Tracker) {
     let loaded = (|| -> Result<(Backup, Server)> {
         let conn = app.db.conn()?;
         let backup = store::backups::by_id(&conn, id)?.ok_or_else(|| Error::not_found("backup"))?;
-        let server = store::servers::by_id(&conn, backup.server_id)?.ok_or_else(|| Error::not_found("server"))?;
+        let server = store::servers::by_id(&conn, backup.server_id)?
+            .ok_or_else(|| Error::not_found("server"))?;
         Ok((backup, server))
     })();
     let (backup, server) = match loaded {
@@ -25,12 +26,21 @@ pub fn run(app: &App, id: i64, tracker: &Tracker) {
             return;
         }
     };
-    log::info!("backup {} of server {} ({}) started", backup.uuid, server.name, server.short_id);
+    log::info!(
+        "backup {} of server {} ({}) started",
+        backup.uuid,
+        server.name,
+        server.short_id
+    );
     let outcome = archive_server(app, &backup, &server, tracker);
     let status = match &outcome {
         Ok(()) => BackupStatus::Completed,
         Err((message, warnings)) => {
-            log::warn!("backup {} of server {} failed: {message}", backup.uuid, server.short_id);
+            log::warn!(
+                "backup {} of server {} failed: {message}",
+                backup.uuid,
+                server.short_id
+            );
             if let Err(e) = fail(app, &backup, &server, message, warnings) {
                 log::error!("cannot record the failure of backup {}: {e}", backup.uuid);
             }
@@ -39,7 +49,13 @@ pub fn run(app: &App, id: i64, tracker: &Tracker) {
     };
     if let Some(command) = &server.hooks.post_backup {
         let env = hook_env(&backup, &server, Some(status));
-        if let Err(e) = hooks::run("post_backup", command, &server.path, &env, hook_timeout(app)) {
+        if let Err(e) = hooks::run(
+            "post_backup",
+            command,
+            &server.path,
+            &env,
+            hook_timeout(app),
+        ) {
             log::warn!("backup {}: {e}", backup.uuid);
         }
     }
@@ -49,7 +65,11 @@ fn hook_timeout(app: &App) -> Duration {
     Duration::from_secs(app.config.hook_timeout_secs)
 }
 
-fn hook_env<'a>(backup: &'a Backup, server: &'a Server, status: Option<BackupStatus>) -> Vec<(&'static str, &'a str)> {
+fn hook_env<'a>(
+    backup: &'a Backup,
+    server: &'a Server,
+    status: Option<BackupStatus>,
+) -> Vec<(&'static str, &'a str)> {
     let mut env = vec![
         ("HOARD_SERVER_UUID", server.uuid.as_str()),
         ("HOARD_SERVER_NAME", server.name.as_str()),
@@ -66,23 +86,43 @@ fn hook_env<'a>(backup: &'a Backup, server: &'a Server, status: Option<BackupSta
 type Failure = (String, Vec<String>);
 
 /// Runs the pre-backup hook and writes the archive; Err carries the reason and warnings.
-fn archive_server(app: &App, backup: &Backup, server: &Server, tracker: &Tracker) -> std::result::Result<(), Failure> {
+fn archive_server(
+    app: &App,
+    backup: &Backup,
+    server: &Server,
+    tracker: &Tracker,
+) -> std::result::Result<(), Failure> {
     let no_warnings = |m: String| (m, Vec::new());
     if let Some(command) = &server.hooks.pre_backup {
-        hooks::run("pre_backup", command, &server.path, &hook_env(backup, server, None), hook_timeout(app))
-            .map_err(no_warnings)?;
+        hooks::run(
+            "pre_backup",
+            command,
+            &server.path,
+            &hook_env(backup, server, None),
+            hook_timeout(app),
+        )
+        .map_err(no_warnings)?;
     }
     let root = std::path::Path::new(&server.path);
     if !root.is_dir() {
-        return Err(no_warnings(format!("the server directory {} does not exist", server.path)));
+        return Err(no_warnings(format!(
+            "the server directory {} does not exist",
+            server.path
+        )));
     }
     let exclusions = Arc::new(Exclusions::new(root, &backup.ignored_files));
     let totals = archive::scan(root, exclusions.clone());
     let internal = |e: Error| no_warnings(format!("internal error: {e}"));
     {
         let conn = app.db.conn().map_err(|e| internal(e.into()))?;
-        store::backups::set_scan_totals(&conn, backup.id, totals.bytes as i64, totals.files as i64, now())
-            .map_err(|e| internal(e.into()))?;
+        store::backups::set_scan_totals(
+            &conn,
+            backup.id,
+            totals.bytes as i64,
+            totals.files as i64,
+            now(),
+        )
+        .map_err(|e| internal(e.into()))?;
     }
     let storage = app.storage();
     storage
@@ -97,10 +137,18 @@ fn archive_server(app: &App, backup: &Backup, server: &Server, tracker: &Tracker
         read_limit_bytes_per_sec: app.config.io_limit_mib_s.saturating_mul(1 << 20),
         max_bytes: server.max_backup_bytes.max(0) as u64,
     };
-    let output = archive::write(root, exclusions, &partial, &options, &tracker.progress, app.jobs.cancel_flag())
-        .map_err(|e| no_warnings(e.to_string()))?;
+    let output = archive::write(
+        root,
+        exclusions,
+        &partial,
+        &options,
+        &tracker.progress,
+        app.jobs.cancel_flag(),
+    )
+    .map_err(|e| no_warnings(e.to_string()))?;
 
-    let relative = crate::storage::Storage::relative_path(&server.uuid, &backup.uuid, backup.compression);
+    let relative =
+        crate::storage::Storage::relative_path(&server.uuid, &backup.uuid, backup.compression);
     let dest = storage.resolve(&relative).expect("built from uuids");
     let published = storage.publish(&partial, &dest).and_then(|()| {
         let manifest = json!({
@@ -125,7 +173,10 @@ fn archive_server(app: &App, backup: &Backup, server: &Server, tracker: &Tracker
     done.storage_path = Some(relative.clone());
     if let Err(e) = published {
         let _ = storage.remove(&server.uuid, &done);
-        return Err((format!("cannot store the finished archive: {e}"), output.warnings));
+        return Err((
+            format!("cannot store the finished archive: {e}"),
+            output.warnings,
+        ));
     }
     let recorded = (|| -> Result<()> {
         let conn = app.db.conn()?;
@@ -155,7 +206,10 @@ fn archive_server(app: &App, backup: &Backup, server: &Server, tracker: &Tracker
     })();
     if let Err(e) = recorded {
         let _ = storage.remove(&server.uuid, &done);
-        return Err((format!("cannot record the finished backup: {e}"), output.warnings));
+        return Err((
+            format!("cannot record the finished backup: {e}"),
+            output.warnings,
+        ));
     }
     log::info!(
         "backup {} of server {} completed: {} bytes, {} entries, {} warning(s)",
@@ -169,9 +223,18 @@ fn archive_server(app: &App, backup: &Backup, server: &Server, tracker: &Tracker
 }
 
 /// Marks a backup failed, removes any partial file, and logs the event.
-fn fail(app: &App, backup: &Backup, server: &Server, message: &str, warnings: &[String]) -> Result<()> {
+fn fail(
+    app: &App,
+    backup: &Backup,
+    server: &Server,
+    message: &str,
+    warnings: &[String],
+) -> Result<()> {
     if let Err(e) = app.storage().remove(&server.uuid, backup) {
-        log::warn!("cannot remove the partial archive of backup {}: {e}", backup.uuid);
+        log::warn!(
+            "cannot remove the partial archive of backup {}: {e}",
+            backup.uuid
+        );
     }
     let conn = app.db.conn()?;
     store::backups::mark_failed(&conn, backup.id, message, warnings)?;
@@ -189,11 +252,15 @@ fn fail(app: &App, backup: &Backup, server: &Server, message: &str, warnings: &[
 
 pub fn fail_by_id(app: &App, id: i64, message: &str) -> Result<()> {
     let conn = app.db.conn()?;
-    let Some(backup) = store::backups::by_id(&conn, id)? else { return Ok(()) };
+    let Some(backup) = store::backups::by_id(&conn, id)? else {
+        return Ok(());
+    };
     if backup.status != BackupStatus::Creating {
         return Ok(());
     }
-    let Some(server) = store::servers::by_id(&conn, backup.server_id)? else { return Ok(()) };
+    let Some(server) = store::servers::by_id(&conn, backup.server_id)? else {
+        return Ok(());
+    };
     drop(conn);
     fail(app, &backup, &server, message, &backup.warnings)
 }
@@ -205,7 +272,11 @@ pub fn reap(app: &App) -> Result<()> {
         let heartbeat = backup.heartbeat_at.unwrap_or(backup.created_at);
         if super::is_dead(app, Task::Backup(backup.id), heartbeat, pid) {
             log::warn!("backup {} was interrupted: its job is gone", backup.uuid);
-            fail_by_id(app, backup.id, "interrupted: hoard stopped while this backup was being created")?;
+            fail_by_id(
+                app,
+                backup.id,
+                "interrupted: hoard stopped while this backup was being created",
+            )?;
         }
     }
     Ok(())

@@ -13,7 +13,13 @@ const TAIL_CHARS: usize = 2000;
 
 /// Runs `command` with `sh -c` in `dir`; Err carries a message naming the hook, the exit
 /// status and the tail of its stderr.
-pub fn run(name: &str, command: &str, dir: &str, env: &[(&str, &str)], timeout: Duration) -> Result<(), String> {
+pub fn run(
+    name: &str,
+    command: &str,
+    dir: &str,
+    env: &[(&str, &str)],
+    timeout: Duration,
+) -> Result<(), String> {
     log::info!("running {name} hook: {command}");
     let mut child = Command::new("sh")
         .arg("-c")
@@ -52,7 +58,10 @@ pub fn run(name: &str, command: &str, dir: &str, env: &[(&str, &str)], timeout: 
                 libc::kill(-(child.id() as i32), libc::SIGKILL);
             }
             let _ = child.wait();
-            Err(format!("the {name} hook did not finish within {} s and was killed", timeout.as_secs()))
+            Err(format!(
+                "the {name} hook did not finish within {} s and was killed",
+                timeout.as_secs()
+            ))
         }
         Err(e) => Err(format!("the {name} hook could not be waited for: {e}")),
     };
@@ -67,9 +76,10 @@ pub fn run(name: &str, command: &str, dir: &str, env: &[(&str, &str)], timeout: 
         let skip = trimmed.chars().count().saturating_sub(TAIL_CHARS);
         trimmed.chars().skip(skip).collect()
     };
-    let code = status
-        .code()
-        .map_or_else(|| "was killed by a signal".to_string(), |c| format!("exited with status {c}"));
+    let code = status.code().map_or_else(
+        || "was killed by a signal".to_string(),
+        |c| format!("exited with status {c}"),
+    );
     if tail.is_empty() {
         Err(format!("the {name} hook {code}"))
     } else {

@@ -132,10 +132,18 @@ impl Jobs {
             let mut map = jobs.lock();
             while !map.is_empty() && Instant::now() < deadline {
                 let left = deadline.saturating_duration_since(Instant::now());
-                map = jobs.finished.wait_timeout(map, left).unwrap_or_else(|e| e.into_inner()).0;
+                map = jobs
+                    .finished
+                    .wait_timeout(map, left)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
             }
             if !map.is_empty() {
-                log::warn!("cancelling {} running job(s) after the {} s grace period", map.len(), grace.as_secs());
+                log::warn!(
+                    "cancelling {} running job(s) after the {} s grace period",
+                    map.len(),
+                    grace.as_secs()
+                );
             }
         }
         jobs.cancel.store(true, Ordering::SeqCst);
@@ -162,14 +170,20 @@ fn work(app: &App) {
             }
             continue;
         }
-        let Some(tracker) = jobs.tracker(task) else { continue };
+        let Some(tracker) = jobs.tracker(task) else {
+            continue;
+        };
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match task {
             Task::Backup(id) => backup::run(app, id, &tracker),
             Task::Restore(id) => crate::restore::run(app, id, &tracker),
         }));
         if outcome.is_err() {
             log::error!("job {task:?} panicked");
-            abandon(app, task, "an internal error stopped this job; the log has details");
+            abandon(
+                app,
+                task,
+                "an internal error stopped this job; the log has details",
+            );
         }
         jobs.finish(task);
     }
@@ -192,7 +206,12 @@ fn tick(app: &App) {
         if app.jobs.cancel.load(Ordering::SeqCst) && app.jobs.lock().is_empty() {
             return;
         }
-        let trackers: Vec<(Task, Arc<Tracker>)> = app.jobs.lock().iter().map(|(t, k)| (*t, k.clone())).collect();
+        let trackers: Vec<(Task, Arc<Tracker>)> = app
+            .jobs
+            .lock()
+            .iter()
+            .map(|(t, k)| (*t, k.clone()))
+            .collect();
         if let Err(e) = record_heartbeats(app, &trackers) {
             log::warn!("cannot record job progress: {e}");
         }
@@ -250,7 +269,9 @@ pub fn is_dead(app: &App, task: Task, heartbeat_at: i64, pid: Option<i64>) -> bo
 }
 
 fn process_alive(pid: i64) -> bool {
-    let Ok(pid) = i32::try_from(pid) else { return false };
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
     // SAFETY: signal 0 only checks whether the process exists.
     let rc = unsafe { libc::kill(pid, 0) };
     rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)

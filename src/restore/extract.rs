@@ -103,7 +103,8 @@ pub fn extract(
         hasher: Sha256::new(),
         progress,
     };
-    let decoder = Decoder::new(source, compression).map_err(|e| format!("cannot start the decompressor: {e}"))?;
+    let decoder = Decoder::new(source, compression)
+        .map_err(|e| format!("cannot start the decompressor: {e}"))?;
     let mut tar = tar::Archive::new(decoder);
     let mut state = State {
         staging,
@@ -155,7 +156,11 @@ fn safe_relative(bytes: &[u8]) -> Result<Option<PathBuf>, String> {
     for part in bytes.split(|&b| b == b'/') {
         match part {
             b"" | b"." => continue,
-            b".." => return Err(format!("the archive holds a path that climbs out with '..' ({shown})")),
+            b".." => {
+                return Err(format!(
+                    "the archive holds a path that climbs out with '..' ({shown})"
+                ));
+            }
             _ => out.push(OsStr::from_bytes(part)),
         }
     }
@@ -231,10 +236,14 @@ impl State<'_> {
                 }
                 drop(out);
                 self.done.bytes += size;
-                fs::set_permissions(&dest, fs::Permissions::from_mode(mode)).map_err(|e| io_err("set the mode of", e))?;
+                fs::set_permissions(&dest, fs::Permissions::from_mode(mode))
+                    .map_err(|e| io_err("set the mode of", e))?;
                 self.chown(&dest, owner);
-                filetime::set_file_mtime(&dest, filetime::FileTime::from_unix_time(mtime as i64, 0))
-                    .map_err(|e| io_err("set the time of", e))?;
+                filetime::set_file_mtime(
+                    &dest,
+                    filetime::FileTime::from_unix_time(mtime as i64, 0),
+                )
+                .map_err(|e| io_err("set the time of", e))?;
                 self.files.insert(rel);
             }
             tar::EntryType::Symlink => {
@@ -243,7 +252,8 @@ impl State<'_> {
                     .ok_or_else(|| format!("the symlink {shown} has no target"))?
                     .into_owned();
                 self.clear(&dest, &rel).map_err(|e| io_err("replace", e))?;
-                std::os::unix::fs::symlink(OsStr::from_bytes(&target), &dest).map_err(|e| io_err("create", e))?;
+                std::os::unix::fs::symlink(OsStr::from_bytes(&target), &dest)
+                    .map_err(|e| io_err("create", e))?;
                 self.chown(&dest, owner);
                 let time = filetime::FileTime::from_unix_time(mtime as i64, 0);
                 let _ = filetime::set_symlink_file_times(&dest, time, time);
@@ -262,19 +272,26 @@ impl State<'_> {
                         )
                     })?;
                 self.clear(&dest, &rel).map_err(|e| io_err("replace", e))?;
-                fs::hard_link(self.staging.join(&target), &dest).map_err(|e| io_err("create", e))?;
+                fs::hard_link(self.staging.join(&target), &dest)
+                    .map_err(|e| io_err("create", e))?;
                 self.files.insert(rel);
             }
             tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
-                self.done.skipped.push(format!("{shown}: skipped, device nodes and FIFOs are not restored"));
+                self.done.skipped.push(format!(
+                    "{shown}: skipped, device nodes and FIFOs are not restored"
+                ));
             }
-            tar::EntryType::XHeader | tar::EntryType::XGlobalHeader | tar::EntryType::GNULongName | tar::EntryType::GNULongLink => {
+            tar::EntryType::XHeader
+            | tar::EntryType::XGlobalHeader
+            | tar::EntryType::GNULongName
+            | tar::EntryType::GNULongLink => {
                 self.done.entries -= 1;
             }
             other => {
-                self.done
-                    .skipped
-                    .push(format!("{shown}: skipped, unsupported entry type {:?}", other.as_byte() as char));
+                self.done.skipped.push(format!(
+                    "{shown}: skipped, unsupported entry type {:?}",
+                    other.as_byte() as char
+                ));
             }
         }
         Ok(())
@@ -282,7 +299,9 @@ impl State<'_> {
 
     /// Makes sure every parent of `rel` is a real directory inside staging.
     fn make_parents(&mut self, rel: &Path) -> Result<(), String> {
-        let Some(parent) = rel.parent() else { return Ok(()) };
+        let Some(parent) = rel.parent() else {
+            return Ok(());
+        };
         let mut dir = self.staging.to_path_buf();
         for part in parent.components() {
             dir.push(part);
@@ -295,7 +314,8 @@ impl State<'_> {
                     ));
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    fs::create_dir(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+                    fs::create_dir(&dir)
+                        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
                 }
                 Err(e) => return Err(format!("cannot inspect {}: {e}", dir.display())),
             }
@@ -333,7 +353,8 @@ impl State<'_> {
         self.dirs.sort_by(|a, b| b.0.cmp(&a.0));
         for (dir, mode, mtime) in &self.dirs {
             let _ = fs::set_permissions(dir, fs::Permissions::from_mode(*mode));
-            let _ = filetime::set_file_mtime(dir, filetime::FileTime::from_unix_time(*mtime as i64, 0));
+            let _ =
+                filetime::set_file_mtime(dir, filetime::FileTime::from_unix_time(*mtime as i64, 0));
         }
     }
 }

@@ -24,29 +24,47 @@ use std::time::Duration;
 pub use extract::{Extracted, Limits, extract};
 
 /// Starts a restore: checks, journal row, server status, queued job.
-pub fn start(app: &App, origin: &Origin, server: &Server, backup_uuid: &str, truncate: bool) -> Result<Restore> {
+pub fn start(
+    app: &App,
+    origin: &Origin,
+    server: &Server,
+    backup_uuid: &str,
+    truncate: bool,
+) -> Result<Restore> {
     let mut conn = app.db.conn()?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let server = store::servers::by_id(&tx, server.id)?.ok_or_else(|| Error::not_found("server"))?;
-    let backup = store::backups::for_server(&tx, server.id, backup_uuid)?.ok_or_else(|| Error::not_found("backup"))?;
+    let server =
+        store::servers::by_id(&tx, server.id)?.ok_or_else(|| Error::not_found("server"))?;
+    let backup = store::backups::for_server(&tx, server.id, backup_uuid)?
+        .ok_or_else(|| Error::not_found("backup"))?;
     match backup.status {
         BackupStatus::Creating => {
             return Err(Error::BackupNotCompleted(
                 "This backup has not completed yet and cannot be restored.".into(),
             ));
         }
-        BackupStatus::Failed => return Err(Error::BackupFailed("This backup failed and cannot be restored.".into())),
+        BackupStatus::Failed => {
+            return Err(Error::BackupFailed(
+                "This backup failed and cannot be restored.".into(),
+            ));
+        }
         BackupStatus::Completed => {}
     }
     match server.status {
         Some(ServerStatus::Installing) => {
-            return Err(Error::Conflict("Cannot restore backup while server is installing.".into()));
+            return Err(Error::Conflict(
+                "Cannot restore backup while server is installing.".into(),
+            ));
         }
         Some(ServerStatus::Suspended) => {
-            return Err(Error::Conflict("Cannot restore backup while server is suspended.".into()));
+            return Err(Error::Conflict(
+                "Cannot restore backup while server is suspended.".into(),
+            ));
         }
         Some(ServerStatus::RestoringBackup) => {
-            return Err(Error::Conflict("A restore of this server is already running.".into()));
+            return Err(Error::Conflict(
+                "A restore of this server is already running.".into(),
+            ));
         }
         None => {}
     }
@@ -57,7 +75,9 @@ pub fn start(app: &App, origin: &Origin, server: &Server, backup_uuid: &str, tru
     }
     let archive = archive_path(app, &backup)?;
     if !archive.is_file() {
-        return Err(Error::BadRequest("The archive of this backup is missing from storage.".into()));
+        return Err(Error::BadRequest(
+            "The archive of this backup is missing from storage.".into(),
+        ));
     }
     let server_dir = Path::new(&server.path);
     if !server_dir.is_dir() {
@@ -111,14 +131,19 @@ fn archive_path(app: &App, backup: &Backup) -> Result<PathBuf> {
         .storage_path
         .as_deref()
         .and_then(|p| app.storage().resolve(p))
-        .ok_or_else(|| Error::BadRequest("The archive of this backup is missing from storage.".into()))
+        .ok_or_else(|| {
+            Error::BadRequest("The archive of this backup is missing from storage.".into())
+        })
 }
 
 /// Where staging and trash live: beside the server directory when its parent is on the
 /// same filesystem and writable, else inside it (a mount point), skipped by every move.
 fn work_dir(server_dir: &Path, restore_uuid: &str) -> PathBuf {
     let short = &restore_uuid[..8];
-    let dir_name = server_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let dir_name = server_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     if let Some(parent) = server_dir.parent() {
         let same_fs = match (std::fs::metadata(parent), std::fs::metadata(server_dir)) {
             (Ok(p), Ok(s)) => p.dev() == s.dev(),
@@ -135,7 +160,9 @@ fn work_dir(server_dir: &Path, restore_uuid: &str) -> PathBuf {
 
 /// The work directory's name when it lives inside the server directory.
 fn skip_name(work: &Path, server_dir: &Path) -> Option<OsString> {
-    (work.parent() == Some(server_dir)).then(|| work.file_name().map(|n| n.to_os_string())).flatten()
+    (work.parent() == Some(server_dir))
+        .then(|| work.file_name().map(|n| n.to_os_string()))
+        .flatten()
 }
 
 struct Paths {
@@ -149,7 +176,10 @@ struct Paths {
 impl Paths {
     fn of(restore: &Restore, server: &Server) -> Paths {
         let staging = PathBuf::from(&restore.staging_path);
-        let work = staging.parent().map(Path::to_path_buf).unwrap_or_else(|| staging.clone());
+        let work = staging
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| staging.clone());
         let server_dir = PathBuf::from(&server.path);
         Paths {
             skip: skip_name(&work, &server_dir),
@@ -168,7 +198,11 @@ impl Paths {
     }
 }
 
-fn hook_env<'a>(server: &'a Server, restore: &'a Restore, status: Option<&'a str>) -> Vec<(&'static str, &'a str)> {
+fn hook_env<'a>(
+    server: &'a Server,
+    restore: &'a Restore,
+    status: Option<&'a str>,
+) -> Vec<(&'static str, &'a str)> {
     let mut env = vec![
         ("HOARD_SERVER_UUID", server.uuid.as_str()),
         ("HOARD_SERVER_NAME", server.name.as_str()),
@@ -183,8 +217,12 @@ fn hook_env<'a>(server: &'a Server, restore: &'a Restore, status: Option<&'a str
 
 fn load(app: &App, id: i64) -> Result<Option<(Restore, Server)>> {
     let conn = app.db.conn()?;
-    let Some(restore) = store::restores::by_id(&conn, id)? else { return Ok(None) };
-    let Some(server) = store::servers::by_id(&conn, restore.server_id)? else { return Ok(None) };
+    let Some(restore) = store::restores::by_id(&conn, id)? else {
+        return Ok(None);
+    };
+    let Some(server) = store::servers::by_id(&conn, restore.server_id)? else {
+        return Ok(None);
+    };
     Ok(Some((restore, server)))
 }
 
@@ -206,7 +244,13 @@ pub fn run(app: &App, id: i64, tracker: &Tracker) {
     let paths = Paths::of(&restore, &server);
     let timeout = Duration::from_secs(app.config.hook_timeout_secs);
     if let Some(command) = &server.hooks.pre_restore
-        && let Err(e) = hooks::run("pre_restore", command, &server.path, &hook_env(&server, &restore, None), timeout)
+        && let Err(e) = hooks::run(
+            "pre_restore",
+            command,
+            &server.path,
+            &hook_env(&server, &restore, None),
+            timeout,
+        )
     {
         conclude(app, &restore, &server, Err(e), false);
         return;
@@ -216,7 +260,12 @@ pub fn run(app: &App, id: i64, tracker: &Tracker) {
 }
 
 /// Extraction and the swap; on failure, the server's files are put back as they were.
-fn restore_files(app: &App, restore: &Restore, paths: &Paths, tracker: &Tracker) -> std::result::Result<(), String> {
+fn restore_files(
+    app: &App,
+    restore: &Restore,
+    paths: &Paths,
+    tracker: &Tracker,
+) -> std::result::Result<(), String> {
     set_step(app, restore.id, Step::Extracting)?;
     let backup = {
         let conn = app.db.conn().map_err(|e| e.to_string())?;
@@ -230,8 +279,11 @@ fn restore_files(app: &App, restore: &Restore, paths: &Paths, tracker: &Tracker)
     };
     let archive = archive_path(app, &backup).map_err(|e| e.to_string())?;
     let extracted = (|| {
-        paths.remove_work().map_err(|e| format!("cannot clear the staging directory: {e}"))?;
-        std::fs::create_dir_all(&paths.staging).map_err(|e| format!("cannot create the staging directory: {e}"))?;
+        paths
+            .remove_work()
+            .map_err(|e| format!("cannot clear the staging directory: {e}"))?;
+        std::fs::create_dir_all(&paths.staging)
+            .map_err(|e| format!("cannot create the staging directory: {e}"))?;
         extract(
             &archive,
             backup.compression,
@@ -272,8 +324,12 @@ fn restore_files(app: &App, restore: &Restore, paths: &Paths, tracker: &Tracker)
         }
         set_step(app, restore.id, Step::Installing)?;
         if let Err(e) = swap::move_all(&paths.staging, &paths.server, paths.skip.as_ref()) {
-            let undo = swap::move_all(&paths.server, &paths.work.join("undone"), paths.skip.as_ref())
-                .and_then(|()| swap::move_all(&paths.trash, &paths.server, paths.skip.as_ref()));
+            let undo = swap::move_all(
+                &paths.server,
+                &paths.work.join("undone"),
+                paths.skip.as_ref(),
+            )
+            .and_then(|()| swap::move_all(&paths.trash, &paths.server, paths.skip.as_ref()));
             return Err(match undo {
                 Ok(()) => {
                     let _ = paths.remove_work();
@@ -296,20 +352,38 @@ fn restore_files(app: &App, restore: &Restore, paths: &Paths, tracker: &Tracker)
     }
     set_step(app, restore.id, Step::Cleanup)?;
     if let Err(e) = paths.remove_work() {
-        log::warn!("restore {}: cannot remove {}: {e}", restore.uuid, paths.work.display());
+        log::warn!(
+            "restore {}: cannot remove {}: {e}",
+            restore.uuid,
+            paths.work.display()
+        );
     }
     Ok(())
 }
 
 /// Records the outcome, clears the server's status, and runs the post-restore hook.
-fn conclude(app: &App, restore: &Restore, server: &Server, outcome: std::result::Result<(), String>, run_post_hook: bool) {
+fn conclude(
+    app: &App,
+    restore: &Restore,
+    server: &Server,
+    outcome: std::result::Result<(), String>,
+    run_post_hook: bool,
+) {
     let (step, error, name) = match &outcome {
         Ok(()) => (Step::Done, None, event::BACKUP_RESTORE_COMPLETE),
         Err(e) => (Step::Failed, Some(e.as_str()), event::BACKUP_RESTORE_FAILED),
     };
     match &outcome {
-        Ok(()) => log::info!("restore {} of server {} completed", restore.uuid, server.short_id),
-        Err(e) => log::warn!("restore {} of server {} failed: {e}", restore.uuid, server.short_id),
+        Ok(()) => log::info!(
+            "restore {} of server {} completed",
+            restore.uuid,
+            server.short_id
+        ),
+        Err(e) => log::warn!(
+            "restore {} of server {} failed: {e}",
+            restore.uuid,
+            server.short_id
+        ),
     }
     let recorded = (|| -> Result<()> {
         let mut conn = app.db.conn()?;
@@ -332,9 +406,19 @@ fn conclude(app: &App, restore: &Restore, server: &Server, outcome: std::result:
         log::error!("cannot record the outcome of restore {}: {e}", restore.uuid);
     }
     if run_post_hook && let Some(command) = &server.hooks.post_restore {
-        let status = if outcome.is_ok() { "completed" } else { "failed" };
+        let status = if outcome.is_ok() {
+            "completed"
+        } else {
+            "failed"
+        };
         let timeout = Duration::from_secs(app.config.hook_timeout_secs);
-        if let Err(e) = hooks::run("post_restore", command, &server.path, &hook_env(server, restore, Some(status)), timeout) {
+        if let Err(e) = hooks::run(
+            "post_restore",
+            command,
+            &server.path,
+            &hook_env(server, restore, Some(status)),
+            timeout,
+        ) {
             log::warn!("restore {}: {e}", restore.uuid);
         }
     }
@@ -342,7 +426,9 @@ fn conclude(app: &App, restore: &Restore, server: &Server, outcome: std::result:
 
 /// Fails a restore that never started (hoard stopped first).
 pub fn abandon(app: &App, id: i64, why: &str) -> Result<()> {
-    let Some((restore, server)) = load(app, id)? else { return Ok(()) };
+    let Some((restore, server)) = load(app, id)? else {
+        return Ok(());
+    };
     if matches!(restore.step, Step::Done | Step::Failed) {
         return Ok(());
     }
@@ -361,9 +447,20 @@ pub fn recover(app: &App) -> Result<()> {
         if !crate::jobs::is_dead(app, Task::Restore(restore.id), heartbeat, pid) {
             continue;
         }
-        let Some(server) = store::servers::by_id(&*app.db.conn()?, restore.server_id)? else { continue };
-        log::warn!("restore {} was interrupted at step '{}': resolving it", restore.uuid, restore.step.as_str());
-        resolve(app, &restore, &server, "interrupted: hoard stopped during the restore");
+        let Some(server) = store::servers::by_id(&*app.db.conn()?, restore.server_id)? else {
+            continue;
+        };
+        log::warn!(
+            "restore {} was interrupted at step '{}': resolving it",
+            restore.uuid,
+            restore.step.as_str()
+        );
+        resolve(
+            app,
+            &restore,
+            &server,
+            "interrupted: hoard stopped during the restore",
+        );
     }
     Ok(())
 }
@@ -375,19 +472,25 @@ fn resolve(app: &App, restore: &Restore, server: &Server, why: &str) {
             let _ = paths.remove_work();
             Err(format!("{why}; the server's files were not changed"))
         }
-        Step::Evacuating => match swap::move_all(&paths.trash, &paths.server, paths.skip.as_ref()) {
-            Ok(()) => {
-                let _ = paths.remove_work();
-                Err(format!("{why}; the server's files were put back as they were"))
+        Step::Evacuating => {
+            match swap::move_all(&paths.trash, &paths.server, paths.skip.as_ref()) {
+                Ok(()) => {
+                    let _ = paths.remove_work();
+                    Err(format!(
+                        "{why}; the server's files were put back as they were"
+                    ))
+                }
+                Err(e) => Err(format!(
+                    "{why}; the server's files could not be put back ({e}): they are in {}",
+                    paths.trash.display()
+                )),
             }
-            Err(e) => Err(format!(
-                "{why}; the server's files could not be put back ({e}): they are in {}",
-                paths.trash.display()
-            )),
-        },
+        }
         Step::Installing | Step::Overlaying | Step::Cleanup => {
             let finished = match restore.step {
-                Step::Installing => swap::move_all(&paths.staging, &paths.server, paths.skip.as_ref()),
+                Step::Installing => {
+                    swap::move_all(&paths.staging, &paths.server, paths.skip.as_ref())
+                }
                 Step::Overlaying => swap::overlay(&paths.staging, &paths.server, &paths.trash),
                 _ => Ok(()),
             };

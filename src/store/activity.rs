@@ -26,7 +26,14 @@ pub fn record(
         "INSERT INTO activity_log (event, user_id, server_id, properties, ip, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
-    .execute(params![event, user_id, server_id, properties.to_string(), ip, now])?;
+    .execute(params![
+        event,
+        user_id,
+        server_id,
+        properties.to_string(),
+        ip,
+        now
+    ])?;
     Ok(())
 }
 

@@ -80,12 +80,16 @@ pub fn insert_creating(c: &Connection, b: &NewBackup) -> Result<Backup> {
 
 pub fn by_id(c: &Connection, id: i64) -> Result<Option<Backup>> {
     let sql = format!("SELECT {COLUMNS} FROM backups WHERE id = ?1");
-    Ok(c.prepare_cached(&sql)?.query_row([id], from_row).optional()?)
+    Ok(c.prepare_cached(&sql)?
+        .query_row([id], from_row)
+        .optional()?)
 }
 
 pub fn by_uuid(c: &Connection, uuid: &str) -> Result<Option<Backup>> {
     let sql = format!("SELECT {COLUMNS} FROM backups WHERE uuid = ?1");
-    Ok(c.prepare_cached(&sql)?.query_row([uuid], from_row).optional()?)
+    Ok(c.prepare_cached(&sql)?
+        .query_row([uuid], from_row)
+        .optional()?)
 }
 
 /// A backup of one server: a backup of another server is not found.
@@ -112,8 +116,10 @@ pub fn all_for_server(c: &Connection, server_id: i64) -> Result<Vec<Backup>> {
 }
 
 pub fn count(c: &Connection, server_id: i64) -> Result<i64> {
-    Ok(c.prepare_cached("SELECT COUNT(*) FROM backups WHERE server_id = ?1")?
-        .query_row([server_id], |r| r.get(0))?)
+    Ok(
+        c.prepare_cached("SELECT COUNT(*) FROM backups WHERE server_id = ?1")?
+            .query_row([server_id], |r| r.get(0))?,
+    )
 }
 
 /// Backups that count against the limit: creating or completed.
@@ -132,7 +138,11 @@ pub fn count_creating(c: &Connection, server_id: i64) -> Result<i64> {
 }
 
 /// Non-failed backups requested since `since`, and the oldest one's time.
-pub fn created_since(c: &Connection, server_id: i64, since: Timestamp) -> Result<(i64, Option<Timestamp>)> {
+pub fn created_since(
+    c: &Connection,
+    server_id: i64,
+    since: Timestamp,
+) -> Result<(i64, Option<Timestamp>)> {
     Ok(c.prepare_cached(
         "SELECT COUNT(*), MIN(created_at) FROM backups
          WHERE server_id = ?1 AND status != 'failed' AND created_at > ?2",
@@ -153,7 +163,13 @@ pub fn latest(c: &Connection, server_id: i64) -> Result<Option<Backup>> {
     Ok(page(c, server_id, 1, 0)?.into_iter().next())
 }
 
-pub fn set_scan_totals(c: &Connection, id: i64, bytes_total: i64, files_total: i64, now: Timestamp) -> Result<()> {
+pub fn set_scan_totals(
+    c: &Connection,
+    id: i64,
+    bytes_total: i64,
+    files_total: i64,
+    now: Timestamp,
+) -> Result<()> {
     c.execute(
         "UPDATE backups SET bytes_total = ?2, files_total = ?3, started_at = ?4, heartbeat_at = ?4
          WHERE id = ?1 AND status = 'creating'",
@@ -163,7 +179,13 @@ pub fn set_scan_totals(c: &Connection, id: i64, bytes_total: i64, files_total: i
 }
 
 /// Records progress and proves the job is alive.
-pub fn heartbeat(c: &Connection, id: i64, bytes_processed: i64, files_processed: i64, now: Timestamp) -> Result<()> {
+pub fn heartbeat(
+    c: &Connection,
+    id: i64,
+    bytes_processed: i64,
+    files_processed: i64,
+    now: Timestamp,
+) -> Result<()> {
     c.prepare_cached(
         "UPDATE backups SET bytes_processed = ?2, files_processed = ?3, heartbeat_at = ?4
          WHERE id = ?1 AND status = 'creating'",
@@ -208,7 +230,11 @@ pub fn mark_failed(c: &Connection, id: i64, error: &str, warnings: &[String]) ->
         "UPDATE backups SET status = 'failed', error = ?2, warnings = ?3, heartbeat_at = NULL,
              sha256_hash = NULL, bytes = 0, storage_path = NULL, completed_at = NULL
          WHERE id = ?1",
-        params![id, error, serde_json::to_string(warnings).expect("strings serialise")],
+        params![
+            id,
+            error,
+            serde_json::to_string(warnings).expect("strings serialise")
+        ],
     )?;
     Ok(())
 }
@@ -223,12 +249,18 @@ pub fn creating(c: &Connection) -> Result<Vec<(Backup, Option<i64>)>> {
 
 /// Records which process runs the job.
 pub fn set_pid(c: &Connection, id: i64, pid: Option<u32>) -> Result<()> {
-    c.execute("UPDATE backups SET job_pid = ?2 WHERE id = ?1", params![id, pid])?;
+    c.execute(
+        "UPDATE backups SET job_pid = ?2 WHERE id = ?1",
+        params![id, pid],
+    )?;
     Ok(())
 }
 
 pub fn set_locked(c: &Connection, id: i64, locked: bool) -> Result<()> {
-    c.execute("UPDATE backups SET is_locked = ?2 WHERE id = ?1", params![id, locked])?;
+    c.execute(
+        "UPDATE backups SET is_locked = ?2 WHERE id = ?1",
+        params![id, locked],
+    )?;
     Ok(())
 }
 

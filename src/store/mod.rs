@@ -7,8 +7,8 @@
 pub mod activity;
 pub mod backups;
 pub mod keys;
-pub mod restores;
 mod migrate;
+pub mod restores;
 pub mod servers;
 pub mod sessions;
 pub mod subusers;

@@ -125,7 +125,9 @@ pub fn insert(c: &Connection, r: &NewRestore) -> Result<Restore> {
 
 pub fn by_id(c: &Connection, id: i64) -> Result<Option<Restore>> {
     let sql = format!("SELECT {COLUMNS} FROM restores WHERE id = ?1");
-    Ok(c.prepare_cached(&sql)?.query_row([id], from_row).optional()?)
+    Ok(c.prepare_cached(&sql)?
+        .query_row([id], from_row)
+        .optional()?)
 }
 
 /// The unfinished restore of a server, if any.
@@ -134,7 +136,9 @@ pub fn active_for_server(c: &Connection, server_id: i64) -> Result<Option<Restor
         "SELECT {COLUMNS} FROM restores WHERE server_id = ?1 AND step NOT IN ('done', 'failed')
          ORDER BY id DESC LIMIT 1"
     );
-    Ok(c.prepare_cached(&sql)?.query_row([server_id], from_row).optional()?)
+    Ok(c.prepare_cached(&sql)?
+        .query_row([server_id], from_row)
+        .optional()?)
 }
 
 /// Whether an unfinished restore reads this backup.
@@ -147,7 +151,8 @@ pub fn reading_backup(c: &Connection, backup_id: i64) -> Result<bool> {
 
 /// Every unfinished restore, with the process that runs it.
 pub fn unfinished(c: &Connection) -> Result<Vec<(Restore, Option<i64>)>> {
-    let sql = format!("SELECT {COLUMNS}, job_pid FROM restores WHERE step NOT IN ('done', 'failed')");
+    let sql =
+        format!("SELECT {COLUMNS}, job_pid FROM restores WHERE step NOT IN ('done', 'failed')");
     let mut stmt = c.prepare(&sql)?;
     let rows = stmt.query_map([], |r| Ok((from_row(r)?, r.get(16)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -161,7 +166,13 @@ pub fn set_step(c: &Connection, id: i64, step: Step) -> Result<()> {
     Ok(())
 }
 
-pub fn finish(c: &Connection, id: i64, step: Step, error: Option<&str>, now: Timestamp) -> Result<()> {
+pub fn finish(
+    c: &Connection,
+    id: i64,
+    step: Step,
+    error: Option<&str>,
+    now: Timestamp,
+) -> Result<()> {
     c.execute(
         "UPDATE restores SET step = ?2, error = ?3, finished_at = ?4, heartbeat_at = NULL WHERE id = ?1",
         params![id, step.as_str(), error, now],
@@ -179,6 +190,9 @@ pub fn heartbeat(c: &Connection, id: i64, bytes_processed: i64, now: Timestamp) 
 }
 
 pub fn set_pid(c: &Connection, id: i64, pid: Option<u32>) -> Result<()> {
-    c.execute("UPDATE restores SET job_pid = ?2 WHERE id = ?1", params![id, pid])?;
+    c.execute(
+        "UPDATE restores SET job_pid = ?2 WHERE id = ?1",
+        params![id, pid],
+    )?;
     Ok(())
 }

@@ -102,13 +102,17 @@ pub fn set_status(c: &Connection, id: i64, status: Option<ServerStatus>) -> Resu
 
 pub fn by_id(c: &Connection, id: i64) -> Result<Option<Server>> {
     let sql = format!("SELECT {COLUMNS} FROM servers s WHERE s.id = ?1");
-    Ok(c.prepare_cached(&sql)?.query_row([id], from_row).optional()?)
+    Ok(c.prepare_cached(&sql)?
+        .query_row([id], from_row)
+        .optional()?)
 }
 
 /// Finds a server by its UUID or its 8-character short identifier.
 pub fn by_identifier(c: &Connection, identifier: &str) -> Result<Option<Server>> {
     let sql = format!("SELECT {COLUMNS} FROM servers s WHERE s.uuid = ?1 OR s.short_id = ?1");
-    Ok(c.prepare_cached(&sql)?.query_row([identifier], from_row).optional()?)
+    Ok(c.prepare_cached(&sql)?
+        .query_row([identifier], from_row)
+        .optional()?)
 }
 
 pub fn list(c: &Connection) -> Result<Vec<Server>> {
@@ -137,6 +141,9 @@ pub fn delete(c: &Connection, id: i64) -> Result<()> {
 }
 
 pub fn touch(c: &Connection, id: i64, now: Timestamp) -> Result<()> {
-    c.execute("UPDATE servers SET updated_at = ?2 WHERE id = ?1", params![id, now])?;
+    c.execute(
+        "UPDATE servers SET updated_at = ?2 WHERE id = ?1",
+        params![id, now],
+    )?;
     Ok(())
 }

@@ -65,7 +65,11 @@ pub fn list(c: &Connection, server_id: i64) -> Result<Vec<Subuser>> {
 }
 
 /// The permissions `user_id` holds on `server_id` as a subuser, if any.
-pub fn permissions(c: &Connection, server_id: i64, user_id: i64) -> Result<Option<Vec<Permission>>> {
+pub fn permissions(
+    c: &Connection,
+    server_id: i64,
+    user_id: i64,
+) -> Result<Option<Vec<Permission>>> {
     let mut stmt =
         c.prepare_cached("SELECT permissions FROM subusers WHERE server_id = ?1 AND user_id = ?2")?;
     let text: Option<String> = stmt

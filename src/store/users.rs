@@ -59,7 +59,11 @@ pub fn count(c: &Connection) -> Result<i64> {
 }
 
 pub fn admin_count(c: &Connection) -> Result<i64> {
-    Ok(c.query_row("SELECT COUNT(*) FROM users WHERE is_admin = 1", [], |r| r.get(0))?)
+    Ok(
+        c.query_row("SELECT COUNT(*) FROM users WHERE is_admin = 1", [], |r| {
+            r.get(0)
+        })?,
+    )
 }
 
 pub fn update_password(c: &Connection, id: i64, password_hash: &str, now: Timestamp) -> Result<()> {
@@ -70,7 +74,13 @@ pub fn update_password(c: &Connection, id: i64, password_hash: &str, now: Timest
     Ok(())
 }
 
-pub fn update_profile(c: &Connection, id: i64, username: &str, is_admin: bool, now: Timestamp) -> Result<()> {
+pub fn update_profile(
+    c: &Connection,
+    id: i64,
+    username: &str,
+    is_admin: bool,
+    now: Timestamp,
+) -> Result<()> {
     c.execute(
         "UPDATE users SET username = ?2, is_admin = ?3, updated_at = ?4 WHERE id = ?1",
         params![id, username, is_admin, now],
