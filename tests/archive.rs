@@ -1,0 +1,250 @@
+//! Archives extract with the system's tar and zstd to exactly the server's files, and the
+//! exclusion patterns behave as documented.
+
+mod common;
+
+use common::*;
+use hoard::archive::{self, Exclusions, Options, Progress};
+use hoard::model::Compression;
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+/// What a tree holds, path by path: kind, mode, mtime, and content hash or link target.
+fn snapshot(root: &Path) -> BTreeMap<PathBuf, String> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let rel = path.strip_prefix(root).unwrap().to_path_buf();
+            let desc = if meta.file_type().is_symlink() {
+                format!("link -> {}", std::fs::read_link(&path).unwrap().display())
+            } else if meta.is_dir() {
+                stack.push(path.clone());
+                format!("dir {:o} {}", meta.mode() & 0o7777, meta.mtime())
+            } else {
+                format!("file {:o} {} {}", meta.mode() & 0o7777, meta.mtime(), sha256_hex(&std::fs::read(&path).unwrap()))
+            };
+            out.insert(rel, desc);
+        }
+    }
+    out
+}
+
+fn set_mtime(path: &Path, secs: i64) {
+    filetime::set_symlink_file_times(path, filetime::FileTime::from_unix_time(secs, 0), filetime::FileTime::from_unix_time(secs, 0)).unwrap();
+}
+
+/// Nested directories, an empty directory, a symlink, an executable, a non-UTF-8 name, an
+/// empty file, a 100 MiB file, a long path, and files the patterns exclude.
+fn generated_tree(root: &Path) {
+    write(root, "server.properties", b"motd=A Minecraft Server\n");
+    write(root, "world/region/r.0.0.mca", &noise(3 << 20, 7));
+    write(root, "world/playerdata/abc.dat", &noise(5000, 8));
+    write(root, "start.sh", b"#!/bin/sh\njava -jar server.jar\n");
+    std::fs::set_permissions(root.join("start.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    write(root, "empty.txt", b"");
+    std::fs::create_dir_all(root.join("plugins/empty-dir")).unwrap();
+    std::os::unix::fs::symlink("world/region", root.join("region-link")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", root.join("outside-link")).unwrap();
+    let odd = OsStr::from_bytes(b"caf\xe9-latin1.yml");
+    std::fs::write(root.join(odd), b"not utf-8 name").unwrap();
+    let long = format!("deep/{}/{}.txt", "d".repeat(120), "f".repeat(130));
+    write(root, &long, b"long path");
+    let mut big = noise(100 << 20, 9);
+    big[..1 << 20].fill(b'a');
+    write(root, "server.jar", &big);
+    write(root, "logs/latest.log", b"[INFO] excluded\n");
+    write(root, "cache/mojang.jar", &noise(1000, 10));
+    std::fs::set_permissions(root.join("world/playerdata"), std::fs::Permissions::from_mode(0o750)).unwrap();
+    // Fixed times, so extraction is compared on them too.
+    for (i, rel) in ["server.properties", "start.sh", "empty.txt", "server.jar", "world/region/r.0.0.mca"].iter().enumerate() {
+        set_mtime(&root.join(rel), 1_600_000_000 + i as i64 * 1000);
+    }
+    set_mtime(&root.join("region-link"), 1_500_000_000);
+    for dir in ["plugins/empty-dir", "world/region", "world/playerdata", "world"] {
+        set_mtime(&root.join(dir), 1_650_000_000);
+    }
+}
+
+fn extract_with_system_tar(archive: &Path, compression: &str, into: &Path) {
+    std::fs::create_dir_all(into).unwrap();
+    let script = match compression {
+        "zstd" => format!("zstd -dc '{}' | tar -xpf - -C '{}'", archive.display(), into.display()),
+        "gzip" => format!("tar -xzpf '{}' -C '{}'", archive.display(), into.display()),
+        _ => format!("tar -xpf '{}' -C '{}'", archive.display(), into.display()),
+    };
+    let out = Command::new("sh").arg("-c").arg(&script).output().unwrap();
+    assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn archives_extract_with_system_tools_to_the_source_minus_exclusions() {
+    let hoard = Hoard::start(&["--throttle-backups", "0"]);
+    let src = tempfile::tempdir().unwrap();
+    generated_tree(src.path());
+    let server = hoard.add_server("mc", src.path(), "admin", &[]);
+    let key = hoard.key("admin");
+    let api = hoard.api(&key);
+    let mut expected = snapshot(src.path());
+    expected.retain(|p, _| !p.starts_with("logs") && !p.starts_with("cache"));
+    assert!(expected.len() >= 15);
+
+    for compression in ["zstd", "gzip", "none"] {
+        let r = api.patch(&format!("/api/application/servers/{server}"), &format!(r#"{{"compression":"{compression}"}}"#));
+        assert_eq!(r.status, 200);
+        let b = api.backup_and_wait(&server, r#"{"ignored":"logs/\n/cache"}"#);
+        assert_eq!(b["status"], "completed", "{b}");
+        assert_eq!(b["compression"], compression);
+        let uuid = b["uuid"].as_str().unwrap();
+        let ext = match compression {
+            "zstd" => "tar.zst",
+            "gzip" => "tar.gz",
+            _ => "tar",
+        };
+        let server_uuid = api.get(&format!("/api/client/servers/{server}")).json()["attributes"]["uuid"].as_str().unwrap().to_string();
+        let file = hoard.data.path().join("backups").join(&server_uuid).join(format!("{uuid}.{ext}"));
+        assert_eq!(sha256_file(&file), b["sha256_hash"].as_str().unwrap(), "{compression}: hash");
+        assert_eq!(std::fs::metadata(&file).unwrap().len(), b["bytes"].as_u64().unwrap(), "{compression}: size");
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(file.with_file_name(format!("{uuid}.json"))).unwrap()).unwrap();
+        assert_eq!(manifest["server_uuid"], server_uuid.as_str());
+        assert_eq!(manifest["sha256_hash"], b["sha256_hash"]);
+
+        let out = tempfile::tempdir().unwrap();
+        extract_with_system_tar(&file, compression, out.path());
+        let got = snapshot(out.path());
+        let missing: Vec<_> = expected.keys().filter(|k| !got.contains_key(*k)).collect();
+        let extra: Vec<_> = got.keys().filter(|k| !expected.contains_key(*k)).collect();
+        assert!(missing.is_empty() && extra.is_empty(), "{compression}: missing {missing:?}, extra {extra:?}");
+        for (path, desc) in &expected {
+            assert_eq!(&got[path], desc, "{compression}: {}", path.display());
+        }
+    }
+}
+
+/// The paths `archive::write` puts in an uncompressed archive of `root`.
+fn archived_paths(root: &Path, patterns: &[&str]) -> Vec<String> {
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("a.tar");
+    let request: Vec<String> = patterns.iter().map(|p| p.to_string()).collect();
+    let exclusions = Arc::new(Exclusions::new(root, &request));
+    let options = Options {
+        compression: Compression::None,
+        zstd_level: 3,
+        zstd_threads: 1,
+        gzip_level: 6,
+        read_limit_bytes_per_sec: 0,
+        max_bytes: u64::MAX,
+    };
+    archive::write(root, exclusions, &dest, &options, &Progress::default(), &AtomicBool::new(false)).unwrap();
+    let mut tar = tar::Archive::new(std::fs::File::open(&dest).unwrap());
+    let mut paths: Vec<String> = tar
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().to_string_lossy().trim_end_matches('/').to_string())
+        .collect();
+    paths.sort();
+    paths
+}
+
+fn exclusion_tree(root: &Path) {
+    for rel in [
+        "server.properties",
+        "logs/latest.log",
+        "logs/keep.log",
+        "logs/old/2024.log",
+        "debug.log",
+        "cache/a.jar",
+        "plugins/cache/b.jar",
+        "plugins/x/cache/c.jar",
+        "world/region/r.0.0.mca",
+        "world/session.lock",
+        "x",
+        "sub/x",
+        "dir/file.txt",
+        "dir/keep.txt",
+        ".hidden",
+        "notes.txt",
+    ] {
+        write(root, rel, rel.as_bytes());
+    }
+    write(root, ".gitignore", b"*\n");
+}
+
+#[test]
+fn exclusion_patterns_follow_gitignore_semantics() {
+    struct Case {
+        name: &'static str,
+        pteroignore: Option<&'static str>,
+        request: &'static [&'static str],
+        absent: &'static [&'static str],
+        present: &'static [&'static str],
+    }
+    let cases = [
+        Case { name: "glob", pteroignore: None, request: &["*.log"], absent: &["logs/latest.log", "logs/old/2024.log", "debug.log"], present: &["logs", "server.properties"] },
+        Case { name: "re-include", pteroignore: None, request: &["*.log", "!keep.log"], absent: &["logs/latest.log", "debug.log"], present: &["logs/keep.log"] },
+        Case { name: "anchored", pteroignore: None, request: &["/x"], absent: &["x"], present: &["sub/x"] },
+        Case { name: "unanchored name", pteroignore: None, request: &["x"], absent: &["x", "sub/x"], present: &["sub"] },
+        Case { name: "directory", pteroignore: None, request: &["dir/"], absent: &["dir", "dir/file.txt", "dir/keep.txt"], present: &["notes.txt"] },
+        Case { name: "double star dir", pteroignore: None, request: &["**/cache"], absent: &["cache", "plugins/cache", "plugins/x/cache/c.jar"], present: &["plugins/x"] },
+        Case { name: "dir at any depth", pteroignore: None, request: &["cache/"], absent: &["cache/a.jar", "plugins/cache/b.jar", "plugins/x/cache"], present: &["plugins"] },
+        Case { name: "anchored dir", pteroignore: None, request: &["/cache"], absent: &["cache"], present: &["plugins/cache/b.jar", "plugins/x/cache/c.jar"] },
+        Case { name: "single star stays in its directory", pteroignore: None, request: &["logs/*.log"], absent: &["logs/latest.log", "logs/keep.log"], present: &["logs/old/2024.log"] },
+        Case { name: "double star inside", pteroignore: None, request: &["logs/**/*.log"], absent: &["logs/latest.log", "logs/old/2024.log"], present: &["logs/old", "debug.log"] },
+        Case { name: "comment", pteroignore: None, request: &["# *.log"], absent: &[], present: &["debug.log", "logs/latest.log"] },
+        Case { name: "blank lines and CRLF", pteroignore: None, request: &["*.log\r\n\r\n  \r\ncache/\r\n"], absent: &["debug.log", "cache"], present: &["world"] },
+        Case { name: "no re-include below an excluded dir", pteroignore: None, request: &["dir/", "!dir/keep.txt"], absent: &["dir", "dir/keep.txt"], present: &["x"] },
+        Case { name: "re-include below a dir glob", pteroignore: None, request: &["dir/*", "!dir/keep.txt"], absent: &["dir/file.txt"], present: &["dir", "dir/keep.txt"] },
+        Case { name: "pteroignore", pteroignore: Some("world/\n"), request: &[], absent: &["world"], present: &["x", ".pteroignore"] },
+        Case { name: "request overrides pteroignore", pteroignore: Some("*.log\n"), request: &["!debug.log"], absent: &["logs/latest.log"], present: &["debug.log"] },
+        Case { name: "request re-includes a pteroignore dir", pteroignore: Some("world/\n"), request: &["!world/"], absent: &[], present: &["world/region/r.0.0.mca"] },
+        Case { name: "gitignore and hidden files do not matter", pteroignore: None, request: &[], absent: &[], present: &[".hidden", ".gitignore", "notes.txt"] },
+        Case { name: "contents but not the dir", pteroignore: None, request: &["world/**"], absent: &["world/region", "world/session.lock"], present: &["world"] },
+        Case { name: "extension", pteroignore: None, request: &["*.mca"], absent: &["world/region/r.0.0.mca"], present: &["world/region"] },
+        Case { name: "trailing spaces trimmed", pteroignore: None, request: &["notes.txt   "], absent: &["notes.txt"], present: &["x"] },
+        Case { name: "question mark", pteroignore: None, request: &["?otes.txt"], absent: &["notes.txt"], present: &["debug.log"] },
+        Case { name: "character class", pteroignore: None, request: &["[dn]*.txt"], absent: &["notes.txt"], present: &["dir/file.txt", "dir/keep.txt"] },
+        Case { name: "pteroignore comments and blanks", pteroignore: Some("# comment\n\n*.jar\r\n"), request: &[], absent: &["cache/a.jar", "plugins/cache/b.jar"], present: &["cache", "debug.log"] },
+    ];
+    assert!(cases.len() >= 20);
+    for case in &cases {
+        let root = tempfile::tempdir().unwrap();
+        exclusion_tree(root.path());
+        if let Some(text) = case.pteroignore {
+            std::fs::write(root.path().join(".pteroignore"), text).unwrap();
+        }
+        let paths = archived_paths(root.path(), case.request);
+        for p in case.absent {
+            assert!(!paths.iter().any(|x| x == p), "{}: {p} should be excluded; got {paths:?}", case.name);
+        }
+        for p in case.present {
+            assert!(paths.iter().any(|x| x == p), "{}: {p} should be archived; got {paths:?}", case.name);
+        }
+    }
+}
+
+#[test]
+fn a_symlinked_or_oversized_pteroignore_is_not_used() {
+    let root = tempfile::tempdir().unwrap();
+    exclusion_tree(root.path());
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::fs::write(elsewhere.path().join("rules"), "*.log\n").unwrap();
+    std::os::unix::fs::symlink(elsewhere.path().join("rules"), root.path().join(".pteroignore")).unwrap();
+    let paths = archived_paths(root.path(), &[]);
+    assert!(paths.iter().any(|p| p == "debug.log"), "a symlinked .pteroignore was followed");
+
+    std::fs::remove_file(root.path().join(".pteroignore")).unwrap();
+    let mut big = "*.log\n".to_string();
+    big.push_str(&"# padding\n".repeat(4000));
+    std::fs::write(root.path().join(".pteroignore"), big).unwrap();
+    let paths = archived_paths(root.path(), &[]);
+    assert!(paths.iter().any(|p| p == "debug.log"), "an oversized .pteroignore was used");
+}

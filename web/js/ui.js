@@ -1,0 +1,352 @@
+// Shared interface pieces: notices, dialogs, busy buttons, copy buttons, badges and form
+// fields.
+
+import { h, icon, uid, clear } from './dom.js';
+import { ApiError } from './api.js';
+
+// ---------------------------------------------------------------------------------------
+// Notices: visible, dismissible messages. Errors stay until dismissed; successes fade.
+
+let pageNotices = null;
+let liveRegion = null;
+
+export function setNoticeArea(el, live) {
+  pageNotices = el;
+  liveRegion = live;
+}
+
+/** Announces text to screen readers without showing anything. */
+export function announce(text) {
+  if (!liveRegion) return;
+  liveRegion.textContent = '';
+  setTimeout(() => { liveRegion.textContent = text; }, 30);
+}
+
+function openDialogNotices() {
+  const open = [...document.querySelectorAll('dialog[open]')];
+  const top = open[open.length - 1];
+  return top ? top.querySelector('.dialog-notices') : null;
+}
+
+/**
+ * Shows a message. `type`: error | success | info | warning. `container` defaults to the
+ * open dialog's message area, else the page's.
+ */
+export function notify(message, { type = 'info', container = null, title = null, timeout = null } = {}) {
+  const area = container || openDialogNotices() || pageNotices;
+  if (!area) return null;
+  const isError = type === 'error';
+  const notice = h('div', {
+    class: ['notice', `notice-${type}`],
+    role: isError ? 'alert' : 'status',
+    'data-testid': `notice-${type}`,
+  },
+  icon(isError ? 'alert' : type === 'success' ? 'check' : type === 'warning' ? 'warning' : 'info', 'notice-icon'),
+  h('div', { class: 'notice-text' },
+    title ? h('strong', { class: 'notice-title', text: title }) : null,
+    h('p', { class: 'notice-message', text: message })),
+  h('button', {
+    type: 'button',
+    class: 'icon-btn notice-close',
+    'aria-label': 'Dismiss',
+    title: 'Dismiss',
+    on: { click: () => notice.remove() },
+  }, icon('x')));
+  area.append(notice);
+  const ms = timeout ?? (type === 'success' || type === 'info' ? 8000 : null);
+  if (ms) setTimeout(() => notice.remove(), ms);
+  return notice;
+}
+
+/** Shows an error (an ApiError's detail, or any error's message); ignores expired sessions. */
+export function showError(err, options = {}) {
+  if (err instanceof ApiError && err.sessionExpired) return null;
+  if (!(err instanceof ApiError)) console.warn(err); // eslint-disable-line no-console
+  let message = err && err.message ? err.message : String(err);
+  if (err instanceof ApiError && err.status === 429 && err.retryAfter) {
+    if (!/try again/i.test(message)) message += ` Try again in ${err.retryAfter} s.`;
+  }
+  return notify(message, { ...options, type: 'error' });
+}
+
+export function clearNotices(container = pageNotices) {
+  if (container) clear(container);
+}
+
+// ---------------------------------------------------------------------------------------
+// Buttons
+
+/** A button; `icon` adds an icon before the label, `iconOnly` keeps the label for AT only. */
+export function button(label, { kind = 'secondary', iconName = null, iconOnly = false, type = 'button', onClick = null, attrs = {} } = {}) {
+  const btn = h('button', {
+    type,
+    class: ['btn', `btn-${kind}`, iconOnly && 'btn-icon', attrs.class],
+    ...attrs,
+    ...(iconOnly ? { 'aria-label': label, 'data-tip': attrs['data-tip'] || label } : {}),
+  },
+  iconName ? icon(iconName) : null,
+  iconOnly ? null : h('span', { class: 'btn-label', text: label }));
+  if (onClick) btn.addEventListener('click', onClick);
+  return btn;
+}
+
+/** Runs `fn` with `btn` disabled and marked busy; returns what `fn` returns. */
+export async function busy(btn, fn) {
+  const buttons = Array.isArray(btn) ? btn : [btn];
+  const before = buttons.map((b) => b && b.disabled);
+  for (const b of buttons) {
+    if (!b) continue;
+    b.disabled = true;
+    b.setAttribute('aria-busy', 'true');
+    b.classList.add('is-busy');
+  }
+  try {
+    return await fn();
+  } finally {
+    buttons.forEach((b, i) => {
+      if (!b) return;
+      b.disabled = before[i];
+      b.removeAttribute('aria-busy');
+      b.classList.remove('is-busy');
+    });
+  }
+}
+
+/** Marks a button unavailable while keeping it focusable so its reason can be read. */
+export function setUnavailable(btn, reason) {
+  if (reason) {
+    btn.setAttribute('aria-disabled', 'true');
+    btn.dataset.tip = reason;
+    btn.title = reason;
+  } else {
+    btn.removeAttribute('aria-disabled');
+  }
+  return btn;
+}
+
+export function isUnavailable(btn) {
+  return btn.getAttribute('aria-disabled') === 'true';
+}
+
+async function writeClipboard(text) {
+  if (navigator.clipboard && window.isSecureContext) {
+    try {
+      await navigator.clipboard.writeText(text);
+      return true;
+    } catch {
+      // Fall back below (the permission can be refused).
+    }
+  }
+  const area = h('textarea', { class: 'clipboard-helper', readOnly: true, value: text });
+  document.body.append(area);
+  area.select();
+  let ok = false;
+  try {
+    ok = document.execCommand('copy');
+  } catch {
+    ok = false;
+  }
+  area.remove();
+  return ok;
+}
+
+/** An icon button that copies `text` and confirms it. */
+export function copyButton(text, label = 'Copy') {
+  const btn = h('button', {
+    type: 'button',
+    class: 'btn btn-ghost btn-icon btn-copy',
+    'aria-label': label,
+    'data-tip': label,
+    'data-copy': text,
+  }, icon('copy'));
+  btn.addEventListener('click', async () => {
+    const ok = await writeClipboard(text);
+    btn.classList.toggle('is-copied', ok);
+    btn.dataset.tip = ok ? 'Copied' : 'Copy failed: select the text instead';
+    clear(btn).append(icon(ok ? 'check' : 'copy'));
+    announce(ok ? 'Copied to the clipboard.' : 'Copying failed.');
+    setTimeout(() => {
+      btn.classList.remove('is-copied');
+      btn.dataset.tip = label;
+      clear(btn).append(icon('copy'));
+    }, 1800);
+  });
+  return btn;
+}
+
+export function badge(text, kind = 'neutral', attrs = {}) {
+  return h('span', { class: ['badge', `badge-${kind}`], ...attrs }, text);
+}
+
+// ---------------------------------------------------------------------------------------
+// Form fields
+
+/**
+ * A labelled control. `control` is an element or an options object for an <input>.
+ * Returns the wrapper; the control is `wrapper.control`.
+ */
+export function field(label, control, { hint = null, id = null, optional = false, className = '' } = {}) {
+  const input = control instanceof Element ? control : h('input', control);
+  input.id = input.id || id || uid('f');
+  const hintId = hint ? `${input.id}-hint` : null;
+  const errorId = `${input.id}-error`;
+  if (hintId) input.setAttribute('aria-describedby', hintId);
+  const wrapper = h('div', { class: ['field', className] },
+    h('label', { htmlFor: input.id, class: 'field-label' }, label,
+      optional ? h('span', { class: 'field-optional', text: ' (optional)' }) : null),
+    input,
+    hint ? h('p', { id: hintId, class: 'field-hint' }, hint) : null,
+    h('p', { id: errorId, class: 'field-error', hidden: true }));
+  wrapper.control = input;
+  return wrapper;
+}
+
+/** A checkbox (or switch) with its label beside it and an optional explanation. */
+export function checkbox(label, { name, checked = false, hint = null, isSwitch = false, disabled = false, value = null } = {}) {
+  const id = uid('c');
+  const hintId = hint ? `${id}-hint` : null;
+  const input = h('input', {
+    type: 'checkbox', id, name, checked, disabled,
+    value: value ?? undefined,
+    role: isSwitch ? 'switch' : undefined,
+    class: isSwitch ? 'switch' : undefined,
+    'aria-describedby': hintId || undefined,
+  });
+  const wrapper = h('div', { class: ['check', isSwitch && 'check-switch'] },
+    input,
+    h('div', { class: 'check-text' },
+      h('label', { htmlFor: id, text: label }),
+      hint ? h('p', { id: hintId, class: 'field-hint' }, hint) : null));
+  wrapper.control = input;
+  return wrapper;
+}
+
+export function select(options, { name, value = '' } = {}) {
+  return h('select', { name },
+    options.map(([v, text]) => h('option', { value: v, selected: v === value, text })));
+}
+
+/** Shows the API's per-field messages next to the fields of `form`. */
+export function showFieldErrors(form, err) {
+  clearFieldErrors(form);
+  if (!(err instanceof ApiError)) return;
+  for (const [name, message] of Object.entries(err.fields)) {
+    const key = name.replace(/^hooks\./, 'hooks.');
+    const input = form.querySelector(`[name="${CSS.escape(key)}"]`);
+    if (!input) continue;
+    input.setAttribute('aria-invalid', 'true');
+    const errorEl = document.getElementById(`${input.id}-error`);
+    if (errorEl) {
+      errorEl.textContent = message;
+      errorEl.hidden = false;
+      const described = (input.getAttribute('aria-describedby') || '').split(' ').filter(Boolean);
+      if (!described.includes(errorEl.id)) input.setAttribute('aria-describedby', [...described, errorEl.id].join(' '));
+    }
+  }
+}
+
+export function clearFieldErrors(form) {
+  for (const input of form.querySelectorAll('[aria-invalid="true"]')) input.removeAttribute('aria-invalid');
+  for (const el of form.querySelectorAll('.field-error')) {
+    el.hidden = true;
+    el.textContent = '';
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Dialogs
+
+/**
+ * Opens a modal dialog holding a form. `onSubmit(form, ctx)` runs with the submit button
+ * busy; a thrown error is shown inside the dialog; resolving closes it, unless it returns
+ * `false`. Returns { dialog, form, close }.
+ */
+export function formDialog({
+  title, intro = null, body = [], submitLabel = 'Save', submitKind = 'primary',
+  cancelLabel = 'Cancel', onSubmit, testid = null, wide = false, onClose = null,
+}) {
+  const titleId = uid('dlg');
+  const opener = document.activeElement;
+  const notices = h('div', { class: 'dialog-notices' });
+  const submit = h('button', { type: 'submit', class: ['btn', `btn-${submitKind}`] }, h('span', { class: 'btn-label', text: submitLabel }));
+  const cancel = h('button', { type: 'button', class: 'btn btn-secondary', text: cancelLabel });
+  const form = h('form', { class: 'dialog-form' },
+    h('header', { class: 'dialog-head' },
+      h('h2', { id: titleId, text: title }),
+      h('button', { type: 'button', class: 'icon-btn dialog-x', 'aria-label': 'Close', title: 'Close', on: { click: () => close() } }, icon('x'))),
+    h('div', { class: 'dialog-body' },
+      notices,
+      intro ? (typeof intro === 'string' ? h('p', { class: 'dialog-intro', text: intro }) : intro) : null,
+      body),
+    h('footer', { class: 'dialog-actions' }, cancel, submit));
+  const dialog = h('dialog', {
+    class: ['dialog', wide && 'dialog-wide'],
+    'aria-labelledby': titleId,
+    'data-testid': testid || undefined,
+  }, form);
+  let closed = false;
+  function close() {
+    if (closed) return;
+    closed = true;
+    if (dialog.open) dialog.close();
+    dialog.remove();
+    if (onClose) onClose();
+    if (opener && opener.isConnected && typeof opener.focus === 'function') opener.focus();
+  }
+  cancel.addEventListener('click', close);
+  dialog.addEventListener('close', close);
+  dialog.addEventListener('cancel', (e) => {
+    if (submit.disabled && submit.classList.contains('is-busy')) e.preventDefault();
+  });
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    if (submit.classList.contains('is-busy')) return;
+    clear(notices);
+    clearFieldErrors(form);
+    try {
+      const result = await busy([submit, cancel], () => onSubmit(form, { dialog, close, notices, submit }));
+      if (result !== false) close();
+    } catch (err) {
+      showFieldErrors(form, err);
+      showError(err, { container: notices });
+      const invalid = form.querySelector('[aria-invalid="true"]');
+      if (invalid) invalid.focus();
+    }
+  });
+  document.body.append(dialog);
+  dialog.showModal();
+  const first = form.querySelector('.dialog-body input:not([type=hidden]):not([disabled]), .dialog-body textarea, .dialog-body select');
+  if (first) first.focus();
+  else submit.focus();
+  return { dialog, form, close, submit, notices };
+}
+
+/** A confirmation dialog; `onConfirm` runs with the confirm button busy. */
+export function confirmDialog({ title, message, confirmLabel = 'Confirm', danger = false, onConfirm, testid = null, extra = [] }) {
+  return formDialog({
+    title,
+    intro: typeof message === 'string' ? h('p', { class: 'dialog-intro', text: message }) : message,
+    body: extra,
+    submitLabel: confirmLabel,
+    submitKind: danger ? 'danger' : 'primary',
+    onSubmit: (form, ctx) => onConfirm(form, ctx),
+    testid,
+  });
+}
+
+/** Keeps keyboard focus on the "same" control across a re-render, by data-focus-key. */
+export function keepFocus(container, fn) {
+  const active = document.activeElement;
+  const key = active && container.contains(active) ? active.dataset.focusKey : null;
+  fn();
+  if (key && (!document.activeElement || document.activeElement === document.body || !container.contains(document.activeElement))) {
+    const again = container.querySelector(`[data-focus-key="${CSS.escape(key)}"]`);
+    if (again) again.focus({ preventScroll: true });
+  }
+}
+
+/** A <time> that shows a relative time and the exact one on hover; kept fresh by the app. */
+export function timeAgo(iso, ago, exact) {
+  if (!iso) return h('span', { class: 'muted', text: '—' });
+  return h('time', { datetime: iso, title: exact(iso), 'data-relative': '', text: ago(iso) });
+}
