@@ -30,7 +30,12 @@ fn snapshot(root: &Path) -> BTreeMap<PathBuf, String> {
                 stack.push(path.clone());
                 format!("dir {:o} {}", meta.mode() & 0o7777, meta.mtime())
             } else {
-                format!("file {:o} {} {}", meta.mode() & 0o7777, meta.mtime(), sha256_hex(&std::fs::read(&path).unwrap()))
+                format!(
+                    "file {:o} {} {}",
+                    meta.mode() & 0o7777,
+                    meta.mtime(),
+                    sha256_hex(&std::fs::read(&path).unwrap())
+                )
             };
             out.insert(rel, desc);
         }
@@ -39,7 +44,12 @@ fn snapshot(root: &Path) -> BTreeMap<PathBuf, String> {
 }
 
 fn set_mtime(path: &Path, secs: i64) {
-    filetime::set_symlink_file_times(path, filetime::FileTime::from_unix_time(secs, 0), filetime::FileTime::from_unix_time(secs, 0)).unwrap();
+    filetime::set_symlink_file_times(
+        path,
+        filetime::FileTime::from_unix_time(secs, 0),
+        filetime::FileTime::from_unix_time(secs, 0),
+    )
+    .unwrap();
 }
 
 /// Nested directories, an empty directory, a symlink, an executable, a non-UTF-8 name, an
@@ -49,7 +59,11 @@ fn generated_tree(root: &Path) {
     write(root, "world/region/r.0.0.mca", &noise(3 << 20, 7));
     write(root, "world/playerdata/abc.dat", &noise(5000, 8));
     write(root, "start.sh", b"#!/bin/sh\njava -jar server.jar\n");
-    std::fs::set_permissions(root.join("start.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(
+        root.join("start.sh"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
     write(root, "empty.txt", b"");
     std::fs::create_dir_all(root.join("plugins/empty-dir")).unwrap();
     std::os::unix::fs::symlink("world/region", root.join("region-link")).unwrap();
@@ -63,13 +77,31 @@ fn generated_tree(root: &Path) {
     write(root, "server.jar", &big);
     write(root, "logs/latest.log", b"[INFO] excluded\n");
     write(root, "cache/mojang.jar", &noise(1000, 10));
-    std::fs::set_permissions(root.join("world/playerdata"), std::fs::Permissions::from_mode(0o750)).unwrap();
+    std::fs::set_permissions(
+        root.join("world/playerdata"),
+        std::fs::Permissions::from_mode(0o750),
+    )
+    .unwrap();
     // Fixed times, so extraction is compared on them too.
-    for (i, rel) in ["server.properties", "start.sh", "empty.txt", "server.jar", "world/region/r.0.0.mca"].iter().enumerate() {
+    for (i, rel) in [
+        "server.properties",
+        "start.sh",
+        "empty.txt",
+        "server.jar",
+        "world/region/r.0.0.mca",
+    ]
+    .iter()
+    .enumerate()
+    {
         set_mtime(&root.join(rel), 1_600_000_000 + i as i64 * 1000);
     }
     set_mtime(&root.join("region-link"), 1_500_000_000);
-    for dir in ["plugins/empty-dir", "world/region", "world/playerdata", "world"] {
+    for dir in [
+        "plugins/empty-dir",
+        "world/region",
+        "world/playerdata",
+        "world",
+    ] {
         set_mtime(&root.join(dir), 1_650_000_000);
     }
 }
@@ -77,12 +109,20 @@ fn generated_tree(root: &Path) {
 fn extract_with_system_tar(archive: &Path, compression: &str, into: &Path) {
     std::fs::create_dir_all(into).unwrap();
     let script = match compression {
-        "zstd" => format!("zstd -dc '{}' | tar -xpf - -C '{}'", archive.display(), into.display()),
+        "zstd" => format!(
+            "zstd -dc '{}' | tar -xpf - -C '{}'",
+            archive.display(),
+            into.display()
+        ),
         "gzip" => format!("tar -xzpf '{}' -C '{}'", archive.display(), into.display()),
         _ => format!("tar -xpf '{}' -C '{}'", archive.display(), into.display()),
     };
     let out = Command::new("sh").arg("-c").arg(&script).output().unwrap();
-    assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -98,7 +138,10 @@ fn archives_extract_with_system_tools_to_the_source_minus_exclusions() {
     assert!(expected.len() >= 15);
 
     for compression in ["zstd", "gzip", "none"] {
-        let r = api.patch(&format!("/api/application/servers/{server}"), &format!(r#"{{"compression":"{compression}"}}"#));
+        let r = api.patch(
+            &format!("/api/application/servers/{server}"),
+            &format!(r#"{{"compression":"{compression}"}}"#),
+        );
         assert_eq!(r.status, 200);
         let b = api.backup_and_wait(&server, r#"{"ignored":"logs/\n/cache"}"#);
         assert_eq!(b["status"], "completed", "{b}");
@@ -109,12 +152,31 @@ fn archives_extract_with_system_tools_to_the_source_minus_exclusions() {
             "gzip" => "tar.gz",
             _ => "tar",
         };
-        let server_uuid = api.get(&format!("/api/client/servers/{server}")).json()["attributes"]["uuid"].as_str().unwrap().to_string();
-        let file = hoard.data.path().join("backups").join(&server_uuid).join(format!("{uuid}.{ext}"));
-        assert_eq!(sha256_file(&file), b["sha256_hash"].as_str().unwrap(), "{compression}: hash");
-        assert_eq!(std::fs::metadata(&file).unwrap().len(), b["bytes"].as_u64().unwrap(), "{compression}: size");
-        let manifest: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(file.with_file_name(format!("{uuid}.json"))).unwrap()).unwrap();
+        let server_uuid =
+            api.get(&format!("/api/client/servers/{server}")).json()["attributes"]["uuid"]
+                .as_str()
+                .unwrap()
+                .to_string();
+        let file = hoard
+            .data
+            .path()
+            .join("backups")
+            .join(&server_uuid)
+            .join(format!("{uuid}.{ext}"));
+        assert_eq!(
+            sha256_file(&file),
+            b["sha256_hash"].as_str().unwrap(),
+            "{compression}: hash"
+        );
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().len(),
+            b["bytes"].as_u64().unwrap(),
+            "{compression}: size"
+        );
+        let manifest: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(file.with_file_name(format!("{uuid}.json"))).unwrap(),
+        )
+        .unwrap();
         assert_eq!(manifest["server_uuid"], server_uuid.as_str());
         assert_eq!(manifest["sha256_hash"], b["sha256_hash"]);
 
@@ -123,7 +185,10 @@ fn archives_extract_with_system_tools_to_the_source_minus_exclusions() {
         let got = snapshot(out.path());
         let missing: Vec<_> = expected.keys().filter(|k| !got.contains_key(*k)).collect();
         let extra: Vec<_> = got.keys().filter(|k| !expected.contains_key(*k)).collect();
-        assert!(missing.is_empty() && extra.is_empty(), "{compression}: missing {missing:?}, extra {extra:?}");
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "{compression}: missing {missing:?}, extra {extra:?}"
+        );
         for (path, desc) in &expected {
             assert_eq!(&got[path], desc, "{compression}: {}", path.display());
         }
@@ -144,12 +209,27 @@ fn archived_paths(root: &Path, patterns: &[&str]) -> Vec<String> {
         read_limit_bytes_per_sec: 0,
         max_bytes: u64::MAX,
     };
-    archive::write(root, exclusions, &dest, &options, &Progress::default(), &AtomicBool::new(false)).unwrap();
+    archive::write(
+        root,
+        exclusions,
+        &dest,
+        &options,
+        &Progress::default(),
+        &AtomicBool::new(false),
+    )
+    .unwrap();
     let mut tar = tar::Archive::new(std::fs::File::open(&dest).unwrap());
     let mut paths: Vec<String> = tar
         .entries()
         .unwrap()
-        .map(|e| e.unwrap().path().unwrap().to_string_lossy().trim_end_matches('/').to_string())
+        .map(|e| {
+            e.unwrap()
+                .path()
+                .unwrap()
+                .to_string_lossy()
+                .trim_end_matches('/')
+                .to_string()
+        })
         .collect();
     paths.sort();
     paths
@@ -189,30 +269,174 @@ fn exclusion_patterns_follow_gitignore_semantics() {
         present: &'static [&'static str],
     }
     let cases = [
-        Case { name: "glob", pteroignore: None, request: &["*.log"], absent: &["logs/latest.log", "logs/old/2024.log", "debug.log"], present: &["logs", "server.properties"] },
-        Case { name: "re-include", pteroignore: None, request: &["*.log", "!keep.log"], absent: &["logs/latest.log", "debug.log"], present: &["logs/keep.log"] },
-        Case { name: "anchored", pteroignore: None, request: &["/x"], absent: &["x"], present: &["sub/x"] },
-        Case { name: "unanchored name", pteroignore: None, request: &["x"], absent: &["x", "sub/x"], present: &["sub"] },
-        Case { name: "directory", pteroignore: None, request: &["dir/"], absent: &["dir", "dir/file.txt", "dir/keep.txt"], present: &["notes.txt"] },
-        Case { name: "double star dir", pteroignore: None, request: &["**/cache"], absent: &["cache", "plugins/cache", "plugins/x/cache/c.jar"], present: &["plugins/x"] },
-        Case { name: "dir at any depth", pteroignore: None, request: &["cache/"], absent: &["cache/a.jar", "plugins/cache/b.jar", "plugins/x/cache"], present: &["plugins"] },
-        Case { name: "anchored dir", pteroignore: None, request: &["/cache"], absent: &["cache"], present: &["plugins/cache/b.jar", "plugins/x/cache/c.jar"] },
-        Case { name: "single star stays in its directory", pteroignore: None, request: &["logs/*.log"], absent: &["logs/latest.log", "logs/keep.log"], present: &["logs/old/2024.log"] },
-        Case { name: "double star inside", pteroignore: None, request: &["logs/**/*.log"], absent: &["logs/latest.log", "logs/old/2024.log"], present: &["logs/old", "debug.log"] },
-        Case { name: "comment", pteroignore: None, request: &["# *.log"], absent: &[], present: &["debug.log", "logs/latest.log"] },
-        Case { name: "blank lines and CRLF", pteroignore: None, request: &["*.log\r\n\r\n  \r\ncache/\r\n"], absent: &["debug.log", "cache"], present: &["world"] },
-        Case { name: "no re-include below an excluded dir", pteroignore: None, request: &["dir/", "!dir/keep.txt"], absent: &["dir", "dir/keep.txt"], present: &["x"] },
-        Case { name: "re-include below a dir glob", pteroignore: None, request: &["dir/*", "!dir/keep.txt"], absent: &["dir/file.txt"], present: &["dir", "dir/keep.txt"] },
-        Case { name: "pteroignore", pteroignore: Some("world/\n"), request: &[], absent: &["world"], present: &["x", ".pteroignore"] },
-        Case { name: "request overrides pteroignore", pteroignore: Some("*.log\n"), request: &["!debug.log"], absent: &["logs/latest.log"], present: &["debug.log"] },
-        Case { name: "request re-includes a pteroignore dir", pteroignore: Some("world/\n"), request: &["!world/"], absent: &[], present: &["world/region/r.0.0.mca"] },
-        Case { name: "gitignore and hidden files do not matter", pteroignore: None, request: &[], absent: &[], present: &[".hidden", ".gitignore", "notes.txt"] },
-        Case { name: "contents but not the dir", pteroignore: None, request: &["world/**"], absent: &["world/region", "world/session.lock"], present: &["world"] },
-        Case { name: "extension", pteroignore: None, request: &["*.mca"], absent: &["world/region/r.0.0.mca"], present: &["world/region"] },
-        Case { name: "trailing spaces trimmed", pteroignore: None, request: &["notes.txt   "], absent: &["notes.txt"], present: &["x"] },
-        Case { name: "question mark", pteroignore: None, request: &["?otes.txt"], absent: &["notes.txt"], present: &["debug.log"] },
-        Case { name: "character class", pteroignore: None, request: &["[dn]*.txt"], absent: &["notes.txt"], present: &["dir/file.txt", "dir/keep.txt"] },
-        Case { name: "pteroignore comments and blanks", pteroignore: Some("# comment\n\n*.jar\r\n"), request: &[], absent: &["cache/a.jar", "plugins/cache/b.jar"], present: &["cache", "debug.log"] },
+        Case {
+            name: "glob",
+            pteroignore: None,
+            request: &["*.log"],
+            absent: &["logs/latest.log", "logs/old/2024.log", "debug.log"],
+            present: &["logs", "server.properties"],
+        },
+        Case {
+            name: "re-include",
+            pteroignore: None,
+            request: &["*.log", "!keep.log"],
+            absent: &["logs/latest.log", "debug.log"],
+            present: &["logs/keep.log"],
+        },
+        Case {
+            name: "anchored",
+            pteroignore: None,
+            request: &["/x"],
+            absent: &["x"],
+            present: &["sub/x"],
+        },
+        Case {
+            name: "unanchored name",
+            pteroignore: None,
+            request: &["x"],
+            absent: &["x", "sub/x"],
+            present: &["sub"],
+        },
+        Case {
+            name: "directory",
+            pteroignore: None,
+            request: &["dir/"],
+            absent: &["dir", "dir/file.txt", "dir/keep.txt"],
+            present: &["notes.txt"],
+        },
+        Case {
+            name: "double star dir",
+            pteroignore: None,
+            request: &["**/cache"],
+            absent: &["cache", "plugins/cache", "plugins/x/cache/c.jar"],
+            present: &["plugins/x"],
+        },
+        Case {
+            name: "dir at any depth",
+            pteroignore: None,
+            request: &["cache/"],
+            absent: &["cache/a.jar", "plugins/cache/b.jar", "plugins/x/cache"],
+            present: &["plugins"],
+        },
+        Case {
+            name: "anchored dir",
+            pteroignore: None,
+            request: &["/cache"],
+            absent: &["cache"],
+            present: &["plugins/cache/b.jar", "plugins/x/cache/c.jar"],
+        },
+        Case {
+            name: "single star stays in its directory",
+            pteroignore: None,
+            request: &["logs/*.log"],
+            absent: &["logs/latest.log", "logs/keep.log"],
+            present: &["logs/old/2024.log"],
+        },
+        Case {
+            name: "double star inside",
+            pteroignore: None,
+            request: &["logs/**/*.log"],
+            absent: &["logs/latest.log", "logs/old/2024.log"],
+            present: &["logs/old", "debug.log"],
+        },
+        Case {
+            name: "comment",
+            pteroignore: None,
+            request: &["# *.log"],
+            absent: &[],
+            present: &["debug.log", "logs/latest.log"],
+        },
+        Case {
+            name: "blank lines and CRLF",
+            pteroignore: None,
+            request: &["*.log\r\n\r\n  \r\ncache/\r\n"],
+            absent: &["debug.log", "cache"],
+            present: &["world"],
+        },
+        Case {
+            name: "no re-include below an excluded dir",
+            pteroignore: None,
+            request: &["dir/", "!dir/keep.txt"],
+            absent: &["dir", "dir/keep.txt"],
+            present: &["x"],
+        },
+        Case {
+            name: "re-include below a dir glob",
+            pteroignore: None,
+            request: &["dir/*", "!dir/keep.txt"],
+            absent: &["dir/file.txt"],
+            present: &["dir", "dir/keep.txt"],
+        },
+        Case {
+            name: "pteroignore",
+            pteroignore: Some("world/\n"),
+            request: &[],
+            absent: &["world"],
+            present: &["x", ".pteroignore"],
+        },
+        Case {
+            name: "request overrides pteroignore",
+            pteroignore: Some("*.log\n"),
+            request: &["!debug.log"],
+            absent: &["logs/latest.log"],
+            present: &["debug.log"],
+        },
+        Case {
+            name: "request re-includes a pteroignore dir",
+            pteroignore: Some("world/\n"),
+            request: &["!world/"],
+            absent: &[],
+            present: &["world/region/r.0.0.mca"],
+        },
+        Case {
+            name: "gitignore and hidden files do not matter",
+            pteroignore: None,
+            request: &[],
+            absent: &[],
+            present: &[".hidden", ".gitignore", "notes.txt"],
+        },
+        Case {
+            name: "contents but not the dir",
+            pteroignore: None,
+            request: &["world/**"],
+            absent: &["world/region", "world/session.lock"],
+            present: &["world"],
+        },
+        Case {
+            name: "extension",
+            pteroignore: None,
+            request: &["*.mca"],
+            absent: &["world/region/r.0.0.mca"],
+            present: &["world/region"],
+        },
+        Case {
+            name: "trailing spaces trimmed",
+            pteroignore: None,
+            request: &["notes.txt   "],
+            absent: &["notes.txt"],
+            present: &["x"],
+        },
+        Case {
+            name: "question mark",
+            pteroignore: None,
+            request: &["?otes.txt"],
+            absent: &["notes.txt"],
+            present: &["debug.log"],
+        },
+        Case {
+            name: "character class",
+            pteroignore: None,
+            request: &["[dn]*.txt"],
+            absent: &["notes.txt"],
+            present: &["dir/file.txt", "dir/keep.txt"],
+        },
+        Case {
+            name: "pteroignore comments and blanks",
+            pteroignore: Some("# comment\n\n*.jar\r\n"),
+            request: &[],
+            absent: &["cache/a.jar", "plugins/cache/b.jar"],
+            present: &["cache", "debug.log"],
+        },
     ];
     assert!(cases.len() >= 20);
     for case in &cases {
@@ -223,10 +447,18 @@ fn exclusion_patterns_follow_gitignore_semantics() {
         }
         let paths = archived_paths(root.path(), case.request);
         for p in case.absent {
-            assert!(!paths.iter().any(|x| x == p), "{}: {p} should be excluded; got {paths:?}", case.name);
+            assert!(
+                !paths.iter().any(|x| x == p),
+                "{}: {p} should be excluded; got {paths:?}",
+                case.name
+            );
         }
         for p in case.present {
-            assert!(paths.iter().any(|x| x == p), "{}: {p} should be archived; got {paths:?}", case.name);
+            assert!(
+                paths.iter().any(|x| x == p),
+                "{}: {p} should be archived; got {paths:?}",
+                case.name
+            );
         }
     }
 }
@@ -237,14 +469,24 @@ fn a_symlinked_or_oversized_pteroignore_is_not_used() {
     exclusion_tree(root.path());
     let elsewhere = tempfile::tempdir().unwrap();
     std::fs::write(elsewhere.path().join("rules"), "*.log\n").unwrap();
-    std::os::unix::fs::symlink(elsewhere.path().join("rules"), root.path().join(".pteroignore")).unwrap();
+    std::os::unix::fs::symlink(
+        elsewhere.path().join("rules"),
+        root.path().join(".pteroignore"),
+    )
+    .unwrap();
     let paths = archived_paths(root.path(), &[]);
-    assert!(paths.iter().any(|p| p == "debug.log"), "a symlinked .pteroignore was followed");
+    assert!(
+        paths.iter().any(|p| p == "debug.log"),
+        "a symlinked .pteroignore was followed"
+    );
 
     std::fs::remove_file(root.path().join(".pteroignore")).unwrap();
     let mut big = "*.log\n".to_string();
     big.push_str(&"# padding\n".repeat(4000));
     std::fs::write(root.path().join(".pteroignore"), big).unwrap();
     let paths = archived_paths(root.path(), &[]);
-    assert!(paths.iter().any(|p| p == "debug.log"), "an oversized .pteroignore was used");
+    assert!(
+        paths.iter().any(|p| p == "debug.log"),
+        "an oversized .pteroignore was used"
+    );
 }

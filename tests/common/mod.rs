@@ -56,7 +56,12 @@ impl Hoard {
             .arg("--data-dir")
             .arg(self.data.path())
             .arg("serve")
-            .args(["--listen", "127.0.0.1:0", "--space-reserve-mib", "0"])
+            .args(["--listen", "127.0.0.1:0"])
+            .args(if self.args.iter().any(|a| a == "--space-reserve-mib") {
+                &[][..]
+            } else {
+                &["--space-reserve-mib", "0"][..]
+            })
             .args(&self.args)
             .env("HOARD_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("RUST_LOG", "info")

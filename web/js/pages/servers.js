@@ -1,0 +1,97 @@
+// The servers the user can see, with their backup state at a glance.
+
+import { h, icon } from '../dom.js';
+import { api } from '../api.js';
+import { badge, showError, timeAgo } from '../ui.js';
+import { serverStateBadge, backupStatusBadge } from './common.js';
+
+const POLL_MS = 3000;
+
+export function render(ctx) {
+  const { format, user } = ctx;
+  ctx.setTitle('Servers');
+  const body = h('div', { class: 'servers-body' }, h('p', { class: 'loading', role: 'status', text: 'Loading servers…' }));
+  ctx.view.append(
+    h('div', { class: 'page-head' },
+      h('div', {},
+        h('h1', { text: 'Servers' }),
+        h('p', { class: 'page-sub muted', text: 'Pick a server to see, create and restore its backups.' })),
+      user.admin ? h('a', { class: 'btn btn-primary', href: '/admin/servers?add=1' }, icon('plus'), h('span', { class: 'btn-label', text: 'Add server' })) : null),
+    body);
+
+  let timer = null;
+  let stopped = false;
+
+  async function load() {
+    try {
+      const [list, admin] = await Promise.all([
+        api.get('/api/client'),
+        user.admin ? api.get('/api/application/servers') : Promise.resolve(null),
+      ]);
+      if (stopped || !ctx.isCurrent()) return;
+      const paths = new Map();
+      if (admin) for (const s of admin.data) paths.set(s.attributes.identifier, s.attributes.path);
+      draw(list.data.map((s) => s.attributes), paths);
+      const active = list.data.some((s) => s.attributes.restore || (s.attributes.last_backup && s.attributes.last_backup.status === 'creating'));
+      if (active) timer = setTimeout(load, POLL_MS);
+    } catch (err) {
+      if (stopped) return;
+      body.replaceChildren(h('p', { class: 'muted', text: 'The servers could not be loaded.' }));
+      showError(err);
+    }
+  }
+
+  function draw(servers, paths) {
+    if (!servers.length) {
+      body.replaceChildren(h('div', { class: 'empty-state card' },
+        icon('archive', 'empty-icon'),
+        h('h2', { text: 'No servers yet' }),
+        user.admin
+          ? h('p', {}, 'Add a game server directory and hoard will back it up. ',
+            h('a', { href: '/admin/servers?add=1', text: 'Add your first server' }), '.')
+          : h('p', { text: 'Ask an administrator to give you access to a server.' })));
+      return;
+    }
+    const showPath = paths.size > 0;
+    const rows = servers.map((s) => {
+      const limit = s.feature_limits ? s.feature_limits.backups : 0;
+      const last = s.last_backup;
+      const meter = limit > 0
+        ? h('meter', { class: 'meter', min: 0, max: limit, value: Math.min(s.backup_count, limit), 'aria-label': `${s.backup_count} of ${limit} backups used`, low: limit * 0.7, high: limit * 0.9, optimum: 0 })
+        : null;
+      return h('tr', { 'data-testid': 'server-row', 'data-identifier': s.identifier },
+        h('td', { 'data-label': 'Server', class: 'cell-primary' },
+          h('a', { href: `/servers/${encodeURIComponent(s.identifier)}`, class: 'server-link' }, s.name),
+          h('span', { class: 'server-id muted mono', text: s.identifier }),
+          s.description ? h('p', { class: 'server-desc muted', text: s.description }) : null),
+        showPath ? h('td', { 'data-label': 'Path' }, h('code', { class: 'path', text: paths.get(s.identifier) || '—' })) : null,
+        h('td', { 'data-label': 'Backups' },
+          h('div', { class: 'usage' },
+            h('span', { class: 'usage-text', 'data-testid': 'server-backup-count' },
+              limit > 0 ? `${s.backup_count} of ${limit}` : (s.backup_count ? `${s.backup_count} (disabled)` : 'Disabled')),
+            meter)),
+        h('td', { 'data-label': 'Last backup' },
+          last
+            ? h('div', { class: 'last-backup' }, backupStatusBadge(last.status, { small: true }), ' ', timeAgo(last.created_at, format.ago, format.exact))
+            : h('span', { class: 'muted', text: 'Never' })),
+        h('td', { 'data-label': 'State' }, serverStateBadge(s) || badge('Ready', 'neutral', { class: 'badge badge-neutral badge-quiet' })));
+    });
+    body.replaceChildren(h('div', { class: 'card table-card' },
+      h('table', { class: 'table table-responsive', 'data-testid': 'servers-table' },
+        h('caption', { class: 'visually-hidden', text: 'Your servers' }),
+        h('thead', {}, h('tr', {},
+          h('th', { scope: 'col', text: 'Server' }),
+          showPath ? h('th', { scope: 'col', text: 'Path' }) : null,
+          h('th', { scope: 'col', text: 'Backups' }),
+          h('th', { scope: 'col', text: 'Last backup' }),
+          h('th', { scope: 'col', text: 'State' }))),
+        h('tbody', {}, rows))),
+    h('p', { class: 'table-foot muted', text: format.plural(servers.length, 'server') }));
+  }
+
+  load();
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+  };
+}
