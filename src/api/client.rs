@@ -41,6 +41,17 @@ fn server_item(ctx: &Ctx, server: &Server, is_owner: bool) -> Result<Value> {
         })
     });
     item["attributes"]["restore"] = restore.unwrap_or(Value::Null);
+    item["attributes"]["last_restore"] = store::restores::last_finished(&conn, server.id)?
+        .map(|r| {
+            json!({
+                "uuid": r.uuid,
+                "backup_uuid": r.backup_uuid,
+                "successful": r.step == store::restores::Step::Done,
+                "error": r.error,
+                "finished_at": r.finished_at.map(crate::model::rfc3339),
+            })
+        })
+        .unwrap_or(Value::Null);
     Ok(item)
 }
 

@@ -196,3 +196,14 @@ pub fn set_pid(c: &Connection, id: i64, pid: Option<u32>) -> Result<()> {
     )?;
     Ok(())
 }
+
+/// The most recent finished restore of a server.
+pub fn last_finished(c: &Connection, server_id: i64) -> Result<Option<Restore>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM restores WHERE server_id = ?1 AND step IN ('done', 'failed')
+         ORDER BY id DESC LIMIT 1"
+    );
+    Ok(c.prepare_cached(&sql)?
+        .query_row([server_id], from_row)
+        .optional()?)
+}
