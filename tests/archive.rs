@@ -6,42 +6,13 @@ mod common;
 use common::*;
 use hoard::archive::{self, Exclusions, Options, Progress};
 use hoard::model::Compression;
-use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-
-/// What a tree holds, path by path: kind, mode, mtime, and content hash or link target.
-fn snapshot(root: &Path) -> BTreeMap<PathBuf, String> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            let meta = std::fs::symlink_metadata(&path).unwrap();
-            let rel = path.strip_prefix(root).unwrap().to_path_buf();
-            let desc = if meta.file_type().is_symlink() {
-                format!("link -> {}", std::fs::read_link(&path).unwrap().display())
-            } else if meta.is_dir() {
-                stack.push(path.clone());
-                format!("dir {:o} {}", meta.mode() & 0o7777, meta.mtime())
-            } else {
-                format!(
-                    "file {:o} {} {}",
-                    meta.mode() & 0o7777,
-                    meta.mtime(),
-                    sha256_hex(&std::fs::read(&path).unwrap())
-                )
-            };
-            out.insert(rel, desc);
-        }
-    }
-    out
-}
 
 fn set_mtime(path: &Path, secs: i64) {
     filetime::set_symlink_file_times(

@@ -5,7 +5,6 @@ mod common;
 
 use common::*;
 use serde_json::Value;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 fn setup(
@@ -353,25 +352,7 @@ fn a_full_disk_fails_the_backup_and_leaves_no_file() {
     let hoard_data = tempfile::tempdir().unwrap();
     let backups = hoard_data.path().join("backups");
     std::fs::create_dir_all(&backups).unwrap();
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=16m", "tmpfs"])
-        .arg(&backups)
-        .status()
-        .unwrap();
-    assert!(
-        mounted.success(),
-        "this test needs to mount a small tmpfs (run as root)"
-    );
-    struct Unmount<'a>(&'a Path);
-    impl Drop for Unmount<'_> {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount")
-                .arg("-l")
-                .arg(self.0)
-                .status();
-        }
-    }
-    let _unmount = Unmount(&backups);
+    let _tmpfs = Tmpfs::mount(&backups, "16m");
     let hoard = Hoard::start_in(
         hoard_data,
         &["--throttle-backups", "0", "--io-limit-mib-s", "2"],

@@ -471,3 +471,57 @@ pub fn sha256_file(path: &Path) -> String {
         .unwrap()
         .to_string()
 }
+
+/// What a tree holds, path by path: kind, mode, mtime, and content hash or link target.
+pub fn snapshot(root: &Path) -> std::collections::BTreeMap<PathBuf, String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let rel = path.strip_prefix(root).unwrap().to_path_buf();
+            let desc = if meta.file_type().is_symlink() {
+                format!("link -> {}", std::fs::read_link(&path).unwrap().display())
+            } else if meta.is_dir() {
+                stack.push(path.clone());
+                format!("dir {:o} {}", meta.mode() & 0o7777, meta.mtime())
+            } else {
+                format!(
+                    "file {:o} {} {}",
+                    meta.mode() & 0o7777,
+                    meta.mtime(),
+                    sha256_hex(&std::fs::read(&path).unwrap())
+                )
+            };
+            out.insert(rel, desc);
+        }
+    }
+    out
+}
+
+/// Mounts a tmpfs of `size` (e.g. "8m") on `dir`, unmounted on drop.
+pub struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    pub fn mount(dir: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .unwrap();
+        assert!(
+            ok.success(),
+            "this test mounts a small tmpfs: run it as root"
+        );
+        Tmpfs(dir.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}

@@ -32,3 +32,36 @@ export function backupStatusBadge(status, { small = false, title = null } = {}) 
   if (status === 'failed') return h('span', { class: ['badge', 'badge-danger', cls], title }, icon('alert'), 'Failed');
   return badge(status || 'Unknown', 'neutral');
 }
+
+/** A fieldset of permission checkboxes with an explanation each; `values()` reads it. */
+export function permissionFieldset(selected = ['backup.read']) {
+  const boxes = [];
+  const fieldset = h('fieldset', { class: 'fieldset perms' },
+    h('legend', { text: 'Permissions' }),
+    PERMISSIONS.map(([name, label, hint]) => {
+      const id = `perm-${name.replace('.', '-')}-${Math.random().toString(36).slice(2, 7)}`;
+      const input = h('input', { type: 'checkbox', id, name: 'permissions', value: name, checked: selected.includes(name), 'aria-describedby': `${id}-hint` });
+      boxes.push(input);
+      return h('div', { class: 'check' }, input,
+        h('div', { class: 'check-text' },
+          h('label', { htmlFor: id }, label, ' ', h('code', { class: 'perm-code', text: name })),
+          h('p', { id: `${id}-hint`, class: 'field-hint', text: hint })));
+    }));
+  return { el: fieldset, values: () => boxes.filter((b) => b.checked).map((b) => b.value) };
+}
+
+/** Heading and tabs shared by a server's pages. */
+export function serverHeader(server, { identifier, current, canManage, actions = null }) {
+  const seg = encodeURIComponent(identifier);
+  return h('div', { class: 'server-head' },
+    h('div', { class: 'page-head' },
+      h('div', { class: 'page-head-text' },
+        h('nav', { class: 'breadcrumb', 'aria-label': 'Breadcrumb' }, h('a', { href: '/servers' }, icon('arrowLeft'), 'Servers')),
+        h('div', { class: 'title-row' }, h('h1', { class: 'server-title', text: server.name }), serverStateBadge(server)),
+        h('p', { class: 'page-sub muted' }, h('span', { class: 'mono', text: server.identifier }),
+          server.description ? ` · ${server.description}` : '')),
+      actions ? h('div', { class: 'page-actions' }, actions) : null),
+    canManage ? h('nav', { class: 'tabs', 'aria-label': 'Server sections' },
+      h('a', { href: `/servers/${seg}`, class: 'tab', 'aria-current': current === 'backups' ? 'page' : undefined }, icon('archive'), 'Backups'),
+      h('a', { href: `/servers/${seg}/users`, class: 'tab', 'aria-current': current === 'users' ? 'page' : undefined }, icon('users'), 'Subusers')) : null);
+}

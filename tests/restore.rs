@@ -1,0 +1,770 @@
+//! Restores: round trips, hostile archives, interruptions, and space checks. Whatever
+//! happens, a server's files end up exactly the backup's or exactly what they were.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+struct Fixture {
+    hoard: Hoard,
+    /// Holds the server directory and a sentinel directory beside it.
+    top: tempfile::TempDir,
+    server: String,
+    api: Api,
+}
+
+impl Fixture {
+    fn new(args: &[&str]) -> Fixture {
+        let hoard = Hoard::start(args);
+        let top = tempfile::tempdir().unwrap();
+        let dir = top.path().join("server");
+        std::fs::create_dir_all(top.path().join("sentinel")).unwrap();
+        std::fs::write(top.path().join("sentinel/keep.txt"), b"do not touch").unwrap();
+        std::fs::create_dir_all(&dir).unwrap();
+        let server = hoard.add_server("mc", &dir, "admin", &["--backup-limit", "50"]);
+        let api = hoard.api(&hoard.key("admin"));
+        Fixture {
+            hoard,
+            top,
+            server,
+            api,
+        }
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.top.path().join("server")
+    }
+
+    fn sentinel(&self) -> PathBuf {
+        self.top.path().join("sentinel")
+    }
+
+    fn backup(&self) -> Value {
+        let b = self.api.backup_and_wait(&self.server, "{}");
+        assert_eq!(b["status"], "completed", "{b}");
+        b
+    }
+
+    fn restore(&self, uuid: &str, truncate: bool) -> Value {
+        let r = self.api.post(
+            &format!("/api/client/servers/{}/backups/{uuid}/restore", self.server),
+            &format!(r#"{{"truncate":{truncate}}}"#),
+        );
+        assert_eq!(r.status, 202, "{}", r.text());
+        self.api.wait_restore(&self.server)["attributes"]["last_restore"].clone()
+    }
+
+    fn archive_path(&self, uuid: &str) -> PathBuf {
+        let server_uuid = self
+            .api
+            .get(&format!("/api/client/servers/{}", self.server))
+            .json()["attributes"]["uuid"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let dir = self.hoard.data.path().join("backups").join(server_uuid);
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                p.file_name().unwrap().to_string_lossy().starts_with(uuid)
+                    && !p.to_string_lossy().ends_with(".json")
+            })
+            .unwrap()
+    }
+
+    /// Puts `archive` (already compressed as the backup's compression) in place of a
+    /// backup's file, with a matching checksum and the given manifest bounds.
+    fn replace_archive(&self, uuid: &str, archive: &[u8], files: i64, bytes: i64) {
+        std::fs::write(self.archive_path(uuid), archive).unwrap();
+        let db = rusqlite::Connection::open(self.hoard.data.path().join("hoard.db")).unwrap();
+        db.execute(
+            "UPDATE backups SET sha256_hash = ?1, bytes = ?2, content_files = ?3, content_bytes = ?4 WHERE uuid = ?5",
+            rusqlite::params![sha256_hex(archive), archive.len() as i64, files, bytes, uuid],
+        )
+        .unwrap();
+    }
+
+    fn work_dirs_left(&self) -> Vec<String> {
+        let mut left: Vec<String> = std::fs::read_dir(self.top.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".hoard-restore"))
+            .collect();
+        left.extend(
+            std::fs::read_dir(self.dir())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(".hoard-restore")),
+        );
+        left
+    }
+
+    fn activity(&self) -> Vec<String> {
+        let db = rusqlite::Connection::open(self.hoard.data.path().join("hoard.db")).unwrap();
+        db.prepare(
+            "SELECT event FROM activity_log WHERE event LIKE 'server:backup.restore%' ORDER BY id",
+        )
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect()
+    }
+}
+
+fn populate(dir: &Path) {
+    write(dir, "server.properties", b"motd=before\n");
+    write(dir, "world/level.dat", &noise(100_000, 1));
+    write(dir, "world/region/r.0.0.mca", &noise(300_000, 2));
+    write(dir, "start.sh", b"#!/bin/sh\n");
+    std::fs::set_permissions(dir.join("start.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::create_dir_all(dir.join("plugins/empty")).unwrap();
+    std::os::unix::fs::symlink("world/region", dir.join("regions")).unwrap();
+    for (rel, t) in [
+        ("server.properties", 1_600_000_000),
+        ("world/level.dat", 1_600_001_000),
+    ] {
+        filetime::set_file_mtime(dir.join(rel), filetime::FileTime::from_unix_time(t, 0)).unwrap();
+    }
+    filetime::set_file_mtime(
+        dir.join("plugins/empty"),
+        filetime::FileTime::from_unix_time(1_600_002_000, 0),
+    )
+    .unwrap();
+}
+
+/// Changes made after the backup: a new file, a modified one, a removed one, a new dir.
+fn change(dir: &Path) {
+    write(dir, "server.properties", b"motd=after\n");
+    write(dir, "new-after-backup.txt", b"new");
+    write(dir, "world/new-region.mca", b"new");
+    std::fs::remove_file(dir.join("world/level.dat")).unwrap();
+    std::fs::remove_file(dir.join("regions")).unwrap();
+    std::os::unix::fs::symlink("elsewhere", dir.join("regions")).unwrap();
+}
+
+#[test]
+fn restore_with_truncate_brings_back_exactly_the_backup() {
+    let f = Fixture::new(&["--throttle-backups", "0"]);
+    populate(&f.dir());
+    let at_backup = snapshot(&f.dir());
+    let b = f.backup();
+    change(&f.dir());
+    let outcome = f.restore(b["uuid"].as_str().unwrap(), true);
+    assert_eq!(outcome["successful"], true, "{outcome}");
+    assert_eq!(snapshot(&f.dir()), at_backup);
+    assert!(f.work_dirs_left().is_empty());
+    assert_eq!(
+        f.activity(),
+        ["server:backup.restore", "server:backup.restore-complete"]
+    );
+    let server = f
+        .api
+        .get(&format!("/api/client/servers/{}", f.server))
+        .json();
+    assert!(server["attributes"]["status"].is_null());
+    assert!(server["attributes"]["restore"].is_null());
+}
+
+#[test]
+fn restore_without_truncate_keeps_newer_files() {
+    let f = Fixture::new(&["--throttle-backups", "0"]);
+    populate(&f.dir());
+    let at_backup = snapshot(&f.dir());
+    let b = f.backup();
+    change(&f.dir());
+    let outcome = f.restore(b["uuid"].as_str().unwrap(), false);
+    assert_eq!(outcome["successful"], true, "{outcome}");
+    let now = snapshot(&f.dir());
+    for (path, desc) in &at_backup {
+        if path.as_os_str() != "world" {
+            assert_eq!(now.get(path), Some(desc), "{}", path.display());
+        }
+    }
+    assert!(now.contains_key(Path::new("new-after-backup.txt")));
+    assert!(now.contains_key(Path::new("world/new-region.mca")));
+    assert_eq!(
+        std::fs::read(f.dir().join("server.properties")).unwrap(),
+        b"motd=before\n"
+    );
+    assert!(f.work_dirs_left().is_empty());
+}
+
+#[test]
+fn restore_is_refused_when_it_cannot_run() {
+    let f = Fixture::new(&["--throttle-backups", "0", "--io-limit-mib-s", "2"]);
+    write(&f.dir(), "world.bin", &noise(4 << 20, 3));
+    let quick = tempfile::tempdir().unwrap();
+    let _ = quick;
+    // A backup being created cannot be restored, and blocks restores of the server.
+    let creating = f
+        .api
+        .post(&format!("/api/client/servers/{}/backups", f.server), "{}")
+        .json()["attributes"]["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    f.api
+        .post(
+            &format!(
+                "/api/client/servers/{}/backups/{creating}/restore",
+                f.server
+            ),
+            "{}",
+        )
+        .assert_error(400, "BackupNotCompletedException");
+    f.api.wait_backup(&f.server, &creating);
+    f.hoard
+        .cli_ok(&["server", "update", &f.server, "--pre-backup", "exit 1"]);
+    let failed = f.api.backup_and_wait(&f.server, "{}")["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    f.api
+        .post(
+            &format!("/api/client/servers/{}/backups/{failed}/restore", f.server),
+            "{}",
+        )
+        .assert_error(400, "BackupFailedException");
+    for status in ["installing", "suspended"] {
+        f.hoard
+            .cli_ok(&["server", "update", &f.server, "--status", status]);
+        f.api
+            .post(
+                &format!(
+                    "/api/client/servers/{}/backups/{creating}/restore",
+                    f.server
+                ),
+                "{}",
+            )
+            .assert_error(409, "ConflictingServerStateException");
+    }
+}
+
+#[test]
+fn a_failing_pre_restore_hook_changes_nothing_and_hooks_see_the_outcome() {
+    let f = Fixture::new(&["--throttle-backups", "0"]);
+    populate(&f.dir());
+    let b = f.backup();
+    change(&f.dir());
+    let before = snapshot(&f.dir());
+    f.hoard.cli_ok(&[
+        "server",
+        "update",
+        &f.server,
+        "--pre-restore",
+        "echo cannot stop >&2; exit 2",
+    ]);
+    let outcome = f.restore(b["uuid"].as_str().unwrap(), true);
+    assert_eq!(outcome["successful"], false);
+    assert!(
+        outcome["error"].as_str().unwrap().contains("cannot stop"),
+        "{outcome}"
+    );
+    assert_eq!(snapshot(&f.dir()), before);
+    let marker = f.top.path().join("post-restore.txt");
+    f.hoard.cli_ok(&[
+        "server",
+        "update",
+        &f.server,
+        "--pre-restore",
+        "true",
+        "--post-restore",
+        &format!("echo $HOARD_RESTORE_STATUS > {}", marker.display()),
+    ]);
+    assert_eq!(
+        f.restore(b["uuid"].as_str().unwrap(), true)["successful"],
+        true
+    );
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "completed\n");
+}
+
+/// A tar stream built by hand, so it can hold anything a hostile archive might.
+#[derive(Default)]
+struct RawTar(Vec<u8>);
+
+impl RawTar {
+    fn entry(
+        &mut self,
+        name: &[u8],
+        kind: tar::EntryType,
+        mode: u32,
+        data: &[u8],
+        link: &[u8],
+    ) -> &mut Self {
+        self.entry_declaring(name, kind, mode, data, data.len() as u64, link)
+    }
+
+    fn entry_declaring(
+        &mut self,
+        name: &[u8],
+        kind: tar::EntryType,
+        mode: u32,
+        data: &[u8],
+        size: u64,
+        link: &[u8],
+    ) -> &mut Self {
+        let mut h = tar::Header::new_gnu();
+        h.as_old_mut().name[..name.len()].copy_from_slice(name);
+        h.as_old_mut().linkname[..link.len()].copy_from_slice(link);
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_size(size);
+        h.set_mtime(1_600_000_000);
+        if matches!(kind, tar::EntryType::Char | tar::EntryType::Block) {
+            h.set_device_major(1).unwrap();
+            h.set_device_minor(3).unwrap();
+        }
+        h.set_cksum();
+        self.0.extend_from_slice(h.as_bytes());
+        self.0.extend_from_slice(data);
+        self.0.resize(self.0.len().div_ceil(512) * 512, 0);
+        self
+    }
+
+    fn file(&mut self, name: &str, data: &[u8]) -> &mut Self {
+        self.entry(name.as_bytes(), tar::EntryType::Regular, 0o644, data, b"")
+    }
+
+    fn finish(&mut self) -> Vec<u8> {
+        let mut out = self.0.clone();
+        out.extend_from_slice(&[0u8; 1024]);
+        out
+    }
+}
+
+fn zstd(data: &[u8]) -> Vec<u8> {
+    zstd::encode_all(data, 3).unwrap()
+}
+
+#[test]
+fn hostile_archives_never_write_outside_staging() {
+    let f = Fixture::new(&["--throttle-backups", "0"]);
+    populate(&f.dir());
+    let sentinel = f.sentinel();
+    let sentinel_str = sentinel.to_str().unwrap().to_string();
+    let regular = tar::EntryType::Regular;
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "absolute path",
+            zstd(
+                &RawTar::default()
+                    .file("ok.txt", b"ok")
+                    .file(&format!("{sentinel_str}/evil.txt"), b"evil")
+                    .finish(),
+            ),
+            "absolute path",
+        ),
+        (
+            "dot-dot escape",
+            zstd(
+                &RawTar::default()
+                    .file("ok.txt", b"ok")
+                    .file("../../sentinel/evil.txt", b"evil")
+                    .finish(),
+            ),
+            "'..'",
+        ),
+        (
+            "write through a symlink",
+            zstd(
+                &RawTar::default()
+                    .entry(
+                        b"link",
+                        tar::EntryType::Symlink,
+                        0o777,
+                        b"",
+                        sentinel_str.as_bytes(),
+                    )
+                    .file("link/evil.txt", b"evil")
+                    .finish(),
+            ),
+            "not a directory",
+        ),
+        (
+            "hard link to /etc/passwd",
+            zstd(
+                &RawTar::default()
+                    .entry(b"passwd", tar::EntryType::Link, 0o644, b"", b"/etc/passwd")
+                    .finish(),
+            ),
+            "absolute path",
+        ),
+        (
+            "hard link to an outside relative path",
+            zstd(
+                &RawTar::default()
+                    .file("a", b"a")
+                    .entry(
+                        b"b",
+                        tar::EntryType::Link,
+                        0o644,
+                        b"",
+                        b"../../sentinel/keep.txt",
+                    )
+                    .finish(),
+            ),
+            "'..'",
+        ),
+        (
+            "hard link to something not extracted",
+            zstd(
+                &RawTar::default()
+                    .entry(b"b", tar::EntryType::Link, 0o644, b"", b"world/level.dat")
+                    .finish(),
+            ),
+            "not a file extracted before it",
+        ),
+        (
+            "declared size beyond the data",
+            zstd(&{
+                let mut t = RawTar::default();
+                t.file("ok.txt", b"ok").entry_declaring(
+                    b"big.bin",
+                    regular,
+                    0o644,
+                    &[7u8; 1000],
+                    1 << 20,
+                    b"",
+                );
+                t.0.clone()
+            }),
+            "declares 1048576 bytes",
+        ),
+        (
+            "more data than the manifest",
+            zstd(&RawTar::default().file("a.bin", &[1u8; 5000]).finish()),
+            "more data than its manifest",
+        ),
+    ];
+    let b = f.backup();
+    let uuid = b["uuid"].as_str().unwrap().to_string();
+    let original = std::fs::read(f.archive_path(&uuid)).unwrap();
+    change(&f.dir());
+    let before = snapshot(&f.dir());
+    let sentinel_before = snapshot(&sentinel);
+    let top_before: Vec<_> = std::fs::read_dir(f.top.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    for (name, archive, reason) in cases {
+        let bound = if name == "more data than the manifest" {
+            100
+        } else {
+            1 << 30
+        };
+        f.replace_archive(&uuid, &archive, 100, bound);
+        let outcome = f.restore(&uuid, true);
+        assert_eq!(outcome["successful"], false, "{name}: {outcome}");
+        let error = outcome["error"].as_str().unwrap();
+        assert!(error.contains(reason), "{name}: {error}");
+        assert_eq!(
+            snapshot(&f.dir()),
+            before,
+            "{name}: the server's files changed"
+        );
+        assert_eq!(
+            snapshot(&sentinel),
+            sentinel_before,
+            "{name}: the sentinel changed"
+        );
+        let top_now: Vec<_> = std::fs::read_dir(f.top.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            top_now, top_before,
+            "{name}: something was left beside the server"
+        );
+        assert!(f.work_dirs_left().is_empty(), "{name}");
+    }
+    assert_eq!(
+        std::fs::read_to_string("/etc/passwd").unwrap().is_empty(),
+        false
+    );
+
+    // A corrupt zstd frame, with a checksum that matches the corrupt file.
+    let mut corrupt = original.clone();
+    let mid = corrupt.len() / 2;
+    for byte in &mut corrupt[mid..mid + 64] {
+        *byte ^= 0x5a;
+    }
+    f.replace_archive(&uuid, &corrupt, 100, 1 << 30);
+    let outcome = f.restore(&uuid, true);
+    assert_eq!(outcome["successful"], false);
+    assert!(
+        outcome["error"].as_str().unwrap().contains("corrupt"),
+        "{outcome}"
+    );
+    assert_eq!(snapshot(&f.dir()), before);
+
+    // The original archive with a wrong checksum recorded: refused after extraction,
+    // before the swap.
+    std::fs::write(f.archive_path(&uuid), &original).unwrap();
+    let db = rusqlite::Connection::open(f.hoard.data.path().join("hoard.db")).unwrap();
+    db.execute(
+        "UPDATE backups SET sha256_hash = ?1 WHERE uuid = ?2",
+        rusqlite::params!["0".repeat(64), uuid],
+    )
+    .unwrap();
+    let outcome = f.restore(&uuid, true);
+    assert!(
+        outcome["error"].as_str().unwrap().contains("SHA-256"),
+        "{outcome}"
+    );
+    assert_eq!(snapshot(&f.dir()), before);
+}
+
+#[test]
+fn devices_are_skipped_and_special_bits_dropped() {
+    let f = Fixture::new(&["--throttle-backups", "0"]);
+    populate(&f.dir());
+    let b = f.backup();
+    let uuid = b["uuid"].as_str().unwrap().to_string();
+    let archive = zstd(
+        &RawTar::default()
+            .entry(b"null", tar::EntryType::Char, 0o666, b"", b"")
+            .entry(b"fifo", tar::EntryType::Fifo, 0o644, b"", b"")
+            .entry(
+                b"suid.sh",
+                tar::EntryType::Regular,
+                0o4755,
+                b"#!/bin/sh\n",
+                b"",
+            )
+            .entry(b"sgid", tar::EntryType::Directory, 0o2775, b"", b"")
+            .file("sgid/ok.txt", b"ok")
+            .finish(),
+    );
+    f.replace_archive(&uuid, &archive, 100, 1 << 20);
+    let outcome = f.restore(&uuid, true);
+    assert_eq!(outcome["successful"], true, "{outcome}");
+    let names: Vec<String> = std::fs::read_dir(f.dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !names.contains(&"null".to_string()) && !names.contains(&"fifo".to_string()),
+        "{names:?}"
+    );
+    let mode = std::fs::metadata(f.dir().join("suid.sh"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o7777;
+    assert_eq!(mode, 0o755);
+    let mode = std::fs::metadata(f.dir().join("sgid"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o7777;
+    assert_eq!(mode, 0o775);
+    assert_eq!(std::fs::read(f.dir().join("sgid/ok.txt")).unwrap(), b"ok");
+}
+
+fn poll_step(f: &Fixture, wanted: &[&str], deadline: Duration) -> String {
+    let db = rusqlite::Connection::open(f.hoard.data.path().join("hoard.db")).unwrap();
+    let until = Instant::now() + deadline;
+    loop {
+        let step: Option<String> = db
+            .query_row(
+                "SELECT step FROM restores ORDER BY id DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .ok();
+        if let Some(step) = step
+            && wanted.contains(&step.as_str())
+        {
+            return step;
+        }
+        assert!(Instant::now() < until, "never reached {wanted:?}");
+        std::thread::sleep(Duration::from_micros(500));
+    }
+}
+
+fn wait_resolved(f: &Fixture) -> Value {
+    let until = Instant::now() + Duration::from_secs(90);
+    loop {
+        let s = f
+            .api
+            .get(&format!("/api/client/servers/{}", f.server))
+            .json();
+        if s["attributes"]["status"].is_null() {
+            return s["attributes"]["last_restore"].clone();
+        }
+        assert!(Instant::now() < until, "still restoring after 90 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_restore_killed_during_extraction_is_rolled_back_at_the_next_start() {
+    let mut f = Fixture::new(&["--throttle-backups", "0", "--compression", "none"]);
+    populate(&f.dir());
+    let big = std::fs::File::create(f.dir().join("world.bin")).unwrap();
+    big.set_len(1536 << 20).unwrap();
+    drop(big);
+    let b = f.backup();
+    std::fs::remove_file(f.dir().join("world.bin")).unwrap();
+    change(&f.dir());
+    let before = snapshot(&f.dir());
+    let r = f.api.post(
+        &format!(
+            "/api/client/servers/{}/backups/{}/restore",
+            f.server,
+            b["uuid"].as_str().unwrap()
+        ),
+        "{}",
+    );
+    assert_eq!(r.status, 202);
+    poll_step(&f, &["extracting"], Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(300));
+    f.hoard.restart();
+    f.api = Api::new(&f.hoard.base, f.api.token.clone());
+    let outcome = wait_resolved(&f);
+    assert_eq!(outcome["successful"], false, "{outcome}");
+    assert!(outcome["error"].as_str().unwrap().contains("interrupted"));
+    assert_eq!(snapshot(&f.dir()), before);
+    assert!(f.work_dirs_left().is_empty(), "{:?}", f.work_dirs_left());
+    assert_eq!(f.activity().last().unwrap(), "server:backup.restore-failed");
+}
+
+#[test]
+fn a_restore_killed_between_the_moves_is_resolved_at_the_next_start() {
+    let mut f = Fixture::new(&["--throttle-backups", "0", "--compression", "none"]);
+    // Many top-level entries make the moves take long enough to be interrupted.
+    for i in 0..40_000 {
+        std::fs::write(f.dir().join(format!("f{i:05}")), i.to_string()).unwrap();
+    }
+    let at_backup = snapshot(&f.dir());
+    let b = f.backup();
+    for i in (0..40_000).step_by(7) {
+        std::fs::write(f.dir().join(format!("f{i:05}")), b"changed").unwrap();
+    }
+    write(&f.dir(), "after.txt", b"after");
+    let before = snapshot(&f.dir());
+    let r = f.api.post(
+        &format!(
+            "/api/client/servers/{}/backups/{}/restore",
+            f.server,
+            b["uuid"].as_str().unwrap()
+        ),
+        "{}",
+    );
+    assert_eq!(r.status, 202);
+    let step = poll_step(&f, &["evacuating", "installing"], Duration::from_secs(60));
+    f.hoard.restart();
+    f.api = Api::new(&f.hoard.base, f.api.token.clone());
+    let outcome = wait_resolved(&f);
+    let now = snapshot(&f.dir());
+    assert!(
+        now == before || now == at_backup,
+        "killed at '{step}': the files are neither the old nor the backup's"
+    );
+    match outcome["successful"].as_bool().unwrap() {
+        true => assert_eq!(now, at_backup),
+        false => assert_eq!(now, before),
+    }
+    assert!(f.work_dirs_left().is_empty(), "{:?}", f.work_dirs_left());
+    let last = f.activity().last().unwrap().clone();
+    assert!(last == "server:backup.restore-complete" || last == "server:backup.restore-failed");
+}
+
+#[test]
+fn a_restore_that_does_not_fit_is_refused_with_507_and_mount_points_stay() {
+    let f = Fixture::new(&["--throttle-backups", "0", "--compression", "none"]);
+    let _tmpfs = Tmpfs::mount(&f.dir(), "8m");
+    write(&f.dir(), "world.bin", &noise(5 << 20, 4));
+    let b = f.backup();
+    let before = snapshot(&f.dir());
+    let r = f.api.post(
+        &format!(
+            "/api/client/servers/{}/backups/{}/restore",
+            f.server,
+            b["uuid"].as_str().unwrap()
+        ),
+        "{}",
+    );
+    r.assert_error(507, "InsufficientStorageException");
+    assert_eq!(snapshot(&f.dir()), before);
+    let server = f
+        .api
+        .get(&format!("/api/client/servers/{}", f.server))
+        .json();
+    assert!(server["attributes"]["status"].is_null());
+
+    // With room, a restore onto a mount point works: staging lives inside it.
+    std::fs::write(f.dir().join("world.bin"), noise(1 << 20, 5)).unwrap();
+    let small = f.backup();
+    write(&f.dir(), "world.bin", b"changed");
+    let at = snapshot(&f.dir());
+    assert_ne!(at, before);
+    let outcome = f.restore(small["uuid"].as_str().unwrap(), true);
+    assert_eq!(outcome["successful"], true, "{outcome}");
+    assert_eq!(
+        std::fs::read(f.dir().join("world.bin")).unwrap(),
+        noise(1 << 20, 5)
+    );
+    assert!(f.work_dirs_left().is_empty());
+}
+
+#[test]
+fn the_cli_downloads_with_verification_and_restores() {
+    let f = Fixture::new(&["--throttle-backups", "0"]);
+    populate(&f.dir());
+    let at_backup = snapshot(&f.dir());
+    let b = f.backup();
+    let uuid = b["uuid"].as_str().unwrap();
+    let out = f.top.path().join("copy.tar.zst");
+    f.hoard.cli_ok(&[
+        "backup",
+        "download",
+        &f.server,
+        uuid,
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(sha256_file(&out), b["sha256_hash"].as_str().unwrap());
+    // A corrupt archive is not written out.
+    let archive = f.archive_path(uuid);
+    let good = std::fs::read(&archive).unwrap();
+    let mut bad = good.clone();
+    bad[10] ^= 1;
+    std::fs::write(&archive, &bad).unwrap();
+    let out2 = f.top.path().join("copy2.tar.zst");
+    let r = f.hoard.cli(&[
+        "backup",
+        "download",
+        &f.server,
+        uuid,
+        "-o",
+        out2.to_str().unwrap(),
+    ]);
+    assert!(!r.status.success());
+    assert!(String::from_utf8_lossy(&r.stderr).contains("SHA-256"));
+    assert!(!out2.exists());
+    std::fs::write(&archive, &good).unwrap();
+
+    change(&f.dir());
+    let r = f
+        .hoard
+        .cli_json(&["backup", "restore", &f.server, uuid, "--wait"]);
+    assert_eq!(r["step"], "done", "{r}");
+    assert_eq!(snapshot(&f.dir()), at_backup);
+    write(&f.dir(), "later.txt", b"x");
+    f.hoard.cli_ok(&[
+        "backup",
+        "restore",
+        &f.server,
+        uuid,
+        "--no-truncate",
+        "--wait",
+    ]);
+    assert!(f.dir().join("later.txt").exists());
+}

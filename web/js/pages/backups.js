@@ -1,0 +1,647 @@
+// A server's backups: the table with live progress, and every action on a backup.
+
+import { h, icon, uid, clear } from '../dom.js';
+import { api, seg, ApiError } from '../api.js';
+import {
+  badge, button, busy, checkbox, confirmDialog, copyButton, field, formDialog, keepFocus,
+  notify, setUnavailable, isUnavailable, showError, timeAgo, announce,
+} from '../ui.js';
+import { serverStateBadge, backupStatusBadge } from './common.js';
+
+const POLL_MS = 1000;
+const PER_PAGE = 25;
+
+const RESTORE_STEPS = {
+  queued: 'Waiting to start',
+  extracting: 'Extracting and verifying the archive',
+  evacuating: 'Moving the current files aside',
+  installing: 'Putting the restored files in place',
+  overlaying: 'Writing the restored files over the current ones',
+  cleanup: 'Cleaning up',
+  done: 'Finishing',
+  failed: 'Rolling back',
+};
+
+export function render(ctx) {
+  const { format } = ctx;
+  const identifier = ctx.params[0];
+  const base = `/api/client/servers/${seg(identifier)}`;
+
+  const st = {
+    server: null,
+    meta: null,
+    perms: new Set(),
+    backups: [],
+    pagination: null,
+    backupCount: 0,
+    page: Math.max(1, Number(ctx.query.get('page')) || 1),
+    expanded: new Set(),
+    samples: new Map(),
+    statuses: new Map(),
+    restore: null,
+    rows: new Map(),
+    timer: null,
+    stopped: false,
+    inflight: null,
+    again: false,
+    lastError: null,
+  };
+
+  // --- Static page skeleton ------------------------------------------------------------
+  const title = h('h1', { class: 'server-title' }, 'Server');
+  const stateSlot = h('span', { class: 'server-state' });
+  const subline = h('p', { class: 'page-sub muted' });
+  const tabs = h('nav', { class: 'tabs', 'aria-label': 'Server sections', hidden: true });
+  const banner = h('div', { class: 'banner-slot' });
+  const createBtn = button('Create backup', { kind: 'primary', iconName: 'plus', attrs: { 'data-testid': 'create-backup', 'data-focus-key': 'create' } });
+  const createReasonId = uid('reason');
+  const createReason = h('p', { id: createReasonId, class: 'create-reason muted', 'data-testid': 'create-reason', hidden: true });
+  const tbody = h('tbody', {});
+  const table = h('table', { class: 'table table-responsive backups-table', 'data-testid': 'backups-table' },
+    h('caption', { class: 'visually-hidden', text: 'Backups, newest first' }),
+    h('thead', {}, h('tr', {},
+      h('th', { scope: 'col', text: 'Name' }),
+      h('th', { scope: 'col', text: 'Status' }),
+      h('th', { scope: 'col', class: 'num', text: 'Size' }),
+      h('th', { scope: 'col', text: 'SHA-256' }),
+      h('th', { scope: 'col', text: 'Created' }),
+      h('th', { scope: 'col', class: 'actions-col' }, h('span', { class: 'visually-hidden', text: 'Actions' })))),
+    tbody);
+  const empty = h('div', { class: 'empty-state', hidden: true, 'data-testid': 'backups-empty' },
+    icon('archive', 'empty-icon'),
+    h('h2', { text: 'No backups yet' }),
+    h('p', { class: 'muted', text: 'Backups you create appear here, newest first.' }));
+  const tableCard = h('div', { class: 'card table-card', hidden: true }, table, empty);
+  const footer = h('div', { class: 'table-foot' });
+  const content = h('div', { class: 'backups-page', hidden: true },
+    h('div', { class: 'page-head' },
+      h('div', { class: 'page-head-text' },
+        h('nav', { class: 'breadcrumb', 'aria-label': 'Breadcrumb' }, h('a', { href: '/servers' }, icon('arrowLeft'), 'Servers')),
+        h('div', { class: 'title-row' }, title, stateSlot),
+        subline),
+      h('div', { class: 'page-actions' }, createBtn)),
+    createReason,
+    tabs,
+    banner,
+    tableCard,
+    footer);
+  const loadingEl = h('p', { class: 'loading', role: 'status', text: 'Loading backups…' });
+  ctx.view.append(loadingEl, content);
+
+  createBtn.setAttribute('aria-describedby', createReasonId);
+  createBtn.addEventListener('click', () => {
+    if (isUnavailable(createBtn)) {
+      announce(createBtn.dataset.tip || '');
+      return;
+    }
+    openCreate();
+  });
+
+  // --- Loading and polling -------------------------------------------------------------
+  /** Reloads the server and the page of backups; calls made while one runs coalesce. */
+  function refresh() {
+    if (st.stopped) return Promise.resolve();
+    if (st.inflight) {
+      st.again = true;
+      return st.inflight;
+    }
+    st.inflight = (async () => {
+      do {
+        st.again = false;
+        await loadOnce();
+      } while (st.again && !st.stopped);
+    })().finally(() => { st.inflight = null; });
+    return st.inflight;
+  }
+
+  async function loadOnce() {
+    clearTimeout(st.timer);
+    try {
+      const [server, list] = await Promise.all([
+        api.get(base),
+        api.get(`${base}/backups?page=${st.page}&per_page=${PER_PAGE}`),
+      ]);
+      if (st.stopped || !ctx.isCurrent()) return;
+      if (list.meta.pagination.total_pages < st.page && st.page > 1) {
+        st.page = list.meta.pagination.total_pages;
+        st.again = true;
+        return;
+      }
+      st.lastError = null;
+      apply(server, list);
+      draw();
+    } catch (err) {
+      if (st.stopped) return;
+      if (!st.server) {
+        loadingEl.remove();
+        const notFound = err instanceof ApiError && (err.status === 404 || err.status === 403);
+        ctx.view.append(h('section', { class: 'empty-state card' },
+          h('h1', { text: notFound ? 'Server not found' : 'This server could not be loaded' }),
+          h('p', { class: 'muted', text: err.message }),
+          h('a', { href: '/servers', class: 'btn btn-primary', text: 'Back to your servers' })));
+        if (!notFound) showError(err);
+        st.stopped = true;
+        return;
+      }
+      if (st.lastError !== err.message) showError(err);
+      st.lastError = err.message;
+      st.timer = setTimeout(refresh, 5000);
+      return;
+    }
+    schedule();
+  }
+
+  function isActive() {
+    return st.backups.some((b) => b.status === 'creating') || Boolean(st.restore) || (st.server && st.server.status === 'restoring_backup');
+  }
+
+  function schedule() {
+    clearTimeout(st.timer);
+    if (!st.stopped && isActive()) st.timer = setTimeout(refresh, POLL_MS);
+  }
+
+  function apply(server, list) {
+    const prevRestore = st.restore;
+    st.server = server.attributes;
+    st.meta = server.meta || {};
+    st.perms = new Set(st.meta.user_permissions || []);
+    st.restore = server.attributes.restore || null;
+    st.pagination = list.meta.pagination;
+    st.backupCount = list.meta.backup_count;
+    const backups = list.data.map((d) => d.attributes);
+    const now = Date.now();
+    for (const b of backups) {
+      const before = st.statuses.get(b.uuid);
+      if (before === 'creating' && b.status === 'completed') {
+        notify(`Backup “${b.name}” completed (${format.bytes(b.bytes)}).`, { type: 'success' });
+      } else if (before === 'creating' && b.status === 'failed') {
+        notify(b.error || 'The backup failed.', { type: 'error', title: `Backup “${b.name}” failed` });
+      }
+      st.statuses.set(b.uuid, b.status);
+      if (b.status === 'creating' && b.progress) {
+        const prev = st.samples.get(b.uuid);
+        const sample = { bytes: b.progress.bytes_processed, t: now, rate: prev ? prev.rate : null };
+        if (prev && now - prev.t > 250 && sample.bytes >= prev.bytes) {
+          const inst = ((sample.bytes - prev.bytes) * 1000) / (now - prev.t);
+          sample.rate = prev.rate ? prev.rate * 0.5 + inst * 0.5 : inst;
+        } else if (!prev && b.progress.eta_seconds > 0) {
+          sample.rate = (b.progress.bytes_total - b.progress.bytes_processed) / b.progress.eta_seconds;
+        }
+        if (!prev || now - prev.t > 250) st.samples.set(b.uuid, sample);
+      } else {
+        st.samples.delete(b.uuid);
+      }
+    }
+    st.backups = backups;
+    if (prevRestore && !st.restore) {
+      const name = backupName(prevRestore.backup_uuid);
+      notify(`The restore of ${name} has finished. Check the server's files before starting it again.`, { type: 'success', timeout: 12000 });
+    }
+  }
+
+  function backupName(uuid) {
+    const b = st.backups.find((x) => x.uuid === uuid);
+    return b ? `“${b.name}”` : 'the backup';
+  }
+
+  // --- Drawing -------------------------------------------------------------------------
+  function draw() {
+    loadingEl.remove();
+    content.hidden = false;
+    tableCard.hidden = false;
+    const s = st.server;
+    ctx.setTitle(`${s.name} · Backups`);
+    if (title.textContent !== s.name) title.textContent = s.name;
+    stateSlot.replaceChildren(serverStateBadge(s) || '');
+    subline.replaceChildren(
+      h('span', { class: 'mono', text: s.identifier }),
+      s.description ? h('span', { text: ` · ${s.description}` }) : null,
+      st.meta.is_server_owner ? h('span', { text: ' · You own this server' }) : null);
+    const canManage = st.meta.is_server_owner || ctx.user.admin;
+    tabs.hidden = !canManage;
+    if (canManage && !tabs.firstChild) {
+      tabs.append(
+        h('a', { href: `/servers/${seg(identifier)}`, class: 'tab', 'aria-current': 'page' }, icon('archive'), 'Backups'),
+        h('a', { href: `/servers/${seg(identifier)}/users`, class: 'tab' }, icon('users'), 'Subusers'));
+    }
+    drawCreate();
+    drawBanner();
+    drawRows();
+    drawFooter();
+  }
+
+  function createBlocker() {
+    const s = st.server;
+    const limit = s.feature_limits ? s.feature_limits.backups : 0;
+    if (limit === 0) return 'Backups are disabled for this server.';
+    if (s.status === 'restoring_backup' || st.restore) return 'A restore is in progress: wait for it to finish.';
+    if (s.status === 'installing') return 'The server is installing: backups can start once it is done.';
+    if (s.status === 'suspended') return 'The server is suspended, so no backups can be created.';
+    if (st.backupCount >= limit) return `This server has reached its limit of ${format.plural(limit, 'backup')}. Delete one to make room.`;
+    if (st.backups.some((b) => b.status === 'creating')) return 'A backup is being created: wait for it to finish.';
+    return null;
+  }
+
+  function drawCreate() {
+    const allowed = st.perms.has('backup.create');
+    createBtn.hidden = !allowed;
+    const reason = allowed ? createBlocker() : null;
+    setUnavailable(createBtn, reason);
+    if (!reason) {
+      createBtn.removeAttribute('title');
+      delete createBtn.dataset.tip;
+    }
+    createReason.hidden = !reason;
+    createReason.textContent = reason || '';
+  }
+
+  function drawBanner() {
+    const r = st.restore;
+    if (!r) {
+      banner.replaceChildren();
+      return;
+    }
+    const step = RESTORE_STEPS[r.step] || r.step;
+    const pct = Math.floor(r.percent || 0);
+    const bits = [`${pct}%`];
+    if (r.bytes_total) bits.push(`${format.bytes(r.bytes_processed)} of ${format.bytes(r.bytes_total)}`);
+    const eta = format.duration(r.eta_seconds);
+    if (eta && r.step === 'extracting') bits.push(`about ${eta} left`);
+    let box = banner.querySelector('.banner');
+    if (!box) {
+      box = h('section', { class: 'banner banner-info', role: 'status', 'aria-live': 'polite', 'data-testid': 'restore-banner' },
+        h('div', { class: 'banner-icon' }, icon('restore')),
+        h('div', { class: 'banner-body' },
+          h('p', { class: 'banner-title' }),
+          h('p', { class: 'banner-step' }),
+          h('progress', { max: 100, class: 'progress', 'aria-label': 'Restore progress' }),
+          h('p', { class: 'banner-note muted', text: 'The server stays stopped and new backups wait until the restore is done. If anything fails, the current files are kept.' })));
+      banner.replaceChildren(box);
+    }
+    box.querySelector('.banner-title').textContent = `Restoring ${backupName(r.backup_uuid)}${r.truncate ? ' (deleting current files first)' : ''}`;
+    box.querySelector('.banner-step').textContent = `${step} · ${bits.join(' · ')}`;
+    box.querySelector('progress').value = r.percent || 0;
+  }
+
+  function drawFooter() {
+    const s = st.server;
+    const limit = s.feature_limits ? s.feature_limits.backups : 0;
+    const p = st.pagination;
+    const failed = st.backups.filter((b) => b.status === 'failed').length;
+    const countText = limit === 0
+      ? `${format.plural(st.backupCount, 'backup')} · backups are disabled for this server`
+      : `${st.backupCount} of ${format.plural(limit, 'backup')}`;
+    const parts = [h('p', { class: 'muted', 'data-testid': 'backup-count', text: countText }),
+      failed ? h('p', { class: 'muted small', text: 'Failed backups do not count against the limit.' }) : null];
+    if (p && p.total_pages > 1) {
+      const prev = button('Previous', { kind: 'secondary', attrs: { class: 'btn-small', disabled: p.current_page <= 1 } });
+      const next = button('Next', { kind: 'secondary', attrs: { class: 'btn-small', disabled: p.current_page >= p.total_pages } });
+      prev.addEventListener('click', () => goPage(p.current_page - 1));
+      next.addEventListener('click', () => goPage(p.current_page + 1));
+      parts.push(h('nav', { class: 'pager', 'aria-label': 'Pages' }, prev, h('span', { class: 'muted', text: `Page ${p.current_page} of ${p.total_pages}` }), next));
+    }
+    footer.replaceChildren(h('div', { class: 'table-foot-text' }, parts[0], parts[1]), parts[2] || '');
+  }
+
+  function goPage(n) {
+    st.page = n;
+    history.replaceState(null, '', n > 1 ? `${location.pathname}?page=${n}` : location.pathname);
+    refresh();
+  }
+
+  function drawRows() {
+    empty.hidden = st.backups.length > 0;
+    table.hidden = st.backups.length === 0;
+    keepFocus(tbody, () => {
+      const nodes = [];
+      const seen = new Set();
+      for (const b of st.backups) {
+        seen.add(b.uuid);
+        const sig = signature(b);
+        let entry = st.rows.get(b.uuid);
+        if (!entry || entry.sig !== sig) {
+          entry = buildRow(b, sig);
+          st.rows.set(b.uuid, entry);
+        }
+        updateLive(entry, b);
+        nodes.push(entry.row, entry.details);
+      }
+      for (const key of [...st.rows.keys()]) if (!seen.has(key)) st.rows.delete(key);
+      const current = [...tbody.children];
+      if (current.length !== nodes.length || current.some((n, i) => n !== nodes[i])) tbody.replaceChildren(...nodes);
+    });
+  }
+
+  function signature(b) {
+    return JSON.stringify([b.name, b.status, b.is_locked, b.sha256_hash, b.bytes, b.error, b.warnings, b.completed_at,
+      st.expanded.has(b.uuid), [...st.perms], Boolean(st.restore), st.server.status,
+      st.backups.some((x) => x.status === 'creating'), st.restore && st.restore.backup_uuid]);
+  }
+
+  function buildRow(b, sig) {
+    const detailsId = `details-${b.uuid}`;
+    const expanded = st.expanded.has(b.uuid);
+    const toggle = h('button', {
+      type: 'button',
+      class: 'row-toggle',
+      'aria-expanded': String(expanded),
+      'aria-controls': detailsId,
+      'data-focus-key': `toggle:${b.uuid}`,
+      title: 'Show details',
+      'data-testid': 'backup-name',
+    }, icon('chevron', 'chev'), h('span', { class: 'backup-name', text: b.name }));
+    toggle.addEventListener('click', () => {
+      if (st.expanded.has(b.uuid)) st.expanded.delete(b.uuid);
+      else st.expanded.add(b.uuid);
+      drawRows();
+    });
+    const nameCell = h('td', { class: 'cell-primary', 'data-label': 'Name' },
+      h('div', { class: 'name-wrap' }, toggle,
+        b.is_locked ? h('span', { class: 'lock-mark', role: 'img', 'aria-label': 'Locked', title: 'Locked: it cannot be deleted until it is unlocked', 'data-testid': 'locked-icon' }, icon('lock')) : null));
+
+    // Status
+    const statusCell = h('td', { 'data-label': 'Status', 'data-testid': 'backup-status', 'data-status': b.status });
+    const live = {};
+    if (b.status === 'creating') {
+      live.progress = h('progress', { class: 'progress', max: 100, 'aria-label': `Progress of ${b.name}`, 'data-testid': 'backup-progress' });
+      live.text = h('span', { class: 'progress-text', 'data-testid': 'backup-progress-text' });
+      statusCell.append(h('div', { class: 'status-line' }, backupStatusBadge('creating')), h('div', { class: 'progress-wrap' }, live.progress, live.text));
+    } else if (b.status === 'failed') {
+      statusCell.append(h('div', { class: 'status-line' }, backupStatusBadge('failed', { title: b.error || 'The backup failed.' })),
+        b.error ? h('p', { class: 'status-error', title: b.error, text: b.error }) : null);
+    } else {
+      statusCell.append(h('div', { class: 'status-line' }, backupStatusBadge(b.status)));
+    }
+    if (b.warnings && b.warnings.length) {
+      const label = `${format.plural(b.warnings.length, 'warning')}: ${b.warnings.join('; ')}`;
+      const marker = h('button', {
+        type: 'button',
+        class: 'warn-marker',
+        'aria-label': label,
+        title: b.warnings.join('\n'),
+        'aria-controls': detailsId,
+        'aria-expanded': String(expanded),
+        'data-testid': 'warnings-marker',
+        'data-focus-key': `warn:${b.uuid}`,
+      }, icon('warning'), String(b.warnings.length));
+      marker.addEventListener('click', () => toggle.click());
+      statusCell.querySelector('.status-line').append(marker);
+    }
+
+    // Size, hash, created
+    live.size = h('span', {});
+    const sizeCell = h('td', { class: 'num', 'data-label': 'Size', 'data-testid': 'backup-size' }, live.size);
+    const shaCell = h('td', { 'data-label': 'SHA-256' });
+    if (b.sha256_hash) {
+      shaCell.append(h('span', { class: 'sha' },
+        h('code', { class: 'mono', title: b.sha256_hash, 'data-testid': 'backup-sha', 'data-sha': b.sha256_hash, text: b.sha256_hash.slice(0, 12) }),
+        copyButton(b.sha256_hash, 'Copy SHA-256')));
+    } else {
+      shaCell.append(h('span', { class: 'muted', text: '—' }));
+    }
+    const createdCell = h('td', { 'data-label': 'Created' }, timeAgo(b.created_at, format.ago, format.exact));
+
+    const row = h('tr', {
+      class: ['backup-row', `is-${b.status}`, b.is_locked && 'is-locked', expanded && 'is-expanded'],
+      'data-testid': 'backup-row',
+      'data-uuid': b.uuid,
+      'data-name': b.name,
+    }, nameCell, statusCell, sizeCell, shaCell, createdCell, h('td', { class: 'actions-cell', 'data-label': 'Actions' }, actions(b)));
+
+    const details = h('tr', { class: 'details-row', id: detailsId, hidden: !expanded, 'data-testid': 'backup-details' },
+      h('td', { colSpan: 6 }, expanded ? detailsPanel(b) : null));
+    return { row, details, live, sig };
+  }
+
+  function updateLive(entry, b) {
+    const { live } = entry;
+    if (b.status === 'creating' && live.progress) {
+      const p = b.progress || {};
+      if (!p.bytes_total) {
+        live.progress.removeAttribute('value');
+        live.text.textContent = 'Preparing…';
+        live.size.textContent = '—';
+        return;
+      }
+      live.progress.value = p.percent || 0;
+      const sample = st.samples.get(b.uuid);
+      const bits = [`${Math.floor(p.percent || 0)}%`];
+      const r = sample ? format.rate(sample.rate) : null;
+      if (r) bits.push(r);
+      const eta = format.duration(p.eta_seconds);
+      if (eta !== null) bits.push(`${eta} left`);
+      live.text.textContent = bits.join(' · ');
+      live.size.textContent = `${format.bytes(p.bytes_processed)} of ${format.bytes(p.bytes_total)}`;
+    } else if (b.status === 'completed') {
+      live.size.textContent = format.bytes(b.bytes);
+    } else {
+      live.size.textContent = '—';
+      live.size.className = 'muted';
+    }
+  }
+
+  function detailsPanel(b) {
+    const item = (label, ...value) => [h('dt', { text: label }), h('dd', {}, ...value)];
+    const took = b.completed_at ? (Date.parse(b.completed_at) - Date.parse(b.created_at)) / 1000 : null;
+    return h('div', { class: 'details' },
+      b.status === 'failed'
+        ? h('div', { class: 'details-error', role: 'note' }, icon('alert'), h('div', {}, h('strong', { text: 'Why it failed' }), h('p', { 'data-testid': 'backup-error', text: b.error || 'No reason was recorded.' })))
+        : null,
+      b.warnings && b.warnings.length
+        ? h('div', { class: 'details-warnings' }, icon('warning'),
+          h('div', {}, h('strong', { text: format.plural(b.warnings.length, 'warning') }),
+            h('ul', {}, b.warnings.map((w) => h('li', { text: w })))))
+        : null,
+      h('dl', { class: 'details-grid' },
+        item('UUID', h('code', { class: 'mono wrap', text: b.uuid })),
+        item('SHA-256', b.sha256_hash
+          ? h('span', { class: 'sha-full' }, h('code', { class: 'mono wrap', text: b.sha256_hash }), copyButton(b.sha256_hash, 'Copy SHA-256'))
+          : h('span', { class: 'muted', text: b.status === 'creating' ? 'Computed when the backup completes' : '—' })),
+        item('Size', b.status === 'completed' ? `${format.bytes(b.bytes)} (${b.bytes.toLocaleString('en')} bytes)` : '—'),
+        item('Compression', b.compression || '—'),
+        item('Created', format.exact(b.created_at)),
+        item('Finished', b.completed_at ? `${format.exact(b.completed_at)}${took !== null ? ` (took ${format.duration(took)})` : ''}` : '—'),
+        item('Locked', b.is_locked ? 'Yes: it cannot be deleted until it is unlocked' : 'No'),
+        item('Ignored patterns', b.ignored_files && b.ignored_files.length
+          ? h('ul', { class: 'pattern-list' }, b.ignored_files.map((p) => h('li', {}, h('code', { text: p }))))
+          : h('span', { class: 'muted', text: 'None (a .pteroignore file in the server root still applies)' }))));
+  }
+
+  // --- Row actions ---------------------------------------------------------------------
+  function actions(b) {
+    const wrap = h('div', { class: 'row-actions' });
+    const key = (k) => `${k}:${b.uuid}`;
+    if (b.status === 'completed' && st.perms.has('backup.download')) {
+      const btn = button('Download', { kind: 'ghost', iconName: 'download', iconOnly: true, attrs: { 'data-focus-key': key('download'), 'data-action': 'download' } });
+      btn.addEventListener('click', () => download(b, btn));
+      wrap.append(btn);
+    }
+    if (b.status === 'completed' && st.perms.has('backup.restore')) {
+      const btn = button('Restore', { kind: 'ghost', iconName: 'restore', iconOnly: true, attrs: { 'data-focus-key': key('restore'), 'data-action': 'restore' } });
+      const s = st.server;
+      let reason = null;
+      if (st.restore || s.status === 'restoring_backup') reason = 'A restore is already running.';
+      else if (s.status === 'installing') reason = 'The server is installing.';
+      else if (s.status === 'suspended') reason = 'The server is suspended.';
+      else if (st.backups.some((x) => x.status === 'creating')) reason = 'Wait for the running backup to finish.';
+      setUnavailable(btn, reason);
+      btn.addEventListener('click', () => { if (!isUnavailable(btn)) openRestore(b); });
+      wrap.append(btn);
+    }
+    if (b.status !== 'creating' && st.perms.has('backup.delete')) {
+      if (b.status === 'completed') {
+        const label = b.is_locked ? 'Unlock' : 'Lock';
+        const btn = button(label, { kind: 'ghost', iconName: b.is_locked ? 'unlock' : 'lock', iconOnly: true, attrs: { 'data-focus-key': key('lock'), 'data-action': 'lock' } });
+        btn.addEventListener('click', () => toggleLock(b, btn));
+        wrap.append(btn);
+      }
+      const del = button('Delete', { kind: 'ghost-danger', iconName: 'trash', iconOnly: true, attrs: { 'data-focus-key': key('delete'), 'data-action': 'delete' } });
+      let reason = null;
+      if (b.is_locked && b.status === 'completed') reason = 'Locked backups cannot be deleted: unlock it first.';
+      else if (st.restore && st.restore.backup_uuid === b.uuid) reason = 'This backup is being restored.';
+      setUnavailable(del, reason);
+      del.addEventListener('click', () => { if (!isUnavailable(del)) openDelete(b); });
+      wrap.append(del);
+    }
+    if (!wrap.childElementCount) wrap.append(h('span', { class: 'muted no-actions', text: b.status === 'creating' ? '' : '—' }));
+    return wrap;
+  }
+
+  async function download(b, btn) {
+    try {
+      const link = await busy(btn, () => api.get(`${base}/backups/${seg(b.uuid)}/download`));
+      const a = h('a', { href: link.attributes.url, download: '', class: 'visually-hidden', tabIndex: -1 });
+      document.body.append(a);
+      a.click();
+      a.remove();
+      announce(`Downloading ${b.name}.`);
+    } catch (err) {
+      showError(err);
+    }
+  }
+
+  async function toggleLock(b, btn) {
+    if (b.is_locked) {
+      confirmDialog({
+        title: `Unlock “${b.name}”?`,
+        message: 'Once unlocked, this backup can be deleted, by you or anyone else allowed to delete backups of this server.',
+        confirmLabel: 'Unlock backup',
+        testid: 'unlock-dialog',
+        onConfirm: async () => {
+          await api.post(`${base}/backups/${seg(b.uuid)}/lock`);
+          notify(`“${b.name}” is unlocked.`, { type: 'success', container: document.getElementById('notices') });
+          await refresh();
+        },
+      });
+      return;
+    }
+    try {
+      await busy(btn, () => api.post(`${base}/backups/${seg(b.uuid)}/lock`));
+      notify(`“${b.name}” is locked: it cannot be deleted until it is unlocked.`, { type: 'success' });
+      await refresh();
+    } catch (err) {
+      showError(err);
+    }
+  }
+
+  function openDelete(b) {
+    confirmDialog({
+      title: `Delete “${b.name}”?`,
+      message: h('div', { class: 'dialog-intro' },
+        h('p', {}, 'The backup ', h('strong', { text: b.name }),
+          b.status === 'completed' ? ` (${format.bytes(b.bytes)}, created ${format.ago(b.created_at)})` : '',
+          ' will be deleted for good. This cannot be undone.')),
+      confirmLabel: 'Delete backup',
+      danger: true,
+      testid: 'delete-dialog',
+      onConfirm: async () => {
+        await api.del(`${base}/backups/${seg(b.uuid)}`);
+        st.expanded.delete(b.uuid);
+        notify(`Backup “${b.name}” deleted.`, { type: 'success', container: document.getElementById('notices') });
+        await refresh();
+      },
+    });
+  }
+
+  function openRestore(b) {
+    const truncate = checkbox('Delete all files before restoring', {
+      name: 'truncate',
+      checked: true,
+      hint: 'Recommended: the server ends up exactly as it was when the backup was taken.',
+    });
+    const summary = h('ul', { class: 'summary-list', 'data-testid': 'restore-summary' });
+    const drawSummary = () => {
+      const steps = [
+        'The server is marked as restoring (stopped) until the restore finishes; no backups can start meanwhile.',
+        `The archive (${format.bytes(b.bytes)}) is extracted and its SHA-256 checked.`,
+        truncate.control.checked
+          ? 'Every file now in the server directory is deleted, then the backup\'s files are put in their place.'
+          : 'The backup\'s files overwrite the current ones; files that are not in the backup are kept.',
+        'If any step fails, the server\'s current files are kept as they are.',
+      ];
+      summary.replaceChildren(...steps.map((t) => h('li', { text: t })));
+    };
+    truncate.control.addEventListener('change', drawSummary);
+    drawSummary();
+    formDialog({
+      title: `Restore “${b.name}”?`,
+      intro: h('div', { class: 'dialog-intro' },
+        h('p', { class: 'callout callout-warning' }, icon('warning'),
+          h('span', {}, 'The server will be stopped and its files replaced with the contents of this backup, taken ',
+            h('time', { datetime: b.created_at, title: format.exact(b.created_at), text: format.ago(b.created_at) }), '.'))),
+      body: [truncate, h('h3', { class: 'summary-title', text: 'What will happen' }), summary],
+      submitLabel: 'Restore backup',
+      submitKind: 'danger',
+      testid: 'restore-dialog',
+      onSubmit: async () => {
+        await api.post(`${base}/backups/${seg(b.uuid)}/restore`, { truncate: truncate.control.checked });
+        notify(`Restore of “${b.name}” started.`, { type: 'success', container: document.getElementById('notices') });
+        await refresh();
+      },
+    });
+  }
+
+  function openCreate() {
+    const name = field('Name', { name: 'name', type: 'text', maxLength: 191, placeholder: format.defaultBackupName(), autocomplete: 'off' },
+      { optional: true, hint: 'Leave it empty to use the name shown, with the time in UTC.' });
+    const clock = setInterval(() => { name.control.placeholder = format.defaultBackupName(); }, 1000);
+    const ignored = field('Ignored files', h('textarea', { name: 'ignored', rows: 4, spellcheck: false, placeholder: 'logs/\n*.tmp\ncache/**' }),
+      { optional: true, hint: 'One pattern per line, like .gitignore. A .pteroignore file in the server\'s root directory also applies.' });
+    const canLock = st.perms.has('backup.delete');
+    const locked = checkbox('Locked', {
+      name: 'is_locked',
+      isSwitch: true,
+      disabled: !canLock,
+      hint: canLock
+        ? 'A locked backup cannot be deleted until someone unlocks it.'
+        : 'Locking needs the permission to delete backups, which you do not have.',
+    });
+    formDialog({
+      title: 'Create backup',
+      intro: 'hoard archives the server\'s directory in the background; you can follow its progress in the table.',
+      body: [name, ignored, locked],
+      submitLabel: 'Start backup',
+      testid: 'create-dialog',
+      onClose: () => clearInterval(clock),
+      onSubmit: async () => {
+        const body = { is_locked: locked.control.checked };
+        const n = name.control.value.trim();
+        if (n) body.name = n;
+        const ig = ignored.control.value.trim();
+        if (ig) body.ignored = ig;
+        const created = await api.post(`${base}/backups`, body);
+        const b = created.attributes;
+        st.statuses.set(b.uuid, b.status);
+        notify(`Backup “${b.name}” started.`, { type: 'success', container: document.getElementById('notices') });
+        if (st.page !== 1) st.page = 1;
+        await refresh();
+      },
+    });
+  }
+
+  refresh();
+  return () => {
+    st.stopped = true;
+    clearTimeout(st.timer);
+  };
+}
