@@ -58,6 +58,9 @@ impl Compressor {
         Ok(match options.compression {
             Compression::Zstd => {
                 let mut encoder = zstd::Encoder::new(sink, options.zstd_level)?;
+                // A frame checksum lets any decoder (and restore) detect a damaged archive
+                // even where the SHA-256 is unknown.
+                encoder.include_checksum(true)?;
                 if options.zstd_threads > 1 {
                     encoder.multithread(options.zstd_threads)?;
                 }

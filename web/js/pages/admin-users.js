@@ -1,0 +1,139 @@
+// Administration of hoard's user accounts.
+
+import { h, icon } from '../dom.js';
+import { api, seg } from '../api.js';
+import { badge, button, checkbox, confirmDialog, field, formDialog, notify, showError, timeAgo } from '../ui.js';
+
+export function render(ctx) {
+  const { format } = ctx;
+  ctx.setTitle('Users');
+  const addBtn = button('Add user', { kind: 'primary', iconName: 'plus', attrs: { 'data-testid': 'add-user' } });
+  const body = h('div', {}, h('p', { class: 'loading', role: 'status', text: 'Loading users…' }));
+  ctx.view.append(
+    h('div', { class: 'page-head' },
+      h('div', {},
+        h('h1', { text: 'Users' }),
+        h('p', { class: 'page-sub muted', text: 'Accounts that can sign in to hoard. Give them servers as owners or subusers.' })),
+      h('div', { class: 'page-actions' }, addBtn)),
+    body);
+  let stopped = false;
+  addBtn.addEventListener('click', openAdd);
+
+  async function load() {
+    try {
+      const list = await api.get('/api/application/users');
+      if (stopped) return;
+      draw(list.data.map((d) => d.attributes));
+    } catch (err) {
+      if (stopped) return;
+      body.replaceChildren(h('p', { class: 'muted', text: 'The users could not be loaded.' }));
+      showError(err);
+    }
+  }
+
+  function draw(users) {
+    const rows = users.map((u) => {
+      const me = u.uuid === ctx.user.uuid;
+      const reset = button(`Reset password of ${u.username}`, { kind: 'ghost', iconName: 'key', iconOnly: true, attrs: { 'data-tip': 'Reset password', 'data-action': 'reset-password' } });
+      reset.addEventListener('click', () => openReset(u));
+      const admin = button(u.admin ? `Remove admin rights of ${u.username}` : `Make ${u.username} an admin`, {
+        kind: 'ghost', iconName: 'shield', iconOnly: true,
+        attrs: { 'data-tip': u.admin ? 'Remove admin' : 'Make admin', 'data-action': 'toggle-admin', 'aria-pressed': String(u.admin) },
+      });
+      admin.addEventListener('click', () => openAdmin(u));
+      const remove = button(`Delete ${u.username}`, { kind: 'ghost-danger', iconName: 'trash', iconOnly: true, attrs: { 'data-tip': 'Delete', 'data-action': 'delete' } });
+      remove.addEventListener('click', () => openDelete(u));
+      return h('tr', { 'data-testid': 'user-row', 'data-username': u.username },
+        h('td', { class: 'cell-primary', 'data-label': 'Username' },
+          h('strong', { text: u.username }), me ? h('span', { class: 'muted', text: ' (you)' }) : null),
+        h('td', { 'data-label': 'Role' }, u.admin ? badge('Administrator', 'accent') : badge('User', 'neutral')),
+        h('td', { 'data-label': 'Created' }, timeAgo(u.created_at, format.ago, format.exact)),
+        h('td', { class: 'actions-cell', 'data-label': 'Actions' }, h('div', { class: 'row-actions' }, reset, admin, remove)));
+    });
+    body.replaceChildren(h('div', { class: 'card table-card' },
+      h('table', { class: 'table table-responsive', 'data-testid': 'users-table' },
+        h('caption', { class: 'visually-hidden', text: 'Users' }),
+        h('thead', {}, h('tr', {},
+          h('th', { scope: 'col', text: 'Username' }),
+          h('th', { scope: 'col', text: 'Role' }),
+          h('th', { scope: 'col', text: 'Created' }),
+          h('th', { scope: 'col', class: 'actions-col' }, h('span', { class: 'visually-hidden', text: 'Actions' })))),
+        h('tbody', {}, rows))),
+    h('p', { class: 'table-foot muted', text: format.plural(users.length, 'user') }));
+  }
+
+  function openAdd() {
+    const username = field('Username', { name: 'username', type: 'text', required: true, maxLength: 64, autocomplete: 'off', spellcheck: false },
+      { hint: 'Letters, digits, dots, dashes and underscores.' });
+    const password = field('Password', { name: 'password', type: 'password', required: true, minLength: 8, autocomplete: 'new-password' },
+      { hint: 'At least 8 characters. Share it with the user; they can change it on their Account page.' });
+    const admin = checkbox('Administrator', { name: 'admin', hint: 'Administrators manage every server and every user.' });
+    formDialog({
+      title: 'Add user',
+      body: [username, password, admin],
+      submitLabel: 'Add user',
+      testid: 'add-user-dialog',
+      onSubmit: async () => {
+        const created = await api.post('/api/application/users', {
+          username: username.control.value.trim(),
+          password: password.control.value,
+          admin: admin.control.checked,
+        });
+        notify(`${created.attributes.username} can now sign in.`, { type: 'success', container: document.getElementById('notices') });
+        await load();
+      },
+    });
+  }
+
+  function openReset(u) {
+    const password = field('New password', { name: 'password', type: 'password', required: true, minLength: 8, autocomplete: 'new-password' },
+      { hint: 'At least 8 characters.' });
+    formDialog({
+      title: `Reset the password of ${u.username}`,
+      intro: `${u.username} signs in with the new password from now on.`,
+      body: [password],
+      submitLabel: 'Set password',
+      testid: 'reset-password-dialog',
+      onSubmit: async () => {
+        await api.patch(`/api/application/users/${seg(u.uuid)}`, { password: password.control.value });
+        notify(`The password of ${u.username} was changed.`, { type: 'success', container: document.getElementById('notices') });
+      },
+    });
+  }
+
+  function openAdmin(u) {
+    const making = !u.admin;
+    confirmDialog({
+      title: making ? `Make ${u.username} an administrator?` : `Remove the admin rights of ${u.username}?`,
+      message: making
+        ? `${u.username} will be able to manage every server, every user and their backups.`
+        : `${u.username} keeps access only to the servers they own or are a subuser of.`,
+      confirmLabel: making ? 'Make administrator' : 'Remove admin rights',
+      danger: !making,
+      testid: 'admin-flag-dialog',
+      onConfirm: async () => {
+        await api.patch(`/api/application/users/${seg(u.uuid)}`, { admin: making });
+        notify(making ? `${u.username} is now an administrator.` : `${u.username} is no longer an administrator.`, { type: 'success', container: document.getElementById('notices') });
+        await load();
+      },
+    });
+  }
+
+  function openDelete(u) {
+    confirmDialog({
+      title: `Delete ${u.username}?`,
+      message: `${u.username} can no longer sign in, and their API keys stop working. Servers they own are kept, without an owner.`,
+      confirmLabel: 'Delete user',
+      danger: true,
+      testid: 'delete-user-dialog',
+      onConfirm: async () => {
+        await api.del(`/api/application/users/${seg(u.uuid)}`);
+        notify(`${u.username} was deleted.`, { type: 'success', container: document.getElementById('notices') });
+        await load();
+      },
+    });
+  }
+
+  load();
+  return () => { stopped = true; };
+}
