@@ -135,6 +135,19 @@ pub fn sync_parent(path: &Path) -> io::Result<()> {
     }
 }
 
+/// Flushes every pending write of the filesystem holding `path` (syncfs), cheaper than
+/// syncing thousands of extracted files one by one.
+pub fn sync_filesystem(path: &Path) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let dir = File::open(path)?;
+    // SAFETY: syncfs only reads the descriptor, which `dir` keeps open for the call.
+    if unsafe { libc::syncfs(dir.as_raw_fd()) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// Bytes available to unprivileged users on the filesystem holding `path`.
 pub fn free_space(path: &Path) -> io::Result<u64> {
     fs4::available_space(path)

@@ -616,3 +616,64 @@ fn the_cli_creates_lists_and_shares_the_one_job_rule() {
     let waited = hoard.cli_json(&["backup", "create", &server, "--wait"]);
     assert_eq!(waited["attributes"]["status"], "completed");
 }
+
+#[test]
+fn sigterm_gives_running_backups_a_grace_period_then_cancels_them() {
+    let (mut hoard, _dir, server, api) = setup(
+        &[
+            "--throttle-backups",
+            "0",
+            "--io-limit-mib-s",
+            "2",
+            "--shutdown-grace-secs",
+            "1",
+        ],
+        &[("world.bin", noise(16 << 20, 8))],
+        &[],
+    );
+    let uuid = create(&api, &server, "{}").json()["attributes"]["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while api
+        .get(&format!("/api/client/servers/{server}/backups/{uuid}"))
+        .json()["attributes"]["progress"]["bytes_processed"]
+        .as_u64()
+        .unwrap_or(0)
+        == 0
+    {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let stopping = Instant::now();
+    let status = hoard.terminate();
+    assert!(status.success(), "{status}");
+    assert!(
+        stopping.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        stopping.elapsed()
+    );
+    let db = rusqlite::Connection::open(hoard.data.path().join("hoard.db")).unwrap();
+    let (state, error): (String, String) = db
+        .query_row(
+            "SELECT status, error FROM backups WHERE uuid = ?1",
+            [&uuid],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(state, "failed");
+    assert!(error.contains("cancelled"), "{error}");
+    let server_dir = std::fs::read_dir(hoard.data.path().join("backups"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    assert_eq!(
+        std::fs::read_dir(server_dir).unwrap().count(),
+        0,
+        "no partial file left"
+    );
+    assert!(hoard.log().contains("cancelling 1 running job"));
+}

@@ -620,7 +620,34 @@ fn a_restore_killed_during_extraction_is_rolled_back_at_the_next_start() {
     );
     assert_eq!(r.status, 202);
     poll_step(&f, &["extracting"], Duration::from_secs(30));
-    std::thread::sleep(Duration::from_millis(300));
+    std::thread::sleep(Duration::from_millis(1200));
+    // While it runs, the server shows the restore and its progress; backups stay readable.
+    let during = f
+        .api
+        .get(&format!("/api/client/servers/{}", f.server))
+        .json();
+    assert_eq!(during["attributes"]["status"], "restoring_backup");
+    let progress = &during["attributes"]["restore"];
+    assert_eq!(progress["backup_uuid"], b["uuid"]);
+    assert!(
+        progress["bytes_total"].as_u64().unwrap() > 1 << 30,
+        "{progress}"
+    );
+    assert!(
+        progress["bytes_processed"].as_u64().unwrap() > 0,
+        "{progress}"
+    );
+    let percent = progress["percent"].as_f64().unwrap();
+    assert!((0.0..100.0).contains(&percent));
+    assert_eq!(
+        f.api
+            .get(&format!("/api/client/servers/{}/backups", f.server))
+            .status,
+        200
+    );
+    f.api
+        .post(&format!("/api/client/servers/{}/backups", f.server), "{}")
+        .assert_error(409, "ConflictingServerStateException");
     f.hoard.restart();
     f.api = Api::new(&f.hoard.base, f.api.token.clone());
     let outcome = wait_resolved(&f);

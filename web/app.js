@@ -112,7 +112,7 @@ function renderChrome() {
     navLink('/servers', 'Servers', 'servers', 'archive'),
     user.admin ? navLink('/admin/servers', 'Manage servers', 'admin-servers', 'server') : null,
     user.admin ? navLink('/admin/users', 'Users', 'admin-users', 'users') : null);
-  const logoutBtn = h('button', { type: 'button', class: 'btn btn-ghost btn-small', 'data-testid': 'logout' }, icon('logout'), h('span', { class: 'btn-label', text: 'Log out' }));
+  const logoutBtn = h('button', { type: 'button', class: 'btn btn-ghost btn-small', 'data-testid': 'logout', 'aria-label': 'Log out' }, icon('logout'), h('span', { class: 'btn-label', text: 'Log out' }));
   logoutBtn.addEventListener('click', () => logout(logoutBtn));
   const route = matchRoute(location.pathname);
   replace(menu,

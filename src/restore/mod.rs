@@ -307,6 +307,12 @@ fn restore_files(
     for note in &extracted.skipped {
         log::warn!("restore {}: {note}", restore.uuid);
     }
+    // The swap may only start once the staged files are on disk: after a power loss the
+    // journal finishes the swap, and it must find whole files.
+    if let Err(e) = crate::storage::sync_filesystem(&paths.staging) {
+        let _ = paths.remove_work();
+        return Err(format!("cannot flush the restored files to disk: {e}"));
+    }
     if restore.truncate {
         set_step(app, restore.id, Step::Evacuating)?;
         if let Err(e) = swap::move_all(&paths.server, &paths.trash, paths.skip.as_ref()) {

@@ -24,7 +24,6 @@ export function render(ctx) {
     clearNotices(pwNotices);
     clearFieldErrors(pwForm);
     if (next.control.value !== confirm.control.value) {
-      showFieldErrors(pwForm, { fields: {} });
       notify('The new password and its confirmation differ.', { type: 'error', container: pwNotices });
       confirm.control.setAttribute('aria-invalid', 'true');
       confirm.control.focus();
