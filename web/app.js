@@ -117,7 +117,7 @@ function renderChrome() {
   const route = matchRoute(location.pathname);
   replace(menu,
     h('a', { href: '/account', class: 'nav-link account-link', 'aria-current': route && route.route.nav === 'account' ? 'page' : undefined, 'data-testid': 'account-link' },
-      icon('key'), h('span', { class: 'account-name', text: user.username }),
+      icon('user'), h('span', { class: 'account-name', text: user.username }),
       user.admin ? h('span', { class: 'badge badge-accent badge-small', text: 'admin' }) : null),
     logoutBtn);
 }

@@ -18,7 +18,9 @@ export function render(ctx) {
   const confirm = field('Confirm new password', { name: 'password_confirmation', type: 'password', required: true, autocomplete: 'new-password' });
   const pwNotices = h('div', { class: 'form-notices' });
   const pwSubmit = h('button', { type: 'submit', class: 'btn btn-primary' }, h('span', { class: 'btn-label', text: 'Change password' }));
-  const pwForm = h('form', { class: 'stack', 'aria-labelledby': 'pw-title' }, pwNotices, current, next, confirm, h('div', { class: 'form-actions' }, pwSubmit));
+  const pwForm = h('form', { class: 'stack', 'aria-labelledby': 'pw-title' }, pwNotices,
+    h('input', { type: 'text', name: 'username', autocomplete: 'username', value: user.username, readOnly: true, hidden: true, tabIndex: -1 }),
+    current, next, confirm, h('div', { class: 'form-actions' }, pwSubmit));
   pwForm.addEventListener('submit', async (event) => {
     event.preventDefault();
     clearNotices(pwNotices);

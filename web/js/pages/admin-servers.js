@@ -23,7 +23,9 @@ function sizeField(label, name, value, { hint, optional = false, placeholder = '
   units.setAttribute('aria-label', `${label} unit`);
   units.classList.add('size-unit');
   const wrapper = field(label, input, { hint, optional });
-  input.replaceWith(h('div', { class: 'input-group' }, input, units));
+  const group = h('div', { class: 'input-group' });
+  input.replaceWith(group);
+  group.append(input, units);
   wrapper.read = () => {
     const v = input.value.trim();
     if (v === '') return null;
