@@ -178,7 +178,7 @@ fn write_inner(
         .mode(0o600)
         .open(dest)
         .map_err(|e| classify(e, &format!("cannot create {}", dest.display())))?;
-    let sink = HashingWriter::new(file, options.max_bytes);
+    let sink = HashingWriter::new(file, options.max_bytes).map_err(|e| classify(e, "cannot start the archive writer"))?;
     let compressor =
         Compressor::new(sink, options).map_err(|e| classify(e, "cannot start the compressor"))?;
     let mut tar = tar::Builder::new(BufWriter::with_capacity(256 * 1024, compressor));
@@ -186,6 +186,7 @@ fn write_inner(
     let mut warnings: Vec<String> = exclusions.notes.clone();
     let mut content = Scan::default();
     let mut throttle = Throttle::new(options.read_limit_bytes_per_sec);
+    let mut read_buf = vec![0u8; source::READ_CHUNK];
 
     for entry in walk(root, exclusions) {
         if cancel.load(Ordering::Relaxed) {
@@ -210,7 +211,7 @@ fn write_inner(
         } else if ft.is_symlink() {
             append_symlink(&mut tar, &entry, &rel)
         } else if ft.is_file() {
-            append_file(&mut tar, &entry, &rel, &mut throttle, progress, cancel)
+            append_file(&mut tar, &entry, &rel, &mut read_buf, &mut throttle, progress, cancel)
         } else {
             let kind = if ft.is_socket() {
                 "a socket"
@@ -242,7 +243,7 @@ fn write_inner(
     let buffered = tar.into_inner().map_err(finish)?;
     let compressor = buffered.into_inner().map_err(|e| finish(e.into_error()))?;
     let sink = compressor.finish().map_err(finish)?;
-    let (file, sha256, bytes) = sink.into_parts();
+    let (file, sha256, bytes) = sink.into_parts().map_err(finish)?;
     file.sync_all()
         .map_err(|e| classify(e, "cannot sync the archive to disk"))?;
     Ok(Output {
@@ -298,6 +299,7 @@ fn append_file(
     tar: &mut Tar,
     entry: &DirEntry,
     rel: &Path,
+    read_buf: &mut [u8],
     throttle: &mut Throttle,
     progress: &Progress,
     cancel: &AtomicBool,
@@ -324,7 +326,7 @@ fn append_file(
     };
     let size = meta.len();
     let mut header = header_for(&meta);
-    let mut reader = FileReader::new(file, size, throttle, progress, cancel);
+    let mut reader = FileReader::new(file, size, read_buf, throttle, progress, cancel);
     tar.append_data(&mut header, rel, &mut reader)?;
     let outcome = reader.outcome();
     Ok(match outcome {

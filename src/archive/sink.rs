@@ -7,27 +7,78 @@ use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::{self, Write};
 
-/// Hashes and counts what passes through, and refuses to grow past a limit.
+/// Bytes handed to the writer thread at a time.
+const CHUNK: usize = 1 << 20;
+/// Chunks in flight between the compressor and the writer thread.
+const IN_FLIGHT: usize = 4;
+
+/// Counts the compressed bytes and refuses to grow past the limit, then hands them in
+/// chunks to a thread that hashes and writes them, so hashing and disk writes overlap with
+/// reading and compressing.
 pub struct HashingWriter {
-    file: File,
-    hasher: Sha256,
+    chunk: Vec<u8>,
+    to_writer: Option<crossbeam_channel::Sender<Vec<u8>>>,
+    recycled: crossbeam_channel::Receiver<Vec<u8>>,
+    writer: Option<std::thread::JoinHandle<io::Result<(File, String)>>>,
     bytes: u64,
     limit: u64,
 }
 
 impl HashingWriter {
-    pub fn new(file: File, limit: u64) -> HashingWriter {
-        HashingWriter {
-            file,
-            hasher: Sha256::new(),
+    pub fn new(file: File, limit: u64) -> io::Result<HashingWriter> {
+        let (to_writer, chunks) = crossbeam_channel::bounded::<Vec<u8>>(IN_FLIGHT);
+        let (give_back, recycled) = crossbeam_channel::bounded::<Vec<u8>>(IN_FLIGHT + 1);
+        let writer = std::thread::Builder::new()
+            .name("archive-writer".into())
+            .spawn(move || {
+                let mut file = file;
+                let mut hasher = Sha256::new();
+                for mut chunk in chunks {
+                    hasher.update(&chunk);
+                    file.write_all(&chunk)?;
+                    chunk.clear();
+                    let _ = give_back.try_send(chunk);
+                }
+                Ok((file, hex::encode(hasher.finalize())))
+            })?;
+        Ok(HashingWriter {
+            chunk: Vec::with_capacity(CHUNK),
+            to_writer: Some(to_writer),
+            recycled,
+            writer: Some(writer),
             bytes: 0,
             limit,
+        })
+    }
+
+    /// Sends the current chunk; if the writer thread stopped, returns its error.
+    fn send(&mut self) -> io::Result<()> {
+        if self.chunk.is_empty() {
+            return Ok(());
+        }
+        let next = self.recycled.try_recv().unwrap_or_else(|_| Vec::with_capacity(CHUNK));
+        let full = std::mem::replace(&mut self.chunk, next);
+        let sent = self.to_writer.as_ref().map(|tx| tx.send(full));
+        match sent {
+            Some(Ok(())) => Ok(()),
+            _ => Err(self.join().err().unwrap_or_else(|| io::Error::other("the archive writer stopped"))),
         }
     }
 
-    /// The file, the hex SHA-256 and the byte count.
-    pub fn into_parts(self) -> (File, String, u64) {
-        (self.file, hex::encode(self.hasher.finalize()), self.bytes)
+    fn join(&mut self) -> io::Result<(File, String)> {
+        self.to_writer = None;
+        match self.writer.take().map(|w| w.join()) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(io::Error::other("the archive writer panicked")),
+            None => Err(io::Error::other("the archive writer already stopped")),
+        }
+    }
+
+    /// Writes what is left and returns the file, the hex SHA-256 and the byte count.
+    pub fn into_parts(mut self) -> io::Result<(File, String, u64)> {
+        self.send()?;
+        let (file, sha) = self.join()?;
+        Ok((file, sha, self.bytes))
     }
 }
 
@@ -36,14 +87,17 @@ impl Write for HashingWriter {
         if self.bytes + buf.len() as u64 > self.limit {
             return Err(io::Error::other(Abort::Limit(self.limit)));
         }
-        let n = self.file.write(buf)?;
-        self.hasher.update(&buf[..n]);
+        let n = buf.len().min(CHUNK - self.chunk.len());
+        self.chunk.extend_from_slice(&buf[..n]);
         self.bytes += n as u64;
+        if self.chunk.len() == CHUNK {
+            self.send()?;
+        }
         Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()
+        Ok(())
     }
 }
 

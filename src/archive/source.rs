@@ -43,11 +43,18 @@ pub enum Outcome {
     ReadError,
 }
 
+/// Size of the reusable read buffer: one read syscall per this many bytes of a file,
+/// whatever the size of the reads the tar writer makes.
+pub const READ_CHUNK: usize = 256 * 1024;
+
 /// Yields exactly `size` bytes of a file: what it holds, then zeros if it shrank.
 pub struct FileReader<'a> {
     file: File,
     remaining: u64,
     outcome: Outcome,
+    buf: &'a mut [u8],
+    pos: usize,
+    filled: usize,
     throttle: &'a mut Throttle,
     progress: &'a Progress,
     cancel: &'a AtomicBool,
@@ -57,6 +64,7 @@ impl<'a> FileReader<'a> {
     pub fn new(
         file: File,
         size: u64,
+        buf: &'a mut [u8],
         throttle: &'a mut Throttle,
         progress: &'a Progress,
         cancel: &'a AtomicBool,
@@ -65,6 +73,9 @@ impl<'a> FileReader<'a> {
             file,
             remaining: size,
             outcome: Outcome::Whole,
+            buf,
+            pos: 0,
+            filled: 0,
             throttle,
             progress,
             cancel,
@@ -81,45 +92,44 @@ impl<'a> FileReader<'a> {
         }
         self.outcome
     }
-}
 
-impl Read for FileReader<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.remaining == 0 || buf.is_empty() {
-            return Ok(0);
-        }
+    /// Fills the buffer with the next chunk: the file's bytes, or zeros once it ended early.
+    fn refill(&mut self) -> io::Result<()> {
         if self.cancel.load(Ordering::Relaxed) {
             return Err(io::Error::other(Abort::Cancelled));
         }
-        let want = buf
-            .len()
-            .min(self.remaining.min(usize::MAX as u64) as usize);
-        let n = if self.outcome == Outcome::Whole {
-            match self.file.read(&mut buf[..want]) {
-                Ok(0) => {
-                    self.outcome = Outcome::Shrank;
-                    0
-                }
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => return self.read(buf),
-                Err(_) => {
-                    self.outcome = Outcome::ReadError;
-                    0
-                }
+        let want = self.buf.len().min(self.remaining.min(usize::MAX as u64) as usize);
+        let mut n = 0;
+        while self.outcome == Outcome::Whole && n < want {
+            match self.file.read(&mut self.buf[n..want]) {
+                Ok(0) => self.outcome = Outcome::Shrank,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => self.outcome = Outcome::ReadError,
             }
-        } else {
-            0
-        };
-        let n = if n == 0 {
-            // The file ended early or failed: pad with zeros to the announced size.
-            buf[..want].fill(0);
-            want
-        } else {
-            n
-        };
-        self.remaining -= n as u64;
-        self.progress.bytes.fetch_add(n as u64, Ordering::Relaxed);
-        self.throttle.consume(n as u64);
+        }
+        // The file ended early or failed: pad with zeros to the announced size.
+        self.buf[n..want].fill(0);
+        self.pos = 0;
+        self.filled = want;
+        self.remaining -= want as u64;
+        self.progress.bytes.fetch_add(want as u64, Ordering::Relaxed);
+        self.throttle.consume(want as u64);
+        Ok(())
+    }
+}
+
+impl Read for FileReader<'_> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.pos == self.filled {
+            if self.remaining == 0 {
+                return Ok(0);
+            }
+            self.refill()?;
+        }
+        let n = out.len().min(self.filled - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
         Ok(n)
     }
 }

@@ -35,7 +35,6 @@ impl r2d2::ManageConnection for Manager {
     fn connect(&self) -> std::result::Result<Connection, rusqlite::Error> {
         let c = Connection::open(&self.path)?;
         c.busy_timeout(BUSY_TIMEOUT)?;
-        c.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
         c.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")?;
         Ok(c)
     }
@@ -89,6 +88,9 @@ impl Db {
             .test_on_check_out(false)
             .build(manager)?;
         let mut conn = pool.get()?;
+        // WAL is a property of the file: set once here, not by every new connection (changing
+        // the journal mode needs a lock another connection may hold).
+        conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
         migrate::run(&mut conn, path)?;
         Ok(Db { pool })
     }
