@@ -7,6 +7,9 @@ use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::{self, Write};
 
+/// Input per zstd worker job.
+const ZSTD_JOB_BYTES: u32 = 1 << 20;
+
 /// Bytes handed to the writer thread at a time.
 const CHUNK: usize = 1 << 20;
 /// Chunks in flight between the compressor and the writer thread.
@@ -117,6 +120,10 @@ impl Compressor {
                 encoder.include_checksum(true)?;
                 if options.zstd_threads > 1 {
                     encoder.multithread(options.zstd_threads)?;
+                    // zstd's default job (8 MiB at level 3) keeps ~100 MiB in flight with two
+                    // workers; 1 MiB jobs measured as fast, with 32 MiB peak RSS and the same
+                    // ratio on game data.
+                    encoder.set_parameter(zstd::stream::raw::CParameter::JobSize(ZSTD_JOB_BYTES))?;
                 }
                 Compressor::Zstd(encoder)
             }

@@ -286,8 +286,7 @@ fn run_here(app: &Arc<App>, task: Task, quiet: bool) {
         bar
     });
     let mut last_line = Instant::now();
-    while app.jobs.is_tracked(task) {
-        std::thread::sleep(Duration::from_millis(200));
+    while !app.jobs.wait_for(task, Duration::from_millis(200)) {
         let Some(tracker) = &tracker else { break };
         let done = tracker.progress.bytes.load(Ordering::Relaxed);
         let total = match (task, total) {

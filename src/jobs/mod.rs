@@ -84,12 +84,19 @@ impl Jobs {
         &self.cancel
     }
 
-    /// Blocks until `task` has finished (or was never queued here).
-    pub fn wait(&self, task: Task) {
+    /// Blocks until `task` has finished (or was never queued here), or `timeout` passed;
+    /// returns whether it finished.
+    pub fn wait_for(&self, task: Task, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
         let mut map = self.lock();
         while map.contains_key(&task) {
-            map = self.finished.wait(map).unwrap_or_else(|e| e.into_inner());
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            map = self.finished.wait_timeout(map, left).unwrap_or_else(|e| e.into_inner()).0;
         }
+        true
     }
 
     fn finish(&self, task: Task) {
@@ -147,6 +154,7 @@ impl Jobs {
             }
         }
         jobs.cancel.store(true, Ordering::SeqCst);
+        jobs.finished.notify_all();
         // Wake the workers blocked on the empty queue.
         for _ in 0..handles.len() {
             let _ = jobs.tx.send(Task::Backup(-1));
@@ -221,7 +229,12 @@ fn tick(app: &App) {
                 log::warn!("cannot look for interrupted jobs: {e}");
             }
         }
-        std::thread::sleep(TICK);
+        // Sleep a tick; shutdown and finishing jobs wake it early.
+        let map = app.jobs.lock();
+        if app.jobs.cancel.load(Ordering::SeqCst) && map.is_empty() {
+            return;
+        }
+        let _ = app.jobs.finished.wait_timeout(map, TICK);
     }
 }
 
