@@ -189,8 +189,7 @@ pub fn list_backups(ctx: &Ctx, caller: &Caller, id: &str) -> Result<Response> {
     access.require(Permission::BackupRead)?;
     let (page, per_page) = paging(ctx)?;
     let listing = backups::list(&*ctx.app.db.conn()?, &server, page, per_page)?;
-    let mut body = wire::list(listing.backups.iter().map(wire::backup).collect());
-    body["meta"] = json!({
+    let meta = json!({
         "pagination": wire::pagination(&wire::Page {
             total: listing.total,
             count: listing.backups.len(),
@@ -200,6 +199,7 @@ pub fn list_backups(ctx: &Ctx, caller: &Caller, id: &str) -> Result<Response> {
         }),
         "backup_count": listing.backup_count,
     });
+    let body = wire::List::new(listing.backups.iter().map(wire::backup).collect(), meta);
     Ok(Response::json(200, &body))
 }
 

@@ -204,11 +204,11 @@ pub struct Response {
 }
 
 impl Response {
-    pub fn json(status: u16, value: &Value) -> Response {
+    pub fn json<T: serde::Serialize + ?Sized>(status: u16, value: &T) -> Response {
         Response {
             status,
             headers: vec![("Content-Type", "application/json".into())],
-            body: Body::Bytes(value.to_string().into_bytes()),
+            body: Body::Bytes(serde_json::to_vec(value).expect("responses serialise")),
         }
     }
 

@@ -289,8 +289,16 @@ pub struct HttpServer {
 impl HttpServer {
     pub fn start(app: Arc<App>) -> Result<HttpServer, Error> {
         raise_file_limit();
-        let server = tiny_http::Server::http(&app.config.listen)
-            .map_err(|e| Error::internal(format!("cannot listen on {}: {e}", app.config.listen)))?;
+        let cannot = |e: &dyn std::fmt::Display| {
+            Error::internal(format!("cannot listen on {}: {e}", app.config.listen))
+        };
+        let listener = std::net::TcpListener::bind(&app.config.listen).map_err(|e| cannot(&e))?;
+        // Accepted sockets inherit TCP_NODELAY. tiny_http writes a response in 1 KiB pieces;
+        // with Nagle's algorithm, each response would wait ~40 ms for the client's delayed ACK.
+        socket2::SockRef::from(&listener)
+            .set_tcp_nodelay(true)
+            .map_err(|e| cannot(&e))?;
+        let server = tiny_http::Server::from_listener(listener, None).map_err(|e| cannot(&e))?;
         let server = Arc::new(server);
         let stopping = Arc::new(AtomicBool::new(false));
         let workers = (0..app.config.http_threads)

@@ -2,6 +2,7 @@
 //! documented extensions.
 
 use crate::model::{ApiKey, Backup, BackupStatus, Server, Subuser, User, now, rfc3339};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 pub fn item(object: &str, attributes: Value) -> Value {
@@ -16,45 +17,102 @@ fn ts(t: Option<i64>) -> Value {
     t.map_or(Value::Null, |t| Value::String(rfc3339(t)))
 }
 
-pub fn backup(b: &Backup) -> Value {
-    let progress = if b.status == BackupStatus::Creating {
-        let p = &b.progress;
-        json!({
-            "bytes_processed": p.bytes_processed,
-            "bytes_total": p.bytes_total,
-            "files_processed": p.files_processed,
-            "files_total": p.files_total,
-            "percent": (p.percent() * 10.0).round() / 10.0,
-            "eta_seconds": p.eta_seconds(now()),
-        })
-    } else {
-        Value::Null
-    };
+/// `{"object": ..., "attributes": ...}` for attributes serialised straight from borrowed
+/// data: the backup list is the hottest response, and building a `Value` tree per backup
+/// made allocation its main cost.
+#[derive(Serialize)]
+pub struct Item<T> {
+    object: &'static str,
+    attributes: T,
+}
+
+/// A list of typed items with its `meta`.
+#[derive(Serialize)]
+pub struct List<T> {
+    object: &'static str,
+    data: Vec<T>,
+    meta: Value,
+}
+
+impl<T> List<T> {
+    pub fn new(data: Vec<T>, meta: Value) -> List<T> {
+        List {
+            object: "list",
+            data,
+            meta,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct BackupAttributes<'a> {
+    uuid: &'a str,
+    name: &'a str,
+    ignored_files: &'a [String],
+    sha256_hash: Option<&'a str>,
+    checksum: Option<String>,
+    bytes: i64,
+    created_at: String,
+    completed_at: Option<String>,
+    is_successful: Option<bool>,
+    is_locked: bool,
+    status: &'static str,
+    progress: Option<BackupProgress>,
+    compression: &'static str,
+    error: Option<&'a str>,
+    warnings: &'a [String],
+}
+
+#[derive(Serialize)]
+pub struct BackupProgress {
+    bytes_processed: i64,
+    bytes_total: i64,
+    files_processed: i64,
+    files_total: i64,
+    percent: f64,
+    eta_seconds: Option<i64>,
+}
+
+pub fn backup(b: &Backup) -> Item<BackupAttributes<'_>> {
+    let p = &b.progress;
+    let progress = (b.status == BackupStatus::Creating).then(|| BackupProgress {
+        bytes_processed: p.bytes_processed,
+        bytes_total: p.bytes_total,
+        files_processed: p.files_processed,
+        files_total: p.files_total,
+        percent: (p.percent() * 10.0).round() / 10.0,
+        eta_seconds: p.eta_seconds(now()),
+    });
     let is_successful = match b.status {
-        BackupStatus::Creating => Value::Null,
-        BackupStatus::Completed => Value::Bool(true),
-        BackupStatus::Failed => Value::Bool(false),
+        BackupStatus::Creating => None,
+        BackupStatus::Completed => Some(true),
+        BackupStatus::Failed => Some(false),
     };
-    item(
-        "backup",
-        json!({
-            "uuid": b.uuid,
-            "name": b.name,
-            "ignored_files": b.ignored_files,
-            "sha256_hash": b.sha256_hash,
-            "checksum": b.sha256_hash.as_ref().map(|h| format!("sha256:{h}")),
-            "bytes": b.bytes,
-            "created_at": rfc3339(b.created_at),
-            "completed_at": ts(b.completed_at),
-            "is_successful": is_successful,
-            "is_locked": b.is_locked,
-            "status": b.status.as_str(),
-            "progress": progress,
-            "compression": b.compression.as_str(),
-            "error": b.error,
-            "warnings": b.warnings,
-        }),
-    )
+    Item {
+        object: "backup",
+        attributes: BackupAttributes {
+            uuid: &b.uuid,
+            name: &b.name,
+            ignored_files: &b.ignored_files,
+            sha256_hash: b.sha256_hash.as_deref(),
+            checksum: b.sha256_hash.as_ref().map(|h| format!("sha256:{h}")),
+            bytes: b.bytes,
+            created_at: rfc3339(b.created_at),
+            completed_at: b.completed_at.map(rfc3339),
+            is_successful,
+            is_locked: b.is_locked,
+            status: b.status.as_str(),
+            progress,
+            compression: b.compression.as_str(),
+            error: b.error.as_deref(),
+            warnings: &b.warnings,
+        },
+    }
+}
+
+/// The backup as a JSON value, for callers that print or extend it.
+pub fn backup_value(b: &Backup) -> Value {
+    serde_json::to_value(backup(b)).expect("backup attributes serialise")
 }
 
 /// Page links and counts, in Pterodactyl's `meta.pagination` shape.

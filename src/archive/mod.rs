@@ -178,7 +178,8 @@ fn write_inner(
         .mode(0o600)
         .open(dest)
         .map_err(|e| classify(e, &format!("cannot create {}", dest.display())))?;
-    let sink = HashingWriter::new(file, options.max_bytes).map_err(|e| classify(e, "cannot start the archive writer"))?;
+    let sink = HashingWriter::new(file, options.max_bytes)
+        .map_err(|e| classify(e, "cannot start the archive writer"))?;
     let compressor =
         Compressor::new(sink, options).map_err(|e| classify(e, "cannot start the compressor"))?;
     let mut tar = tar::Builder::new(BufWriter::with_capacity(256 * 1024, compressor));
@@ -211,7 +212,15 @@ fn write_inner(
         } else if ft.is_symlink() {
             append_symlink(&mut tar, &entry, &rel)
         } else if ft.is_file() {
-            append_file(&mut tar, &entry, &rel, &mut read_buf, &mut throttle, progress, cancel)
+            append_file(
+                &mut tar,
+                &entry,
+                &rel,
+                &mut read_buf,
+                &mut throttle,
+                progress,
+                cancel,
+            )
         } else {
             let kind = if ft.is_socket() {
                 "a socket"

@@ -59,12 +59,18 @@ impl HashingWriter {
         if self.chunk.is_empty() {
             return Ok(());
         }
-        let next = self.recycled.try_recv().unwrap_or_else(|_| Vec::with_capacity(CHUNK));
+        let next = self
+            .recycled
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(CHUNK));
         let full = std::mem::replace(&mut self.chunk, next);
         let sent = self.to_writer.as_ref().map(|tx| tx.send(full));
         match sent {
             Some(Ok(())) => Ok(()),
-            _ => Err(self.join().err().unwrap_or_else(|| io::Error::other("the archive writer stopped"))),
+            _ => Err(self
+                .join()
+                .err()
+                .unwrap_or_else(|| io::Error::other("the archive writer stopped"))),
         }
     }
 
@@ -123,7 +129,8 @@ impl Compressor {
                     // zstd's default job (8 MiB at level 3) keeps ~100 MiB in flight with two
                     // workers; 1 MiB jobs measured as fast, with 32 MiB peak RSS and the same
                     // ratio on game data.
-                    encoder.set_parameter(zstd::stream::raw::CParameter::JobSize(ZSTD_JOB_BYTES))?;
+                    encoder
+                        .set_parameter(zstd::stream::raw::CParameter::JobSize(ZSTD_JOB_BYTES))?;
                 }
                 Compressor::Zstd(encoder)
             }

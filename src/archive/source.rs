@@ -98,7 +98,10 @@ impl<'a> FileReader<'a> {
         if self.cancel.load(Ordering::Relaxed) {
             return Err(io::Error::other(Abort::Cancelled));
         }
-        let want = self.buf.len().min(self.remaining.min(usize::MAX as u64) as usize);
+        let want = self
+            .buf
+            .len()
+            .min(self.remaining.min(usize::MAX as u64) as usize);
         let mut n = 0;
         while self.outcome == Outcome::Whole && n < want {
             match self.file.read(&mut self.buf[n..want]) {
@@ -113,7 +116,9 @@ impl<'a> FileReader<'a> {
         self.pos = 0;
         self.filled = want;
         self.remaining -= want as u64;
-        self.progress.bytes.fetch_add(want as u64, Ordering::Relaxed);
+        self.progress
+            .bytes
+            .fetch_add(want as u64, Ordering::Relaxed);
         self.throttle.consume(want as u64);
         Ok(())
     }

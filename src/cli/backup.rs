@@ -115,7 +115,7 @@ pub fn run(app: App, out: &Out, data_dir: &Path, command: BackupCommand) -> CliR
             let backup = backups::create(&app, &origin, &server, &Access::Full, request)?;
             if !wait {
                 detach(&app, data_dir, Task::Backup(backup.id))?;
-                out.print(&wire::backup(&backup), || {
+                out.print(&wire::backup_value(&backup), || {
                     format!("Started {}", backup_line(&backup))
                 });
                 return Ok(());
@@ -124,7 +124,7 @@ pub fn run(app: App, out: &Out, data_dir: &Path, command: BackupCommand) -> CliR
             run_here(&app, Task::Backup(backup.id), out.json);
             let done = store::backups::by_id(&*app.db.conn()?, backup.id)?
                 .ok_or_else(|| Failure("backup vanished".into()))?;
-            out.print(&wire::backup(&done), || backup_line(&done));
+            out.print(&wire::backup_value(&done), || backup_line(&done));
             if done.status != BackupStatus::Completed {
                 return Err(Failure(format!(
                     "the backup failed: {}",
@@ -136,15 +136,16 @@ pub fn run(app: App, out: &Out, data_dir: &Path, command: BackupCommand) -> CliR
             let conn = app.db.conn()?;
             let server = servers::find(&conn, &server)?;
             let list = store::backups::all_for_server(&conn, server.id)?;
-            out.print(&wire::list(list.iter().map(wire::backup).collect()), || {
-                list.iter().map(backup_line).collect::<Vec<_>>().join("\n")
-            });
+            out.print(
+                &wire::list(list.iter().map(wire::backup_value).collect()),
+                || list.iter().map(backup_line).collect::<Vec<_>>().join("\n"),
+            );
         }
         BackupCommand::Show { server, backup } => {
             let conn = app.db.conn()?;
             let server = servers::find(&conn, &server)?;
             let backup = backups::get(&conn, &server, &backup)?;
-            let value = wire::backup(&backup);
+            let value = wire::backup_value(&backup);
             out.print(&value, || {
                 serde_json::to_string_pretty(&value["attributes"]).unwrap_or_default()
             });

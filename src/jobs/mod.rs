@@ -94,7 +94,11 @@ impl Jobs {
             if left.is_zero() {
                 return false;
             }
-            map = self.finished.wait_timeout(map, left).unwrap_or_else(|e| e.into_inner()).0;
+            map = self
+                .finished
+                .wait_timeout(map, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
         true
     }

@@ -48,14 +48,10 @@ pub fn list_for_user(c: &Connection, user_id: i64) -> Result<Vec<ApiKey>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// Records a use; writes at most once a minute per key so busy clients do not turn every
-/// read into a write.
+/// Records a use of the key.
 pub fn touch(c: &Connection, id: i64, now: Timestamp) -> Result<()> {
-    c.prepare_cached(
-        "UPDATE api_keys SET last_used_at = ?2
-         WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at < ?2 - 60)",
-    )?
-    .execute(params![id, now])?;
+    c.prepare_cached("UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1")?
+        .execute(params![id, now])?;
     Ok(())
 }
 
