@@ -42,9 +42,9 @@ pub struct Settings {
     #[arg(long, env = "HOARD_ZSTD_LEVEL", value_name = "N")]
     pub zstd_level: Option<i32>,
 
-    /// zstd worker threads per backup; 0 means one per core [default: 0].
-    #[arg(long, env = "HOARD_ZSTD_THREADS", value_name = "N")]
-    pub zstd_threads: Option<u32>,
+    /// Compression threads per backup (zstd and gzip); 0 means one per core [default: 0].
+    #[arg(long, env = "HOARD_COMPRESSION_THREADS", value_name = "N")]
+    pub compression_threads: Option<u32>,
 
     /// gzip compression level, 1 to 9 [default: 6].
     #[arg(long, env = "HOARD_GZIP_LEVEL", value_name = "N")]
@@ -97,7 +97,7 @@ pub struct Config {
     pub job_workers: usize,
     pub compression: Compression,
     pub zstd_level: i32,
-    pub zstd_threads: u32,
+    pub compression_threads: u32,
     pub gzip_level: u32,
     pub io_limit_mib_s: u64,
     pub throttle_backups: u32,
@@ -155,7 +155,7 @@ impl Settings {
             job_workers,
             compression,
             zstd_level,
-            zstd_threads,
+            compression_threads,
             gzip_level,
             io_limit_mib_s,
             throttle_backups,
@@ -182,7 +182,7 @@ impl Config {
             job_workers: s.job_workers.unwrap_or(2),
             compression: s.compression.unwrap_or_default(),
             zstd_level: s.zstd_level.unwrap_or(3),
-            zstd_threads: s.zstd_threads.unwrap_or(0),
+            compression_threads: s.compression_threads.unwrap_or(0),
             gzip_level: s.gzip_level.unwrap_or(6),
             io_limit_mib_s: s.io_limit_mib_s.unwrap_or(0),
             throttle_backups: s.throttle_backups.unwrap_or(2),
@@ -245,9 +245,9 @@ impl Config {
         Ok(())
     }
 
-    /// zstd worker threads, with 0 resolved to the number of cores.
-    pub fn zstd_workers(&self) -> u32 {
-        match self.zstd_threads {
+    /// Compression threads, with 0 resolved to the number of cores.
+    pub fn compression_workers(&self) -> u32 {
+        match self.compression_threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
             n => n,
         }

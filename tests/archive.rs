@@ -175,7 +175,7 @@ fn archived_paths(root: &Path, patterns: &[&str]) -> Vec<String> {
     let options = Options {
         compression: Compression::None,
         zstd_level: 3,
-        zstd_threads: 1,
+        threads: 1,
         gzip_level: 6,
         read_limit_bytes_per_sec: 0,
         max_bytes: u64::MAX,

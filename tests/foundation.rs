@@ -205,7 +205,7 @@ fn serve_help_documents_every_setting() {
         "--job-workers",
         "--compression",
         "--zstd-level",
-        "--zstd-threads",
+        "--compression-threads",
         "--gzip-level",
         "--io-limit-mib-s",
         "--throttle-backups",

@@ -23,7 +23,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 pub struct Options {
     pub compression: Compression,
     pub zstd_level: i32,
-    pub zstd_threads: u32,
+    /// Compression worker threads (zstd and gzip); 1 compresses on the calling thread.
+    pub threads: u32,
     pub gzip_level: u32,
     /// Cap on reading server files, bytes per second; 0 for none.
     pub read_limit_bytes_per_sec: u64,

@@ -132,7 +132,7 @@ fn archive_server(
     let options = archive::Options {
         compression: backup.compression,
         zstd_level: app.config.zstd_level,
-        zstd_threads: app.config.zstd_workers(),
+        threads: app.config.compression_workers(),
         gzip_level: app.config.gzip_level,
         read_limit_bytes_per_sec: app.config.io_limit_mib_s.saturating_mul(1 << 20),
         max_bytes: server.max_backup_bytes.max(0) as u64,

@@ -52,7 +52,7 @@ impl Read for HashingReader<'_> {
 
 enum Decoder<'a> {
     Zstd(zstd::Decoder<'static, BufReader<HashingReader<'a>>>),
-    Gzip(Box<flate2::bufread::GzDecoder<BufReader<HashingReader<'a>>>>),
+    Gzip(Box<flate2::bufread::MultiGzDecoder<BufReader<HashingReader<'a>>>>),
     None(BufReader<HashingReader<'a>>),
 }
 
@@ -61,7 +61,7 @@ impl<'a> Decoder<'a> {
         let buffered = BufReader::with_capacity(1 << 20, source);
         Ok(match compression {
             Compression::Zstd => Decoder::Zstd(zstd::Decoder::with_buffer(buffered)?),
-            Compression::Gzip => Decoder::Gzip(Box::new(flate2::bufread::GzDecoder::new(buffered))),
+            Compression::Gzip => Decoder::Gzip(Box::new(flate2::bufread::MultiGzDecoder::new(buffered))),
             Compression::None => Decoder::None(buffered),
         })
     }
