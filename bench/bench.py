@@ -340,11 +340,11 @@ def report(results, started, args):
         hb, bb = r["hoard"], r["baseline"]
         if kind == "throughput":
             ratio = hb["throughput_mib_s"] / bb["throughput_mib_s"]
-            cells = ("%.0f MiB/s" % hb["throughput_mib_s"], "%.0f MiB/s (%s)" % (bb["throughput_mib_s"], baseline),
+            cells = ("%.0f MiB/s" % hb["throughput_mib_s"], "%.0f MiB/s (%s)" % (bb["throughput_mib_s"], baseline.replace("|", "\\|")),
                      "%.2f" % ratio, "≥ 0.8")
         else:
             ratio = hb["wall"] / bb["wall"]
-            cells = ("%.2f s" % hb["wall"], "%.2f s (%s)" % (bb["wall"], baseline.format(c=CORES)), "%.2f" % ratio,
+            cells = ("%.2f s" % hb["wall"], "%.2f s (%s)" % (bb["wall"], baseline.format(c=CORES).replace("|", "\\|")), "%.2f" % ratio,
                      "≤ %.1f" % target)
         r["ratio"] = ratio
         lines.append("| %s | %s | %s | %s | %s | %.2f / %.2f | %.0f / %.0f |"

@@ -61,7 +61,9 @@ impl<'a> Decoder<'a> {
         let buffered = BufReader::with_capacity(1 << 20, source);
         Ok(match compression {
             Compression::Zstd => Decoder::Zstd(zstd::Decoder::with_buffer(buffered)?),
-            Compression::Gzip => Decoder::Gzip(Box::new(flate2::bufread::MultiGzDecoder::new(buffered))),
+            Compression::Gzip => {
+                Decoder::Gzip(Box::new(flate2::bufread::MultiGzDecoder::new(buffered)))
+            }
             Compression::None => Decoder::None(buffered),
         })
     }
@@ -86,8 +88,14 @@ impl Read for Decoder<'_> {
     }
 }
 
+/// Decompressed bytes passed from the decompressing thread to the unpacking one.
+const CHUNK: usize = 1 << 20;
+
 /// Extracts `archive` into the empty directory `staging`, then checks the archive's
 /// SHA-256 against `expected_sha256`. Err is a reason in words.
+///
+/// One thread reads, hashes and decompresses; the calling thread parses the tar stream and
+/// writes the files, so the two halves of the work overlap.
 pub fn extract(
     archive: &Path,
     compression: Compression,
@@ -98,14 +106,123 @@ pub fn extract(
     cancel: &AtomicBool,
 ) -> Result<Extracted, String> {
     let file = File::open(archive).map_err(|e| format!("cannot open the archive: {e}"))?;
+    std::thread::scope(|scope| {
+        let (to_unpacker, chunks) = crossbeam_channel::bounded(4);
+        let (give_back, recycled) = crossbeam_channel::bounded(5);
+        let decompressing = std::thread::Builder::new()
+            .name("restore-reader".into())
+            .spawn_scoped(scope, move || {
+                decompress(file, compression, progress, to_unpacker, recycled)
+            })
+            .map_err(|e| format!("cannot start the archive reader: {e}"))?;
+        let mut stream = ChunkReader {
+            chunks,
+            give_back,
+            current: Vec::new(),
+            pos: 0,
+        };
+        let unpacked = unpack(&mut stream, staging, limits, cancel);
+        // Whatever follows the tar end is read too, so the hash covers the whole file; on
+        // failure, dropping the stream stops the reader.
+        if unpacked.is_ok() {
+            let _ = io::copy(&mut stream, &mut io::sink());
+        }
+        drop(stream);
+        let hashed = decompressing
+            .join()
+            .unwrap_or_else(|_| Err("the archive reader crashed".into()));
+        let done = match (unpacked, hashed) {
+            (Err(reason), _) | (Ok(_), Err(reason)) => return Err(reason),
+            (Ok(done), Ok(actual)) if actual == expected_sha256 => done,
+            (Ok(_), Ok(actual)) => {
+                return Err(format!(
+                    "the archive does not match its SHA-256 (expected {expected_sha256}, found {actual}): it is corrupt or was modified"
+                ));
+            }
+        };
+        Ok(done)
+    })
+}
+
+type Chunk = Result<Vec<u8>, String>;
+
+/// The reading thread: hashes the file as it is read and sends it on decompressed.
+/// Returns the hex SHA-256 of the whole file.
+fn decompress(
+    file: File,
+    compression: Compression,
+    progress: &Progress,
+    out: crossbeam_channel::Sender<Chunk>,
+    recycled: crossbeam_channel::Receiver<Vec<u8>>,
+) -> Result<String, String> {
     let source = HashingReader {
         file,
         hasher: Sha256::new(),
         progress,
     };
-    let decoder = Decoder::new(source, compression)
+    let mut decoder = Decoder::new(source, compression)
         .map_err(|e| format!("cannot start the decompressor: {e}"))?;
-    let mut tar = tar::Archive::new(decoder);
+    loop {
+        let mut buf = recycled
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(CHUNK));
+        buf.clear();
+        match (&mut decoder).take(CHUNK as u64).read_to_end(&mut buf) {
+            Ok(0) => break,
+            Ok(_) => {
+                if out.send(Ok(buf)).is_err() {
+                    return Err("extraction stopped".into());
+                }
+            }
+            Err(e) => {
+                let reason = corrupt(&e);
+                let _ = out.send(Err(reason.clone()));
+                return Err(reason);
+            }
+        }
+    }
+    drop(out);
+    let mut source = decoder.into_source();
+    io::copy(&mut source, &mut io::sink()).map_err(|e| format!("cannot read the archive: {e}"))?;
+    Ok(hex::encode(source.hasher.finalize()))
+}
+
+/// Reads the decompressed stream from the channel.
+struct ChunkReader {
+    chunks: crossbeam_channel::Receiver<Chunk>,
+    give_back: crossbeam_channel::Sender<Vec<u8>>,
+    current: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.current.len() {
+            match self.chunks.recv() {
+                Ok(Ok(next)) => {
+                    let used = std::mem::replace(&mut self.current, next);
+                    let _ = self.give_back.try_send(used);
+                    self.pos = 0;
+                }
+                Ok(Err(reason)) => return Err(io::Error::other(reason)),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.current.len() - self.pos);
+        out[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Parses the tar stream and writes its entries into `staging`.
+fn unpack(
+    stream: &mut ChunkReader,
+    staging: &Path,
+    limits: Limits,
+    cancel: &AtomicBool,
+) -> Result<Extracted, String> {
+    let mut tar = tar::Archive::new(stream);
     let mut state = State {
         staging,
         limits,
@@ -122,23 +239,17 @@ pub fn extract(
         let mut entry = entry.map_err(|e| corrupt(&e))?;
         state.entry(&mut entry)?;
     }
-    // Read what follows the tar end, so the hash covers the whole file.
-    let mut decoder = tar.into_inner();
-    io::copy(&mut decoder, &mut io::sink()).map_err(|e| corrupt(&e))?;
-    let mut source = decoder.into_source();
-    io::copy(&mut source, &mut io::sink()).map_err(|e| format!("cannot read the archive: {e}"))?;
-    let actual = hex::encode(source.hasher.finalize());
-    if actual != expected_sha256 {
-        return Err(format!(
-            "the archive does not match its SHA-256 (expected {expected_sha256}, found {actual}): it is corrupt or was modified"
-        ));
-    }
     state.finish_dirs();
     Ok(state.done)
 }
 
 fn corrupt(e: &io::Error) -> String {
-    format!("the archive is corrupt or unreadable: {e}")
+    let text = e.to_string();
+    if text.starts_with("the archive is corrupt") {
+        text
+    } else {
+        format!("the archive is corrupt or unreadable: {text}")
+    }
 }
 
 fn running_as_root() -> bool {
