@@ -123,11 +123,30 @@ pub fn authenticate_key(c: &Connection, token: &str, now: Timestamp) -> Result<U
     if !bool::from(given_hash.as_slice().ct_eq(stored_hash.as_slice())) {
         return Err(Error::Unauthorized);
     }
-    // Recording every use would make every read a write; a minute's precision is plenty.
-    if key.last_used_at.is_none_or(|t| now - t >= 60) {
+    if claim_use_record(key.id, key.last_used_at, now) {
         store::keys::touch(c, key.id, now)?;
     }
     store::users::by_id(c, key.user_id)?.ok_or(Error::Unauthorized)
+}
+
+/// Whether this request should record the key's use: at most once a minute per key, and by
+/// one request only, so a burst of requests does not queue up on SQLite's write lock.
+fn claim_use_record(key_id: i64, last_used_at: Option<Timestamp>, now: Timestamp) -> bool {
+    static CLAIMS: std::sync::OnceLock<Mutex<HashMap<i64, Timestamp>>> = std::sync::OnceLock::new();
+    if last_used_at.is_some_and(|t| now - t < 60) {
+        return false;
+    }
+    let mut claims = CLAIMS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    match claims.get(&key_id) {
+        Some(claimed) if now - claimed < 60 => false,
+        _ => {
+            claims.insert(key_id, now);
+            true
+        }
+    }
 }
 
 /// A new browser session: the cookie value to set and the CSRF token the UI must echo.

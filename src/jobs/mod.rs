@@ -169,7 +169,28 @@ impl Jobs {
     }
 }
 
+/// Backups and restores yield the CPU and the disk to the game servers and the API: job
+/// threads (and the compression threads they start, which inherit this) run at nice 10 and
+/// at the lowest best-effort I/O priority.
+fn lower_priority() {
+    const IOPRIO_CLASS_BE: libc::c_long = 2;
+    const IOPRIO_CLASS_SHIFT: libc::c_long = 13;
+    const IOPRIO_WHO_PROCESS: libc::c_long = 1;
+    // SAFETY: both calls only change this thread's scheduling priorities (who = 0: the
+    // calling thread on Linux).
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+        libc::syscall(
+            libc::SYS_ioprio_set,
+            IOPRIO_WHO_PROCESS,
+            0,
+            (IOPRIO_CLASS_BE << IOPRIO_CLASS_SHIFT) | 7,
+        );
+    }
+}
+
 fn work(app: &App) {
+    lower_priority();
     let jobs = &app.jobs;
     while let Ok(task) = jobs.rx.recv() {
         if jobs.closing.load(Ordering::SeqCst) {

@@ -34,17 +34,23 @@ pub fn insert(
 
 pub fn by_id(c: &Connection, id: i64) -> Result<Option<User>> {
     let sql = format!("SELECT {COLUMNS} FROM users WHERE id = ?1");
-    Ok(c.query_row(&sql, [id], from_row).optional()?)
+    Ok(c.prepare_cached(&sql)?
+        .query_row([id], from_row)
+        .optional()?)
 }
 
 pub fn by_uuid(c: &Connection, uuid: &str) -> Result<Option<User>> {
     let sql = format!("SELECT {COLUMNS} FROM users WHERE uuid = ?1");
-    Ok(c.query_row(&sql, [uuid], from_row).optional()?)
+    Ok(c.prepare_cached(&sql)?
+        .query_row([uuid], from_row)
+        .optional()?)
 }
 
 pub fn by_username(c: &Connection, username: &str) -> Result<Option<User>> {
     let sql = format!("SELECT {COLUMNS} FROM users WHERE username = ?1");
-    Ok(c.query_row(&sql, [username], from_row).optional()?)
+    Ok(c.prepare_cached(&sql)?
+        .query_row([username], from_row)
+        .optional()?)
 }
 
 pub fn list(c: &Connection) -> Result<Vec<User>> {
