@@ -78,7 +78,8 @@ pub fn create(
     }
     // Sizing the server directory walks it: done before the transaction, which must be short.
     let root = Path::new(&server.path);
-    let needed = archive::scan(root, Arc::new(Exclusions::new(root, &request.ignored))).bytes;
+    let scan = archive::scan(root, Arc::new(Exclusions::new(root, &request.ignored)));
+    let needed = scan.bytes;
     let storage = app.storage();
     let free = storage.free_space()?;
 
@@ -163,6 +164,11 @@ pub fn create(
             ignored_files: &request.ignored,
             is_locked: request.is_locked,
             compression: server.compression.unwrap_or(app.config.compression),
+            totals: crate::model::Progress {
+                bytes_total: scan.bytes as i64,
+                files_total: scan.files as i64,
+                ..Default::default()
+            },
             now,
         },
     )?;

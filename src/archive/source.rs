@@ -52,6 +52,10 @@ pub struct FileReader<'a> {
     file: File,
     remaining: u64,
     outcome: Outcome,
+    /// A read came back short: the file's end was seen.
+    at_eof: bool,
+    /// A read returned a byte past the announced size.
+    grew: bool,
     buf: &'a mut [u8],
     pos: usize,
     filled: usize,
@@ -73,6 +77,8 @@ impl<'a> FileReader<'a> {
             file,
             remaining: size,
             outcome: Outcome::Whole,
+            at_eof: false,
+            grew: false,
             buf,
             pos: 0,
             filled: 0,
@@ -84,13 +90,15 @@ impl<'a> FileReader<'a> {
 
     /// How the file compared with its header, once fully read.
     pub fn outcome(mut self) -> Outcome {
-        if self.outcome == Outcome::Whole {
+        if self.outcome == Outcome::Whole && !self.at_eof {
             let mut probe = [0u8; 1];
-            if matches!(self.file.read(&mut probe), Ok(n) if n > 0) {
-                self.outcome = Outcome::Grew;
-            }
+            self.grew |= matches!(self.file.read(&mut probe), Ok(n) if n > 0);
         }
-        self.outcome
+        if self.outcome == Outcome::Whole && self.grew {
+            Outcome::Grew
+        } else {
+            self.outcome
+        }
     }
 
     /// Fills the buffer with the next chunk: the file's bytes, or zeros once it ended early.

@@ -111,18 +111,12 @@ fn archive_server(
         )));
     }
     let exclusions = Arc::new(Exclusions::new(root, &backup.ignored_files));
-    let totals = archive::scan(root, exclusions.clone());
     let internal = |e: Error| no_warnings(format!("internal error: {e}"));
     {
+        // The create request sized the directory already; the totals only drive the
+        // progress display, so a second walk is not worth its time.
         let conn = app.db.conn().map_err(|e| internal(e.into()))?;
-        store::backups::set_scan_totals(
-            &conn,
-            backup.id,
-            totals.bytes as i64,
-            totals.files as i64,
-            now(),
-        )
-        .map_err(|e| internal(e.into()))?;
+        store::backups::mark_started(&conn, backup.id, now()).map_err(|e| internal(e.into()))?;
     }
     let storage = app.storage();
     storage

@@ -54,6 +54,8 @@ pub struct NewBackup<'a> {
     pub ignored_files: &'a [String],
     pub is_locked: bool,
     pub compression: Compression,
+    /// What the server directory held when the backup was requested, for progress.
+    pub totals: Progress,
     pub now: Timestamp,
 }
 
@@ -62,8 +64,8 @@ pub struct NewBackup<'a> {
 pub fn insert_creating(c: &Connection, b: &NewBackup) -> Result<Backup> {
     c.execute(
         "INSERT INTO backups (uuid, server_id, created_by, name, ignored_files, status, is_locked,
-             compression, heartbeat_at, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'creating', ?6, ?7, ?8, ?8)",
+             compression, bytes_total, files_total, heartbeat_at, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'creating', ?6, ?7, ?8, ?9, ?10, ?10)",
         params![
             b.uuid,
             b.server_id,
@@ -72,6 +74,8 @@ pub fn insert_creating(c: &Connection, b: &NewBackup) -> Result<Backup> {
             serde_json::to_string(b.ignored_files).expect("strings serialise"),
             b.is_locked,
             b.compression.as_str(),
+            b.totals.bytes_total,
+            b.totals.files_total,
             b.now,
         ],
     )?;
@@ -163,17 +167,11 @@ pub fn latest(c: &Connection, server_id: i64) -> Result<Option<Backup>> {
     Ok(page(c, server_id, 1, 0)?.into_iter().next())
 }
 
-pub fn set_scan_totals(
-    c: &Connection,
-    id: i64,
-    bytes_total: i64,
-    files_total: i64,
-    now: Timestamp,
-) -> Result<()> {
+/// Records that archiving began (after the hooks), the start of the ETA's clock.
+pub fn mark_started(c: &Connection, id: i64, now: Timestamp) -> Result<()> {
     c.execute(
-        "UPDATE backups SET bytes_total = ?2, files_total = ?3, started_at = ?4, heartbeat_at = ?4
-         WHERE id = ?1 AND status = 'creating'",
-        params![id, bytes_total, files_total, now],
+        "UPDATE backups SET started_at = ?2, heartbeat_at = ?2 WHERE id = ?1 AND status = 'creating'",
+        params![id, now],
     )?;
     Ok(())
 }
