@@ -797,10 +797,15 @@ fn every_compression_restores() {
     let f = Fixture::new(&["--throttle-backups", "0"]);
     populate(&f.dir());
     write(&f.dir(), "big.bin", &noise(3 << 20, 11));
-    write(&f.dir(), "text.log", "a compressible line of text\n".repeat(100_000).as_bytes());
+    write(
+        &f.dir(),
+        "text.log",
+        "a compressible line of text\n".repeat(100_000).as_bytes(),
+    );
     let at_backup = snapshot(&f.dir());
     for compression in ["gzip", "none", "zstd"] {
-        f.hoard.cli_ok(&["server", "update", &f.server, "--compression", compression]);
+        f.hoard
+            .cli_ok(&["server", "update", &f.server, "--compression", compression]);
         let b = f.backup();
         assert_eq!(b["compression"], compression);
         change(&f.dir());
