@@ -87,29 +87,7 @@ pub fn create(
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let server =
         store::servers::by_id(&tx, server.id)?.ok_or_else(|| Error::not_found("server"))?;
-    match server.status {
-        Some(ServerStatus::Installing) => {
-            return Err(Error::Conflict(
-                "Cannot create backup while server is installing.".into(),
-            ));
-        }
-        Some(ServerStatus::Suspended) => {
-            return Err(Error::Conflict(
-                "Cannot create backup while server is suspended.".into(),
-            ));
-        }
-        Some(ServerStatus::RestoringBackup) => {
-            return Err(Error::Conflict(
-                "Cannot create backup while a restore is in progress.".into(),
-            ));
-        }
-        None => {}
-    }
-    if store::backups::count_creating(&tx, server.id)? > 0 {
-        return Err(Error::Conflict(
-            "Cannot create backup while another backup is in progress.".into(),
-        ));
-    }
+    ensure_idle(&tx, &server, "create backup")?;
     if server.backup_limit == 0 {
         return Err(Error::TooManyBackups(
             "Backups are disabled for this server.".into(),
@@ -183,6 +161,25 @@ pub fn create(
     )?;
     tx.commit()?;
     Ok(backup)
+}
+
+/// Refuses (409) to `action` a server that is installing, suspended, restoring, or making
+/// a backup: at most one backup or restore runs per server. Call inside the transaction
+/// that then records the new job.
+pub fn ensure_idle(c: &Connection, server: &Server, action: &str) -> Result<()> {
+    let busy = match server.status {
+        Some(ServerStatus::Installing) => Some("server is installing"),
+        Some(ServerStatus::Suspended) => Some("server is suspended"),
+        Some(ServerStatus::RestoringBackup) => Some("a restore is in progress"),
+        None if store::backups::count_creating(c, server.id)? > 0 => {
+            Some("another backup is in progress")
+        }
+        None => None,
+    };
+    match busy {
+        Some(why) => Err(Error::Conflict(format!("Cannot {action} while {why}."))),
+        None => Ok(()),
+    }
 }
 
 /// Hands a created backup to this process's job workers.

@@ -8,7 +8,7 @@ use crate::error::{Error, FieldError, Result};
 use crate::model::{Compression, Server, ServerStatus, User};
 use crate::servers::{self, ServerChanges};
 use crate::{backups, store, users};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 fn admin_item(ctx: &Ctx, server: &Server) -> Result<Value> {
     let conn = ctx.app.db.conn()?;
@@ -21,19 +21,6 @@ fn admin_item(ctx: &Ctx, server: &Server) -> Result<Value> {
     Ok(wire::admin_server(server, owner.as_ref(), count))
 }
 
-fn list_envelope(items: Vec<Value>, base: String) -> Value {
-    let count = items.len();
-    let mut body = wire::list(items);
-    body["meta"] = json!({"pagination": wire::pagination(&wire::Page {
-        total: count as i64,
-        count,
-        per_page: count.max(1) as i64,
-        current_page: 1,
-        base,
-    })});
-    body
-}
-
 pub fn list_servers(ctx: &Ctx, caller: &Caller) -> Result<Response> {
     auth::require_admin(&caller.user)?;
     let servers = store::servers::list(&*ctx.app.db.conn()?)?;
@@ -43,7 +30,7 @@ pub fn list_servers(ctx: &Ctx, caller: &Caller) -> Result<Response> {
         .collect::<Result<Vec<_>>>()?;
     Ok(Response::json(
         200,
-        &list_envelope(items, format!("{}/api/application/servers", ctx.base_url())),
+        &wire::single_page(items, format!("{}/api/application/servers", ctx.base_url())),
     ))
 }
 
@@ -151,7 +138,7 @@ pub fn list_users(ctx: &Ctx, caller: &Caller) -> Result<Response> {
     let users = store::users::list(&*ctx.app.db.conn()?)?;
     Ok(Response::json(
         200,
-        &list_envelope(
+        &wire::single_page(
             users.iter().map(wire::user).collect(),
             format!("{}/api/application/users", ctx.base_url()),
         ),

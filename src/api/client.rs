@@ -68,15 +68,7 @@ pub fn index(ctx: &Ctx, caller: &Caller) -> Result<Response> {
         .iter()
         .map(|s| server_item(ctx, s, s.owner_id == Some(user.id)))
         .collect::<Result<Vec<_>>>()?;
-    let count = items.len();
-    let mut body = wire::list(items);
-    body["meta"] = json!({"pagination": wire::pagination(&wire::Page {
-        total: count as i64,
-        count,
-        per_page: count.max(1) as i64,
-        current_page: 1,
-        base: format!("{}/api/client", ctx.base_url()),
-    })});
+    let body = wire::single_page(items, format!("{}/api/client", ctx.base_url()));
     Ok(Response::json(200, &body))
 }
 
@@ -311,15 +303,23 @@ pub fn list_subusers(ctx: &Ctx, caller: &Caller, id: &str) -> Result<Response> {
     ))
 }
 
+/// The required `permissions` list; a missing or invalid one is recorded in `f`.
 fn read_permissions(f: &mut Fields) -> Option<Vec<Permission>> {
-    let names = f.string_list("permissions");
-    match names.map(|n| servers::parse_permissions(&n)) {
-        Some(Ok(perms)) => Some(perms),
-        Some(Err(Error::Validation(errors))) => {
+    let Some(names) = f.string_list("permissions") else {
+        f.push(crate::error::FieldError::new(
+            "permissions",
+            "required",
+            "The permissions field is required: a list such as [\"backup.read\"].",
+        ));
+        return None;
+    };
+    match servers::parse_permissions(&names) {
+        Ok(perms) => Some(perms),
+        Err(Error::Validation(errors)) => {
             errors.into_iter().for_each(|e| f.push(e));
             None
         }
-        _ => None,
+        Err(_) => None,
     }
 }
 
@@ -328,13 +328,6 @@ pub fn add_subuser(ctx: &Ctx, caller: &Caller, id: &str) -> Result<Response> {
     let mut f = Fields::new(ctx.req.json_object()?);
     let username = f.required_string("username");
     let permissions = read_permissions(&mut f);
-    if permissions.is_none() {
-        f.push(crate::error::FieldError::new(
-            "permissions",
-            "required",
-            "The permissions field is required: a list such as [\"backup.read\"].",
-        ));
-    }
     f.finish()?;
     let (username, permissions) = (
         username.unwrap_or_default(),
@@ -374,13 +367,6 @@ pub fn update_subuser(ctx: &Ctx, caller: &Caller, id: &str, user_uuid: &str) -> 
     let existing = subuser_target(ctx, &server, user_uuid)?;
     let mut f = Fields::new(ctx.req.json_object()?);
     let permissions = read_permissions(&mut f);
-    if permissions.is_none() {
-        f.push(crate::error::FieldError::new(
-            "permissions",
-            "required",
-            "The permissions field is required.",
-        ));
-    }
     f.finish()?;
     let conn = ctx.app.db.conn()?;
     servers::set_subuser(

@@ -148,6 +148,20 @@ pub fn pagination(p: &Page) -> Value {
     })
 }
 
+/// A list that is never paged, with the pagination block clients expect anyway.
+pub fn single_page(items: Vec<Value>, base: String) -> Value {
+    let count = items.len();
+    let mut body = list(items);
+    body["meta"] = json!({"pagination": pagination(&Page {
+        total: count as i64,
+        count,
+        per_page: count.max(1) as i64,
+        current_page: 1,
+        base,
+    })});
+    body
+}
+
 /// The client API's view of a server.
 pub fn client_server(
     s: &Server,

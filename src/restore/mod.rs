@@ -50,29 +50,7 @@ pub fn start(
         }
         BackupStatus::Completed => {}
     }
-    match server.status {
-        Some(ServerStatus::Installing) => {
-            return Err(Error::Conflict(
-                "Cannot restore backup while server is installing.".into(),
-            ));
-        }
-        Some(ServerStatus::Suspended) => {
-            return Err(Error::Conflict(
-                "Cannot restore backup while server is suspended.".into(),
-            ));
-        }
-        Some(ServerStatus::RestoringBackup) => {
-            return Err(Error::Conflict(
-                "A restore of this server is already running.".into(),
-            ));
-        }
-        None => {}
-    }
-    if store::backups::count_creating(&tx, server.id)? > 0 {
-        return Err(Error::Conflict(
-            "Cannot restore backup while another backup is in progress.".into(),
-        ));
-    }
+    crate::backups::ensure_idle(&tx, &server, "restore backup")?;
     let archive = archive_path(app, &backup)?;
     if !archive.is_file() {
         return Err(Error::BadRequest(

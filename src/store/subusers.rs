@@ -1,5 +1,5 @@
 use super::Result;
-use crate::model::{Permission, Subuser, Timestamp, User};
+use crate::model::{Permission, Subuser, Timestamp};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 fn permissions_to_json(perms: &[Permission]) -> String {
@@ -17,15 +17,7 @@ fn permissions_from_json(text: &str) -> Vec<Permission> {
 fn from_row(r: &Row) -> rusqlite::Result<Subuser> {
     let perms: String = r.get(7)?;
     Ok(Subuser {
-        user: User {
-            id: r.get(0)?,
-            uuid: r.get(1)?,
-            username: r.get(2)?,
-            password_hash: r.get(3)?,
-            is_admin: r.get(4)?,
-            created_at: r.get(5)?,
-            updated_at: r.get(6)?,
-        },
+        user: super::users::from_row(r)?,
         permissions: permissions_from_json(&perms),
         created_at: r.get(8)?,
     })

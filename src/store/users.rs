@@ -4,7 +4,8 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 const COLUMNS: &str = "id, uuid, username, password_hash, is_admin, created_at, updated_at";
 
-fn from_row(r: &Row) -> rusqlite::Result<User> {
+/// A user from the first seven columns of a row, in `COLUMNS` order.
+pub(super) fn from_row(r: &Row) -> rusqlite::Result<User> {
     Ok(User {
         id: r.get(0)?,
         uuid: r.get(1)?,
