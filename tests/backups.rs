@@ -677,3 +677,27 @@ fn sigterm_gives_running_backups_a_grace_period_then_cancels_them() {
     );
     assert!(hoard.log().contains("cancelling 1 running job"));
 }
+
+#[test]
+fn a_hook_that_hangs_is_killed_at_the_timeout() {
+    let (_hoard, _dir, server, api) = setup(
+        &["--throttle-backups", "0", "--hook-timeout-secs", "1"],
+        &[("a.txt", b"a".to_vec())],
+        &["--pre-backup", "sleep 30 & sleep 30"],
+    );
+    let started = Instant::now();
+    let b = api.backup_and_wait(&server, "{}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(b["status"], "failed");
+    assert!(
+        b["error"]
+            .as_str()
+            .unwrap()
+            .contains("did not finish within 1 s"),
+        "{b}"
+    );
+}
