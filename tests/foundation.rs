@@ -462,3 +462,24 @@ fn the_database_and_logs_hold_no_secret_in_clear() {
         );
     }
 }
+
+#[test]
+fn simultaneous_keep_alive_connections_are_all_answered() {
+    use std::io::{Read, Write};
+    // A browser loading a page opens several connections at once and keeps them open.
+    for _ in 0..5 {
+        let hoard = Hoard::start(&[]);
+        let addr = hoard.base.trim_start_matches("http://").to_string();
+        let mut streams: Vec<TcpStream> =
+            (0..8).map(|_| TcpStream::connect(&addr).unwrap()).collect();
+        for s in &mut streams {
+            s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        }
+        for (i, s) in streams.iter_mut().enumerate() {
+            s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+            let mut first = [0u8; 12];
+            let answered = s.read_exact(&mut first).is_ok() && first.starts_with(b"HTTP/1.1 200");
+            assert!(answered, "connection {i} of 8 got no answer within 3 s");
+        }
+    }
+}
