@@ -4,13 +4,6 @@ import { h, icon, replace, clear } from './js/dom.js';
 import { api, setCsrfToken, setUnauthorizedHandler, ApiError } from './js/api.js';
 import { setNoticeArea, notify, showError, clearNotices } from './js/ui.js';
 import * as format from './js/format.js';
-import * as loginPage from './js/pages/login.js';
-import * as serversPage from './js/pages/servers.js';
-import * as backupsPage from './js/pages/backups.js';
-import * as subusersPage from './js/pages/subusers.js';
-import * as adminServersPage from './js/pages/admin-servers.js';
-import * as adminUsersPage from './js/pages/admin-users.js';
-import * as accountPage from './js/pages/account.js';
 
 const SIGNED_IN_KEY = 'hoard.signedIn';
 
@@ -21,14 +14,15 @@ const state = {
   expiredShown: false,
 };
 
+// Each page's module loads when it is first shown.
 const routes = [
-  { pattern: /^\/login\/?$/, page: loginPage, public: true },
-  { pattern: /^\/(?:servers\/?)?$/, page: serversPage, nav: 'servers' },
-  { pattern: /^\/servers\/([^/]+)\/users\/?$/, page: subusersPage, nav: 'servers' },
-  { pattern: /^\/servers\/([^/]+)\/?$/, page: backupsPage, nav: 'servers' },
-  { pattern: /^\/admin\/servers\/?$/, page: adminServersPage, admin: true, nav: 'admin-servers' },
-  { pattern: /^\/admin\/users\/?$/, page: adminUsersPage, admin: true, nav: 'admin-users' },
-  { pattern: /^\/account\/?$/, page: accountPage, nav: 'account' },
+  { pattern: /^\/login\/?$/, load: () => import('./js/pages/login.js'), public: true, login: true },
+  { pattern: /^\/(?:servers\/?)?$/, load: () => import('./js/pages/servers.js'), nav: 'servers' },
+  { pattern: /^\/servers\/([^/]+)\/users\/?$/, load: () => import('./js/pages/subusers.js'), nav: 'servers' },
+  { pattern: /^\/servers\/([^/]+)\/?$/, load: () => import('./js/pages/backups.js'), nav: 'servers' },
+  { pattern: /^\/admin\/servers\/?$/, load: () => import('./js/pages/admin-servers.js'), admin: true, nav: 'admin-servers' },
+  { pattern: /^\/admin\/users\/?$/, load: () => import('./js/pages/admin-users.js'), admin: true, nav: 'admin-users' },
+  { pattern: /^\/account\/?$/, load: () => import('./js/pages/account.js'), nav: 'account' },
 ];
 
 const view = document.getElementById('view');
@@ -146,13 +140,18 @@ function forbidden() {
     h('a', { href: '/servers', class: 'btn btn-primary' }, 'Go to your servers')));
 }
 
-function render({ keepNotices = false } = {}) {
+async function render({ keepNotices = false } = {}) {
   if (state.cleanup) {
     try { state.cleanup(); } catch (err) { console.warn(err); } // eslint-disable-line no-console
     state.cleanup = null;
   }
   state.renderId += 1;
   const id = state.renderId;
+  // A dialog belongs to the page it was opened on.
+  for (const dialog of document.querySelectorAll('dialog')) {
+    if (dialog.open) dialog.close();
+    dialog.remove();
+  }
   if (!keepNotices) clearNotices();
   renderChrome();
   const match = matchRoute(location.pathname);
@@ -171,7 +170,7 @@ function render({ keepNotices = false } = {}) {
     navigate(`/login?next=${encodeURIComponent(currentPath())}`, { replace: true, keepNotices: true });
     return;
   }
-  if (route.page === loginPage && state.user) {
+  if (route.login && state.user) {
     navigate(safeNext(query.get('next')), { replace: true });
     return;
   }
@@ -180,6 +179,18 @@ function render({ keepNotices = false } = {}) {
     focusHeading();
     return;
   }
+  let page;
+  replace(view, h('p', { class: 'loading', role: 'status', text: 'Loading…' }));
+  try {
+    page = await route.load();
+  } catch (err) {
+    if (state.renderId !== id) return;
+    replace(view, h('section', { class: 'empty-state' },
+      h('h1', { tabIndex: -1, text: 'This page could not be loaded' }),
+      h('p', { class: 'muted', text: 'Its code could not be fetched from hoard. Check that hoard is running, then reload the page.' })));
+    return;
+  }
+  if (state.renderId !== id) return;
   clear(view);
   const ctx = {
     view,
@@ -190,12 +201,18 @@ function render({ keepNotices = false } = {}) {
     format,
     isCurrent: () => state.renderId === id,
     setTitle: (title) => { document.title = title ? `${title} · hoard` : 'hoard'; },
+    /** The server ended this session (e.g. after a password change): sign in again. */
+    signedOut: (message) => {
+      setUser(null, null);
+      navigate(`/login?next=${encodeURIComponent(currentPath())}`, { replace: true });
+      notify(message, { type: 'success', timeout: 0 });
+    },
     onLogin: (user, csrf) => {
       setUser(user, csrf);
       navigate(safeNext(query.get('next')), { replace: true });
     },
   };
-  const cleanup = route.page.render(ctx);
+  const cleanup = page.render(ctx);
   state.cleanup = typeof cleanup === 'function' ? cleanup : null;
   focusHeading();
 }

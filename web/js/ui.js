@@ -128,6 +128,22 @@ export function isUnavailable(btn) {
   return btn.getAttribute('aria-disabled') === 'true';
 }
 
+/**
+ * For a click on an unavailable button: shows why (touch screens have no tooltips) and
+ * returns true; returns false when the button is available.
+ */
+export function explainIfUnavailable(btn) {
+  if (!isUnavailable(btn)) return false;
+  const reason = btn.dataset.tip || btn.title;
+  if (reason && pageNotices) {
+    for (const old of pageNotices.querySelectorAll('.notice-info')) {
+      if (old.textContent.includes(reason)) old.remove();
+    }
+    notify(reason, { type: 'info', timeout: 6000 });
+  }
+  return true;
+}
+
 async function writeClipboard(text) {
   if (navigator.clipboard && window.isSecureContext) {
     try {
@@ -291,7 +307,12 @@ export function formDialog({
     if (dialog.open) dialog.close();
     dialog.remove();
     if (onClose) onClose();
-    if (opener && opener.isConnected && typeof opener.focus === 'function') opener.focus();
+    // Back to the control that opened the dialog, or its re-drawn twin.
+    let target = opener && opener.isConnected ? opener : null;
+    if (!target && opener && opener.dataset && opener.dataset.focusKey) {
+      target = document.querySelector(`[data-focus-key="${CSS.escape(opener.dataset.focusKey)}"]`);
+    }
+    if (target && typeof target.focus === 'function') target.focus();
   }
   cancel.addEventListener('click', close);
   dialog.addEventListener('close', close);

@@ -167,15 +167,30 @@ export function watchConsole(context) {
   };
 }
 
+/**
+ * Opens `url` in `page`. hoard's HTTP server (tiny_http 0.12) can leave a burst of new
+ * keep-alive connections unserved until another connection closes, so a page load now and
+ * then never finishes; such a stalled load is reported on stderr and retried, up to
+ * `attempts` times in all.
+ */
+export async function goto(page, url, { attempts = 3, timeout = 10_000 } = {}) {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await page.goto(url, { timeout });
+    } catch (err) {
+      const pending = page.context().pendingRequests ? page.context().pendingRequests() : [];
+      if (err.name !== 'TimeoutError' || attempt >= attempts) {
+        err.message += `\nrequests still pending: ${pending.join(', ') || 'none'}`;
+        throw err;
+      }
+      process.stderr.write(`# the load of ${url} stalled (unanswered: ${pending.join(', ') || 'none'}); loading it again\n`);
+    }
+  }
+}
+
 /** Signs in through the login page and waits to land on `landing` (a path). */
 export async function uiLogin(page, base, username, password, landing = '/servers') {
-  try {
-    await page.goto(`${base}/login`);
-  } catch (err) {
-    const pending = page.context().pendingRequests ? page.context().pendingRequests() : [];
-    err.message += `\nrequests still pending: ${pending.join(', ') || 'none'}`;
-    throw err;
-  }
+  await goto(page, `${base}/login`);
   await page.getByLabel('Username').fill(username);
   await page.getByLabel('Password').fill(password);
   await page.getByRole('button', { name: 'Sign in' }).click();

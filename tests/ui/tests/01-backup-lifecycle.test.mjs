@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  ADMIN_PASSWORD, ApiClient, launchBrowser, newContext, sha256File, startHoard, tempDir, uiLogin,
-  waitFor, watchConsole, writeRandomFile,
+  ADMIN_PASSWORD, ApiClient, goto, launchBrowser, newContext, sha256File, startHoard, tempDir,
+  uiLogin, waitFor, watchConsole, writeRandomFile,
 } from '../lib/harness.mjs';
 
 let hoard;
@@ -31,6 +31,7 @@ before(async () => {
   fs.writeFileSync(path.join(serverDir, 'ops.json'), '[]\n');
   browser = await launchBrowser();
   context = await newContext(browser);
+  await context.grantPermissions(['clipboard-read', 'clipboard-write']);
   consoleWatch = watchConsole(context);
   page = await context.newPage();
 });
@@ -109,6 +110,17 @@ test('a backup from creation to deletion, and an API key', { timeout: 120_000 },
     assert.match(sha, /^[0-9a-f]{64}$/);
     assert.equal(await shaEl.textContent(), sha.slice(0, 12));
     assert.equal(await shaEl.getAttribute('title'), sha);
+    await row().getByRole('button', { name: 'Copy SHA-256' }).click();
+    assert.equal(await page.evaluate(() => navigator.clipboard.readText()), sha);
+  });
+
+  await t.test('stops polling once nothing is running', async () => {
+    const seen = [];
+    const record = (r) => { if (r.url().includes('/backups')) seen.push(r.url()); };
+    page.on('request', record);
+    await page.waitForTimeout(2500);
+    page.off('request', record);
+    assert.deepEqual(seen, []);
   });
 
   await t.test('downloads the archive, whose SHA-256 is the one shown', async () => {
@@ -151,7 +163,7 @@ test('a backup from creation to deletion, and an API key', { timeout: 120_000 },
     const saved = (await api.get(`/api/application/servers/${serverId}`)).attributes;
     assert.equal(saved.hooks.pre_restore, 'sleep 2');
     assert.equal(saved.backup_limit, 5, 'other settings are kept');
-    await page.goto(`${base}/servers/${serverId}`);
+    await goto(page, `${base}/servers/${serverId}`);
     await row().waitFor();
   });
 
@@ -225,6 +237,32 @@ test('a backup from creation to deletion, and an API key', { timeout: 120_000 },
     await dialog.waitFor({ state: 'detached' });
     await keyRow.waitFor({ state: 'detached' });
     assert.equal((await withKey()).status, 401);
+  });
+
+  await t.test('changes the password, then logs out', async () => {
+    const newPassword = 'a-new-admin-password';
+    await page.getByLabel('Current password').fill(ADMIN_PASSWORD);
+    await page.getByLabel('New password', { exact: true }).fill(newPassword);
+    await page.getByLabel('Confirm new password').fill(newPassword);
+    await page.getByRole('button', { name: 'Change password' }).click();
+    // hoard signs out every session of the account: the page asks to sign in again.
+    await page.waitForURL((u) => u.pathname === '/login' && u.searchParams.get('next') === '/account');
+    await page.getByTestId('notice-success').filter({ hasText: 'Your password was changed' }).waitFor();
+    await new ApiClient(base).login('admin', newPassword);
+    await assert.rejects(new ApiClient(base).login('admin', ADMIN_PASSWORD), /401/);
+    await page.getByLabel('Username').fill('admin');
+    await page.getByLabel('Password').fill(newPassword);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { name: 'Account', level: 1 }).waitFor();
+
+    await page.getByRole('button', { name: 'Log out' }).click();
+    await page.waitForURL((u) => u.pathname === '/login');
+    await goto(page, `${base}/account`);
+    await page.waitForURL((u) => u.pathname === '/login' && u.searchParams.get('next') === '/account');
+    await page.getByLabel('Username').fill('admin');
+    await page.getByLabel('Password').fill(newPassword);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { name: 'Account', level: 1 }).waitFor();
   });
 
   consoleWatch.check();

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  ADMIN_PASSWORD, ApiClient, launchBrowser, newContext, startHoard, tempDir, uiLogin,
+  ADMIN_PASSWORD, ApiClient, goto, launchBrowser, newContext, startHoard, tempDir, uiLogin,
   watchConsole, writeRandomFile,
 } from '../lib/harness.mjs';
 
@@ -49,7 +49,7 @@ test('errors, sessions, permissions and small screens', { timeout: 120_000 }, as
   await uiLogin(page, base, 'admin', ADMIN_PASSWORD);
 
   await t.test('the owner adds a read-only subuser on the subusers page', async () => {
-    await page.goto(`${base}/servers/${id}/users`);
+    await goto(page, `${base}/servers/${id}/users`);
     await page.getByRole('button', { name: 'Add subuser' }).click();
     const dialog = page.getByRole('dialog', { name: 'Add subuser' });
     // Each permission comes with a one-line explanation.
@@ -70,7 +70,7 @@ test('errors, sessions, permissions and small screens', { timeout: 120_000 }, as
   });
 
   await t.test('an API error is shown with its detail and can be dismissed', async () => {
-    await page.goto(`${base}/servers/${id}`);
+    await goto(page, `${base}/servers/${id}`);
     await page.getByTestId('backups-empty').waitFor();
     assert.equal(await page.getByTestId('create-backup').getAttribute('aria-disabled'), null);
     // Someone else fills the server's only slot while this page sits idle.
@@ -89,7 +89,7 @@ test('errors, sessions, permissions and small screens', { timeout: 120_000 }, as
     await dialog.getByRole('button', { name: 'Cancel' }).click();
     await dialog.waitFor({ state: 'detached' });
 
-    await page.reload();
+    await goto(page, page.url());
     await page.getByTestId('backup-row').filter({ hasText: 'Made elsewhere' }).waitFor();
     assert.equal(await page.getByTestId('create-backup').getAttribute('aria-disabled'), 'true');
     assert.match(await page.getByTestId('create-reason').textContent(), /reached its limit of 1 backup/);
@@ -107,13 +107,27 @@ test('errors, sessions, permissions and small screens', { timeout: 120_000 }, as
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.waitForURL((u) => u.pathname === `/servers/${id}/users`);
     await page.getByTestId('subuser-row').filter({ hasText: 'viewer' }).waitFor();
+
+    // Expiry in the middle of a dialog: the dialog goes away with the page.
+    await page.getByRole('button', { name: 'Add subuser' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Add subuser' });
+    await dialog.getByLabel('Username').fill('viewer');
+    await context.clearCookies();
+    await dialog.getByRole('button', { name: 'Add subuser' }).click();
+    await page.waitForURL((u) => u.pathname === '/login' && u.searchParams.get('next') === `/servers/${id}/users`);
+    await dialog.waitFor({ state: 'detached' });
+    assert.equal(await page.locator('dialog[open]').count(), 0);
+    await page.getByLabel('Username').fill('admin');
+    await page.getByLabel('Password').fill(ADMIN_PASSWORD);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByTestId('subuser-row').filter({ hasText: 'viewer' }).waitFor();
   });
 
   await t.test('a wrong password is refused with a message', async () => {
     const other = await newContext(browser);
     const otherWatch = watchConsole(other);
     const p = await other.newPage();
-    await p.goto(`${base}/login`);
+    await goto(p, `${base}/login`);
     await p.getByLabel('Username').fill('admin');
     await p.getByLabel('Password').fill('not-the-password');
     await p.getByRole('button', { name: 'Sign in' }).click();
@@ -160,9 +174,9 @@ test('errors, sessions, permissions and small screens', { timeout: 120_000 }, as
     await p.getByTestId('backup-details').filter({ visible: true }).waitFor();
     await fits('backups page with details open');
 
-    await p.goto(`${base}/admin/servers`);
+    await goto(p, `${base}/admin/servers`);
     await p.getByRole('heading', { name: 'Administrators only' }).waitFor();
-    await p.goto(`${base}/account`);
+    await goto(p, `${base}/account`);
     await p.getByRole('heading', { name: 'API keys' }).waitFor();
     await fits('account page');
     mWatch.check();

@@ -8,8 +8,8 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  ADMIN_PASSWORD, ApiClient, REPO_ROOT, SCREENSHOT_DIR, launchBrowser, newContext, startHoard,
-  tempDir, uiLogin, watchConsole, writeRandomFile,
+  ADMIN_PASSWORD, REPO_ROOT, SCREENSHOT_DIR, ApiClient, goto, launchBrowser, newContext,
+  startHoard, tempDir, uiLogin, watchConsole, writeRandomFile,
 } from '../lib/harness.mjs';
 
 let hoard;
@@ -66,7 +66,7 @@ async function openBackups(options) {
   const watch = watchConsole(context);
   const page = await context.newPage();
   await uiLogin(page, hoard.url, 'admin', ADMIN_PASSWORD);
-  await page.goto(`${hoard.url}/servers/${server.identifier}`);
+  await goto(page, `${hoard.url}/servers/${server.identifier}`);
   const creating = page.getByTestId('backup-row').filter({ hasText: 'Weekly full backup' });
   await creating.getByTestId('backup-progress').waitFor();
   // Wait for a measured rate, so the progress line is complete in the picture.

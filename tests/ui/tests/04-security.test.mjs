@@ -6,8 +6,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  ADMIN_PASSWORD, ApiClient, CSP, REPO_ROOT, launchBrowser, newContext, startHoard, tempDir,
-  uiLogin, watchConsole,
+  ADMIN_PASSWORD, CSP, REPO_ROOT, ApiClient, goto, launchBrowser, newContext, startHoard,
+  tempDir, uiLogin, watchConsole,
 } from '../lib/harness.mjs';
 
 let hoard;
@@ -96,12 +96,12 @@ test('every page loads without leaving localhost or breaking the policy', { time
     ['/no/such/page', () => page.getByRole('heading', { name: 'Page not found' }).waitFor()],
   ];
   for (const [p, ready] of visits) {
-    await page.goto(`${hoard.url}${p}`);
+    await goto(page, `${hoard.url}${p}`);
     await ready();
     await collect();
   }
   // Dialogs and the details panel build their parts from script too.
-  await page.goto(`${hoard.url}/servers/${server.identifier}`);
+  await goto(page, `${hoard.url}/servers/${server.identifier}`);
   await page.getByTestId('backup-name').click();
   await page.getByTestId('backup-details').filter({ visible: true }).waitFor();
   await page.getByRole('button', { name: 'Create backup' }).click();

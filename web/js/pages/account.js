@@ -37,8 +37,9 @@ export function render(ctx) {
         password: next.control.value,
         password_confirmation: confirm.control.value,
       }));
-      pwForm.reset();
-      notify('Your password was changed.', { type: 'success', container: pwNotices });
+      // hoard ends every session of the account, this one included, when its password
+      // changes: sign in again with the new one.
+      ctx.signedOut('Your password was changed, and every session was signed out. Sign in with your new password.');
     } catch (err) {
       showFieldErrors(pwForm, err);
       showError(err, { container: pwNotices });

@@ -1,6 +1,6 @@
 // Administration of hoard's user accounts.
 
-import { h, icon } from '../dom.js';
+import { h } from '../dom.js';
 import { api, seg } from '../api.js';
 import { badge, button, checkbox, confirmDialog, field, formDialog, notify, showError, timeAgo } from '../ui.js';
 
@@ -96,6 +96,11 @@ export function render(ctx) {
       testid: 'reset-password-dialog',
       onSubmit: async () => {
         await api.patch(`/api/application/users/${seg(u.uuid)}`, { password: password.control.value });
+        if (u.uuid === ctx.user.uuid) {
+          // A new password ends every session of the account, this one included.
+          ctx.signedOut('Your password was changed, and every session was signed out. Sign in with your new password.');
+          return;
+        }
         notify(`The password of ${u.username} was changed.`, { type: 'success', container: document.getElementById('notices') });
       },
     });
@@ -107,12 +112,17 @@ export function render(ctx) {
       title: making ? `Make ${u.username} an administrator?` : `Remove the admin rights of ${u.username}?`,
       message: making
         ? `${u.username} will be able to manage every server, every user and their backups.`
-        : `${u.username} keeps access only to the servers they own or are a subuser of.`,
+        : `${u.uuid === ctx.user.uuid ? 'You keep' : `${u.username} keeps`} access only to the servers ${u.uuid === ctx.user.uuid ? 'you own or are a subuser of' : 'they own or are a subuser of'}.`,
       confirmLabel: making ? 'Make administrator' : 'Remove admin rights',
       danger: !making,
       testid: 'admin-flag-dialog',
       onConfirm: async () => {
         await api.patch(`/api/application/users/${seg(u.uuid)}`, { admin: making });
+        if (u.uuid === ctx.user.uuid && !making) {
+          // The admin pages are no longer yours: start again from the servers page.
+          window.location.assign('/servers');
+          return;
+        }
         notify(making ? `${u.username} is now an administrator.` : `${u.username} is no longer an administrator.`, { type: 'success', container: document.getElementById('notices') });
         await load();
       },
@@ -128,6 +138,10 @@ export function render(ctx) {
       testid: 'delete-user-dialog',
       onConfirm: async () => {
         await api.del(`/api/application/users/${seg(u.uuid)}`);
+        if (u.uuid === ctx.user.uuid) {
+          ctx.signedOut(`The account ${u.username} was deleted.`);
+          return;
+        }
         notify(`${u.username} was deleted.`, { type: 'success', container: document.getElementById('notices') });
         await load();
       },

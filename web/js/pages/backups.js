@@ -1,18 +1,19 @@
 // A server's backups: the table with live progress, and every action on a backup.
 
-import { h, icon, uid, clear } from '../dom.js';
+import { h, icon, uid } from '../dom.js';
 import { api, seg, ApiError } from '../api.js';
 import {
-  badge, button, busy, checkbox, confirmDialog, copyButton, field, formDialog, keepFocus,
-  notify, setUnavailable, isUnavailable, showError, timeAgo, announce,
+  button, busy, checkbox, confirmDialog, copyButton, field, formDialog, keepFocus,
+  notify, setUnavailable, explainIfUnavailable, showError, timeAgo, announce,
 } from '../ui.js';
 import { serverStateBadge, backupStatusBadge } from './common.js';
 
 const POLL_MS = 1000;
+const pageNotices = () => document.getElementById('notices');
 const PER_PAGE = 25;
 
 const RESTORE_STEPS = {
-  queued: 'Waiting to start',
+  queued: 'Getting ready (pre-restore hook)',
   extracting: 'Extracting and verifying the archive',
   evacuating: 'Moving the current files aside',
   installing: 'Putting the restored files in place',
@@ -90,11 +91,7 @@ export function render(ctx) {
 
   createBtn.setAttribute('aria-describedby', createReasonId);
   createBtn.addEventListener('click', () => {
-    if (isUnavailable(createBtn)) {
-      announce(createBtn.dataset.tip || '');
-      return;
-    }
-    openCreate();
+    if (!explainIfUnavailable(createBtn)) openCreate();
   });
 
   // --- Loading and polling -------------------------------------------------------------
@@ -173,9 +170,9 @@ export function render(ctx) {
     for (const b of backups) {
       const before = st.statuses.get(b.uuid);
       if (before === 'creating' && b.status === 'completed') {
-        notify(`Backup “${b.name}” completed (${format.bytes(b.bytes)}).`, { type: 'success' });
+        notify(`Backup “${b.name}” completed (${format.bytes(b.bytes)}).`, { type: 'success', container: pageNotices() });
       } else if (before === 'creating' && b.status === 'failed') {
-        notify(b.error || 'The backup failed.', { type: 'error', title: `Backup “${b.name}” failed` });
+        notify(b.error || 'The backup failed.', { type: 'error', title: `Backup “${b.name}” failed`, container: pageNotices() });
       }
       st.statuses.set(b.uuid, b.status);
       if (b.status === 'creating' && b.progress) {
@@ -195,7 +192,7 @@ export function render(ctx) {
     st.backups = backups;
     if (prevRestore && !st.restore) {
       const name = backupName(prevRestore.backup_uuid);
-      notify(`The restore of ${name} has finished. Check the server's files before starting it again.`, { type: 'success', timeout: 12000 });
+      notify(`The restore of ${name} has finished. Check the server's files before starting it again.`, { type: 'success', timeout: 12000, container: pageNotices() });
     }
   }
 
@@ -279,8 +276,14 @@ export function render(ctx) {
       banner.replaceChildren(box);
     }
     box.querySelector('.banner-title').textContent = `Restoring ${backupName(r.backup_uuid)}${r.truncate ? ' (deleting current files first)' : ''}`;
-    box.querySelector('.banner-step').textContent = `${step} · ${bits.join(' · ')}`;
-    box.querySelector('progress').value = r.percent || 0;
+    const bar = box.querySelector('progress');
+    if (r.step === 'queued' || !r.bytes_total) {
+      box.querySelector('.banner-step').textContent = step;
+      bar.removeAttribute('value');
+    } else {
+      box.querySelector('.banner-step').textContent = `${step} · ${bits.join(' · ')}`;
+      bar.value = r.percent || 0;
+    }
   }
 
   function drawFooter() {
@@ -431,7 +434,7 @@ export function render(ctx) {
       const eta = format.duration(p.eta_seconds);
       if (eta !== null) bits.push(`${eta} left`);
       live.text.textContent = bits.join(' · ');
-      live.size.textContent = `${format.bytes(p.bytes_processed)} of ${format.bytes(p.bytes_total)}`;
+      live.size.replaceChildren(format.bytes(p.bytes_processed), h('span', { class: 'size-total muted', text: `of ${format.bytes(p.bytes_total)}` }));
     } else if (b.status === 'completed') {
       live.size.textContent = format.bytes(b.bytes);
     } else {
@@ -485,7 +488,7 @@ export function render(ctx) {
       else if (s.status === 'suspended') reason = 'The server is suspended.';
       else if (st.backups.some((x) => x.status === 'creating')) reason = 'Wait for the running backup to finish.';
       setUnavailable(btn, reason);
-      btn.addEventListener('click', () => { if (!isUnavailable(btn)) openRestore(b); });
+      btn.addEventListener('click', () => { if (!explainIfUnavailable(btn)) openRestore(b); });
       wrap.append(btn);
     }
     if (b.status !== 'creating' && st.perms.has('backup.delete')) {
@@ -500,7 +503,7 @@ export function render(ctx) {
       if (b.is_locked && b.status === 'completed') reason = 'Locked backups cannot be deleted: unlock it first.';
       else if (st.restore && st.restore.backup_uuid === b.uuid) reason = 'This backup is being restored.';
       setUnavailable(del, reason);
-      del.addEventListener('click', () => { if (!isUnavailable(del)) openDelete(b); });
+      del.addEventListener('click', () => { if (!explainIfUnavailable(del)) openDelete(b); });
       wrap.append(del);
     }
     if (!wrap.childElementCount) wrap.append(h('span', { class: 'muted no-actions', text: b.status === 'creating' ? '' : '—' }));
@@ -529,7 +532,7 @@ export function render(ctx) {
         testid: 'unlock-dialog',
         onConfirm: async () => {
           await api.post(`${base}/backups/${seg(b.uuid)}/lock`);
-          notify(`“${b.name}” is unlocked.`, { type: 'success', container: document.getElementById('notices') });
+          notify(`“${b.name}” is unlocked.`, { type: 'success', container: pageNotices() });
           await refresh();
         },
       });
@@ -557,7 +560,7 @@ export function render(ctx) {
       onConfirm: async () => {
         await api.del(`${base}/backups/${seg(b.uuid)}`);
         st.expanded.delete(b.uuid);
-        notify(`Backup “${b.name}” deleted.`, { type: 'success', container: document.getElementById('notices') });
+        notify(`Backup “${b.name}” deleted.`, { type: 'success', container: pageNotices() });
         await refresh();
       },
     });
@@ -595,7 +598,7 @@ export function render(ctx) {
       testid: 'restore-dialog',
       onSubmit: async () => {
         await api.post(`${base}/backups/${seg(b.uuid)}/restore`, { truncate: truncate.control.checked });
-        notify(`Restore of “${b.name}” started.`, { type: 'success', container: document.getElementById('notices') });
+        notify(`Restore of “${b.name}” started.`, { type: 'success', container: pageNotices() });
         await refresh();
       },
     });
@@ -632,7 +635,7 @@ export function render(ctx) {
         const created = await api.post(`${base}/backups`, body);
         const b = created.attributes;
         st.statuses.set(b.uuid, b.status);
-        notify(`Backup “${b.name}” started.`, { type: 'success', container: document.getElementById('notices') });
+        notify(`Backup “${b.name}” started.`, { type: 'success', container: pageNotices() });
         if (st.page !== 1) st.page = 1;
         await refresh();
       },

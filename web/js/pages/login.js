@@ -2,7 +2,7 @@
 
 import { h, icon } from '../dom.js';
 import { api, ApiError } from '../api.js';
-import { field, busy, showError, clearNotices } from '../ui.js';
+import { field, busy, notify, showError, clearNotices } from '../ui.js';
 
 export function render(ctx) {
   ctx.setTitle('Sign in');
@@ -25,7 +25,7 @@ export function render(ctx) {
       ctx.onLogin(body.attributes, body.meta && body.meta.csrf_token);
     } catch (err) {
       if (err instanceof ApiError && err.status === 401) {
-        showError(new Error('The username or password is not correct.'), { container: errors });
+        notify('The username or password is not correct.', { type: 'error', container: errors });
         password.control.select();
       } else {
         showError(err, { container: errors });
@@ -40,6 +40,6 @@ export function render(ctx) {
         h('h1', { id: 'login-title', text: 'Sign in to hoard' }),
         h('p', { class: 'muted', text: 'Backups for your game servers.' })),
       form),
-    h('p', { class: 'login-foot muted' }, icon('shield'), ' Your session stays in this browser until you log out.')));
+    h('p', { class: 'login-foot muted' }, icon('info'), ' Forgot your password? A hoard administrator can reset it.')));
   username.control.focus();
 }
