@@ -90,12 +90,18 @@ pub fn update(c: &Connection, user: &User, username: &str, is_admin: bool) -> Re
     store::users::by_id(c, user.id)?.ok_or_else(|| Error::not_found("user"))
 }
 
-/// Sets a new password and ends the user's browser sessions.
-pub fn set_password(c: &Connection, user: &User, password: &str) -> Result<()> {
+/// Sets a new password and ends the user's browser sessions, except `keep_session` (the
+/// one that asked for the change, so changing your own password does not sign you out).
+pub fn set_password(
+    c: &Connection,
+    user: &User,
+    password: &str,
+    keep_session: Option<i64>,
+) -> Result<()> {
     auth::check_password_strength(password)?;
     let hash = auth::hash_password(password)?;
     store::users::update_password(c, user.id, &hash, now())?;
-    store::sessions::delete_for_user(c, user.id)?;
+    store::sessions::delete_for_user(c, user.id, keep_session)?;
     Ok(())
 }
 

@@ -958,3 +958,57 @@ fn malformed_requests_never_cause_a_server_error() {
         9
     );
 }
+
+#[test]
+fn changing_your_password_keeps_this_session_and_ends_the_others() {
+    let w = world();
+    let (mine, csrf) = login(&w, "olivia", "olivia-password-1");
+    let (other, _) = login(&w, "olivia", "olivia-password-1");
+    let me = Api::new(&w.hoard.base, None).with_header("Cookie", &mine);
+    let elsewhere = Api::new(&w.hoard.base, None).with_header("Cookie", &other);
+    let wrong = me.request(
+        "PUT",
+        "/api/client/account/password",
+        Some(r#"{"current_password":"nope-nope-nope","password":"new-password-123"}"#),
+        &[("X-CSRF-Token", &csrf)],
+    );
+    wrong.assert_error(422, "ValidationException");
+    assert_eq!(
+        wrong.json()["errors"][0]["meta"]["source_field"],
+        "current_password"
+    );
+    let changed = me.request(
+        "PUT",
+        "/api/client/account/password",
+        Some(r#"{"current_password":"olivia-password-1","password":"new-password-123","password_confirmation":"new-password-123"}"#),
+        &[("X-CSRF-Token", &csrf)],
+    );
+    assert_eq!(changed.status, 204, "{}", changed.text());
+    assert_eq!(
+        me.get("/api/client/account").status,
+        200,
+        "this session stays"
+    );
+    elsewhere
+        .get("/api/client/account")
+        .assert_error(401, "InvalidCredentialsException");
+    assert_eq!(
+        w.hoard.api(&w.owner).get("/api/client/account").status,
+        200,
+        "API keys stay"
+    );
+    let anon = w.hoard.anon();
+    anon.post(
+        "/auth/login",
+        r#"{"username":"olivia","password":"olivia-password-1"}"#,
+    )
+    .assert_error(401, "InvalidCredentialsException");
+    assert_eq!(
+        anon.post(
+            "/auth/login",
+            r#"{"username":"olivia","password":"new-password-123"}"#
+        )
+        .status,
+        200
+    );
+}

@@ -188,7 +188,12 @@ pub fn update_user(ctx: &Ctx, caller: &Caller, uuid: &str) -> Result<Response> {
         admin.unwrap_or(user.is_admin),
     )?;
     if let Some(password) = password {
-        users::set_password(&tx, &updated, &password)?;
+        let keep = caller
+            .session
+            .as_ref()
+            .filter(|_| caller.user.id == user.id)
+            .map(|s| s.id);
+        users::set_password(&tx, &updated, &password, keep)?;
         updated = store::users::by_id(&tx, user.id)?.ok_or_else(|| Error::not_found("user"))?;
     }
     tx.commit()?;

@@ -112,7 +112,8 @@ pub fn change_password(ctx: &Ctx, caller: &Caller) -> Result<Response> {
             "The password confirmation does not match.",
         ));
     }
-    users::set_password(&*ctx.app.db.conn()?, &caller.user, &password)?;
+    let keep = caller.session.as_ref().map(|s| s.id);
+    users::set_password(&*ctx.app.db.conn()?, &caller.user, &password, keep)?;
     Ok(Response::empty(204))
 }
 

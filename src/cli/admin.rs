@@ -239,7 +239,7 @@ pub fn user(app: &App, out: &Out, command: UserCommand) -> CliResult {
         } => {
             let user = users::find(&conn, &name)?;
             let (password, generated) = read_password(password_stdin)?;
-            users::set_password(&conn, &user, &password)?;
+            users::set_password(&conn, &user, &password, None)?;
             let value = if generated {
                 json!({"password": password})
             } else {

@@ -50,9 +50,12 @@ pub fn delete(c: &Connection, id: i64) -> Result<()> {
     Ok(())
 }
 
-/// Ends every session of a user, e.g. after a password change.
-pub fn delete_for_user(c: &Connection, user_id: i64) -> Result<()> {
-    c.execute("DELETE FROM sessions WHERE user_id = ?1", [user_id])?;
+/// Ends every session of a user but `keep`, e.g. after a password change.
+pub fn delete_for_user(c: &Connection, user_id: i64, keep: Option<i64>) -> Result<()> {
+    c.execute(
+        "DELETE FROM sessions WHERE user_id = ?1 AND id IS NOT ?2",
+        params![user_id, keep],
+    )?;
     Ok(())
 }
 

@@ -37,9 +37,9 @@ export function render(ctx) {
         password: next.control.value,
         password_confirmation: confirm.control.value,
       }));
-      // hoard ends every session of the account, this one included, when its password
-      // changes: sign in again with the new one.
-      ctx.signedOut('Your password was changed, and every session was signed out. Sign in with your new password.');
+      // hoard keeps this session and ends the account's other ones.
+      pwForm.reset();
+      notify('Your password was changed. Other browsers signed in to this account were signed out.', { type: 'success', timeout: 12000, container: pwNotices });
     } catch (err) {
       showFieldErrors(pwForm, err);
       showError(err, { container: pwNotices });

@@ -192,7 +192,12 @@ export function render(ctx) {
     st.backups = backups;
     if (prevRestore && !st.restore) {
       const name = backupName(prevRestore.backup_uuid);
-      notify(`The restore of ${name} has finished. Check the server's files before starting it again.`, { type: 'success', timeout: 12000, container: pageNotices() });
+      const outcome = server.attributes.last_restore;
+      if (outcome && outcome.uuid === prevRestore.uuid && !outcome.successful) {
+        notify(`The restore of ${name} failed, and the server's files were left as they were: ${outcome.error}`, { type: 'error', container: pageNotices() });
+      } else {
+        notify(`The restore of ${name} has finished. Check the server's files before starting it again.`, { type: 'success', timeout: 12000, container: pageNotices() });
+      }
     }
   }
 
