@@ -27,6 +27,8 @@ pub enum Error {
     BadRequest(String),
     #[error("The request lacks valid credentials.")]
     Unauthorized,
+    #[error("The username or password is incorrect.")]
+    LoginFailed,
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]

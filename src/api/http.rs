@@ -285,7 +285,7 @@ pub fn error_response(failure: Failure) -> Response {
     let detail = err.to_string();
     let (status, code) = match &err {
         Error::BadRequest(_) => (400, "BadRequestException"),
-        Error::Unauthorized => (401, "InvalidCredentialsException"),
+        Error::Unauthorized | Error::LoginFailed => (401, "InvalidCredentialsException"),
         Error::Forbidden(_) => (403, "InsufficientPermissionsException"),
         Error::InvalidSignature(_) => (403, "InvalidSignatureException"),
         Error::NotFound(_) => (404, "NotFoundHttpException"),

@@ -60,7 +60,7 @@ pub fn login(ctx: &Ctx) -> Result<Response> {
             ctx.req.ip.as_deref(),
             now(),
         )?;
-        return Err(Error::Unauthorized);
+        return Err(Error::LoginFailed);
     };
     throttle.clear(&username);
     let ttl = ctx.app.config.session_ttl_secs;

@@ -32,22 +32,15 @@ pub fn run(app: &App, id: i64, tracker: &Tracker) {
         server.name,
         server.short_id
     );
-    let outcome = archive_server(app, &backup, &server, tracker);
-    let status = match &outcome {
-        Ok(()) => BackupStatus::Completed,
-        Err((message, warnings)) => {
-            log::warn!(
-                "backup {} of server {} failed: {message}",
-                backup.uuid,
-                server.short_id
-            );
-            if let Err(e) = fail(app, &backup, &server, message, warnings) {
-                log::error!("cannot record the failure of backup {}: {e}", backup.uuid);
-            }
-            BackupStatus::Failed
-        }
-    };
+    let produced = archive_server(app, &backup, &server, tracker);
+    // The post-backup hook (e.g. `save-on`) is part of the job: the backup shows as
+    // finished only once it ran.
     if let Some(command) = &server.hooks.post_backup {
+        let status = if produced.is_ok() {
+            BackupStatus::Completed
+        } else {
+            BackupStatus::Failed
+        };
         let env = hook_env(&backup, &server, Some(status));
         if let Err(e) = hooks::run(
             "post_backup",
@@ -57,6 +50,18 @@ pub fn run(app: &App, id: i64, tracker: &Tracker) {
             hook_timeout(app),
         ) {
             log::warn!("backup {}: {e}", backup.uuid);
+        }
+    }
+    if let Err((message, warnings)) =
+        produced.and_then(|archive| record(app, &backup, &server, archive))
+    {
+        log::warn!(
+            "backup {} of server {} failed: {message}",
+            backup.uuid,
+            server.short_id
+        );
+        if let Err(e) = fail(app, &backup, &server, &message, &warnings) {
+            log::error!("cannot record the failure of backup {}: {e}", backup.uuid);
         }
     }
 }
@@ -85,13 +90,19 @@ fn hook_env<'a>(
 
 type Failure = (String, Vec<String>);
 
+/// An archive written, published and described by its manifest, not yet recorded.
+struct Stored {
+    output: archive::Output,
+    relative: String,
+}
+
 /// Runs the pre-backup hook and writes the archive; Err carries the reason and warnings.
 fn archive_server(
     app: &App,
     backup: &Backup,
     server: &Server,
     tracker: &Tracker,
-) -> std::result::Result<(), Failure> {
+) -> std::result::Result<Stored, Failure> {
     let no_warnings = |m: String| (m, Vec::new());
     if let Some(command) = &server.hooks.pre_backup {
         hooks::run(
@@ -172,6 +183,17 @@ fn archive_server(
             output.warnings,
         ));
     }
+    Ok(Stored { output, relative })
+}
+
+/// Marks the backup completed; if that cannot be recorded, the archive is removed.
+fn record(
+    app: &App,
+    backup: &Backup,
+    server: &Server,
+    stored: Stored,
+) -> std::result::Result<(), Failure> {
+    let Stored { output, relative } = stored;
     let recorded = (|| -> Result<()> {
         let conn = app.db.conn()?;
         store::backups::mark_completed(
@@ -199,7 +221,9 @@ fn archive_server(
         Ok(())
     })();
     if let Err(e) = recorded {
-        let _ = storage.remove(&server.uuid, &done);
+        let mut stored = backup.clone();
+        stored.storage_path = Some(relative);
+        let _ = app.storage().remove(&server.uuid, &stored);
         return Err((
             format!("cannot record the finished backup: {e}"),
             output.warnings,

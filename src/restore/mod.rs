@@ -345,7 +345,7 @@ fn restore_files(
     Ok(())
 }
 
-/// Records the outcome, clears the server's status, and runs the post-restore hook.
+/// Runs the post-restore hook, then records the outcome and clears the server's status.
 fn conclude(
     app: &App,
     restore: &Restore,
@@ -369,6 +369,25 @@ fn conclude(
             server.short_id
         ),
     }
+    // The start command runs before the status clears: while it runs, the restore is not
+    // over for anyone watching the server.
+    if run_post_hook && let Some(command) = &server.hooks.post_restore {
+        let status = if outcome.is_ok() {
+            "completed"
+        } else {
+            "failed"
+        };
+        let timeout = Duration::from_secs(app.config.hook_timeout_secs);
+        if let Err(e) = hooks::run(
+            "post_restore",
+            command,
+            &server.path,
+            &hook_env(server, restore, Some(status)),
+            timeout,
+        ) {
+            log::warn!("restore {}: {e}", restore.uuid);
+        }
+    }
     let recorded = (|| -> Result<()> {
         let mut conn = app.db.conn()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -388,23 +407,6 @@ fn conclude(
     })();
     if let Err(e) = recorded {
         log::error!("cannot record the outcome of restore {}: {e}", restore.uuid);
-    }
-    if run_post_hook && let Some(command) = &server.hooks.post_restore {
-        let status = if outcome.is_ok() {
-            "completed"
-        } else {
-            "failed"
-        };
-        let timeout = Duration::from_secs(app.config.hook_timeout_secs);
-        if let Err(e) = hooks::run(
-            "post_restore",
-            command,
-            &server.path,
-            &hook_env(server, restore, Some(status)),
-            timeout,
-        ) {
-            log::warn!("restore {}: {e}", restore.uuid);
-        }
     }
 }
 
