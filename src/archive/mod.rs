@@ -12,7 +12,7 @@ use crate::model::Compression;
 use ignore::{DirEntry, WalkBuilder};
 use sink::{Compressor, HashingWriter};
 use source::{FileReader, Throttle};
-use std::io::{self, BufWriter, Read};
+use std::io::{self, Read};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -183,7 +183,8 @@ fn write_inner(
         .map_err(|e| classify(e, "cannot start the archive writer"))?;
     let compressor =
         Compressor::new(sink, options).map_err(|e| classify(e, "cannot start the compressor"))?;
-    let mut tar = tar::Builder::new(BufWriter::with_capacity(256 * 1024, compressor));
+    // No buffer in between: every compressor buffers its input itself.
+    let mut tar = tar::Builder::new(compressor);
     tar.follow_symlinks(false);
     let mut warnings: Vec<String> = exclusions.notes.clone();
     let mut content = Scan::default();
@@ -250,8 +251,7 @@ fn write_inner(
     }
 
     let finish = |e| classify(e, "cannot finish the archive");
-    let buffered = tar.into_inner().map_err(finish)?;
-    let compressor = buffered.into_inner().map_err(|e| finish(e.into_error()))?;
+    let compressor = tar.into_inner().map_err(finish)?;
     let sink = compressor.finish().map_err(finish)?;
     let (file, sha256, bytes) = sink.into_parts().map_err(finish)?;
     file.sync_all()
@@ -274,7 +274,7 @@ enum Appended {
     Skipped(String),
 }
 
-type Tar = tar::Builder<BufWriter<Compressor>>;
+type Tar = tar::Builder<Compressor>;
 
 fn header_for(meta: &std::fs::Metadata) -> tar::Header {
     let mut header = tar::Header::new_gnu();
