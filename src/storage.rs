@@ -135,6 +135,21 @@ pub fn sync_parent(path: &Path) -> io::Result<()> {
     }
 }
 
+/// Starts writing a range of a file to disk without waiting for it (sync_file_range), so a
+/// later fsync or syncfs finds little left to do.
+pub fn start_writeback(file: &File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: sync_file_range only reads the descriptor, which `file` keeps open.
+    unsafe {
+        libc::sync_file_range(
+            file.as_raw_fd(),
+            offset as i64,
+            len as i64,
+            libc::SYNC_FILE_RANGE_WRITE,
+        );
+    }
+}
+
 /// Flushes every pending write of the filesystem holding `path` (syncfs), cheaper than
 /// syncing thousands of extracted files one by one.
 pub fn sync_filesystem(path: &Path) -> io::Result<()> {

@@ -11,20 +11,6 @@ use std::io::{self, Write};
 /// final fsync finds little left to write instead of the whole file.
 const WRITEBACK_EVERY: u64 = 8 << 20;
 
-/// Starts writing a range of the file to disk without waiting for it.
-fn start_writeback(file: &File, offset: u64, len: u64) {
-    use std::os::fd::AsRawFd;
-    // SAFETY: sync_file_range only reads the descriptor, which `file` keeps open.
-    unsafe {
-        libc::sync_file_range(
-            file.as_raw_fd(),
-            offset as i64,
-            len as i64,
-            libc::SYNC_FILE_RANGE_WRITE,
-        );
-    }
-}
-
 /// Input per zstd worker job.
 const ZSTD_JOB_BYTES: u32 = 1 << 20;
 
@@ -63,7 +49,7 @@ impl HashingWriter {
                     file.write_all(&chunk)?;
                     written += chunk.len() as u64;
                     if written - flushed >= WRITEBACK_EVERY {
-                        start_writeback(&file, flushed, written - flushed);
+                        crate::storage::start_writeback(&file, flushed, written - flushed);
                         flushed = written;
                     }
                     chunk.clear();
