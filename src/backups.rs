@@ -182,6 +182,26 @@ pub fn ensure_idle(c: &Connection, server: &Server, action: &str) -> Result<()> 
     }
 }
 
+/// Writes an activity-log event about one backup.
+fn record_event(
+    c: &Connection,
+    event: &str,
+    origin: &Origin,
+    server: &Server,
+    backup: &Backup,
+) -> Result<()> {
+    store::activity::record(
+        c,
+        event,
+        origin.user_id,
+        Some(server.id),
+        &json!({"backup": backup.uuid, "name": backup.name}),
+        origin.ip.as_deref(),
+        now(),
+    )?;
+    Ok(())
+}
+
 /// Hands a created backup to this process's job workers.
 pub fn queue(app: &App, backup: &Backup) -> Result<()> {
     store::backups::set_pid(&*app.db.conn()?, backup.id, Some(std::process::id()))?;
@@ -209,15 +229,7 @@ pub fn delete(app: &App, origin: &Origin, server: &Server, uuid: &str) -> Result
         ));
     }
     store::backups::delete(&tx, backup.id)?;
-    store::activity::record(
-        &tx,
-        event::BACKUP_DELETE,
-        origin.user_id,
-        Some(server.id),
-        &json!({"backup": backup.uuid, "name": backup.name}),
-        origin.ip.as_deref(),
-        now(),
-    )?;
+    record_event(&tx, event::BACKUP_DELETE, origin, server, &backup)?;
     tx.commit()?;
     if let Err(e) = app.storage().remove(&server.uuid, &backup) {
         log::warn!(
@@ -235,19 +247,12 @@ pub fn toggle_lock(app: &App, origin: &Origin, server: &Server, uuid: &str) -> R
     let backup = get(&tx, server, uuid)?;
     let locked = !backup.is_locked;
     store::backups::set_locked(&tx, backup.id, locked)?;
-    store::activity::record(
-        &tx,
-        if locked {
-            event::BACKUP_LOCK
-        } else {
-            event::BACKUP_UNLOCK
-        },
-        origin.user_id,
-        Some(server.id),
-        &json!({"backup": backup.uuid, "name": backup.name}),
-        origin.ip.as_deref(),
-        now(),
-    )?;
+    let name = if locked {
+        event::BACKUP_LOCK
+    } else {
+        event::BACKUP_UNLOCK
+    };
+    record_event(&tx, name, origin, server, &backup)?;
     tx.commit()?;
     Ok(locked)
 }
@@ -276,15 +281,7 @@ pub fn download_link(
         BackupStatus::Completed => {}
     }
     let expires = now() + app.config.download_link_ttl_secs as i64;
-    store::activity::record(
-        &conn,
-        event::BACKUP_DOWNLOAD,
-        origin.user_id,
-        Some(server.id),
-        &json!({"backup": backup.uuid, "name": backup.name}),
-        origin.ip.as_deref(),
-        now(),
-    )?;
+    record_event(&conn, event::BACKUP_DOWNLOAD, origin, server, &backup)?;
     Ok(crate::links::path(
         &app.secret,
         &backup.uuid,
