@@ -483,3 +483,29 @@ fn simultaneous_keep_alive_connections_are_all_answered() {
         }
     }
 }
+
+#[test]
+fn an_endless_header_line_ends_the_connection() {
+    use std::io::{Read, Write};
+    let hoard = Hoard::start(&[]);
+    let addr = hoard.base.trim_start_matches("http://").to_string();
+    let mut stream = TcpStream::connect(&addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let _ = stream.write_all(b"GET /api/client HTTP/1.1\r\nHost: x\r\nX-Junk: ");
+    let junk = vec![b'a'; 64 * 1024];
+    // The server stops reading after 16 KiB, so later writes may fail: that is the point.
+    for _ in 0..32 {
+        if stream.write_all(&junk).is_err() {
+            break;
+        }
+    }
+    let mut buf = [0u8; 256];
+    let read = stream.read(&mut buf);
+    assert!(
+        !matches!(&read, Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)),
+        "the server kept reading the header: {read:?}"
+    );
+    assert_eq!(hoard.anon().get("/api/client").status, 401, "still serving");
+}

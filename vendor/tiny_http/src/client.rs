@@ -12,6 +12,12 @@ use crate::util::RefinedTcpStream;
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
 use crate::Request;
 
+
+/// Longest request line or header line read (patch: unbounded upstream).
+const MAX_HEADER_LINE: usize = 16 * 1024;
+/// Most header lines read for one request (patch: unbounded upstream).
+const MAX_HEADERS: usize = 128;
+
 /// A ClientConnection is an object that will store a socket to a client
 /// and return Request objects.
 pub struct ClientConnection {
@@ -78,6 +84,7 @@ impl ClientConnection {
     /// Reads until `CRLF` is reached. The next read will start
     ///  at the first byte of the new line.
     fn read_next_line(&mut self) -> IoResult<AsciiString> {
+        // Bounded (patch): an endless header line used to grow memory without limit.
         let mut buf = Vec::new();
         let mut prev_byte_was_cr = false;
 
@@ -98,6 +105,12 @@ impl ClientConnection {
             prev_byte_was_cr = byte == b'\r';
 
             buf.push(byte);
+            if buf.len() > MAX_HEADER_LINE {
+                return Err(IoError::new(
+                    ErrorKind::InvalidData,
+                    "request line or header longer than 16 KiB",
+                ));
+            }
         }
     }
 
@@ -123,6 +136,12 @@ impl ClientConnection {
                     if line.is_empty() {
                         break;
                     };
+                    if headers.len() >= MAX_HEADERS {
+                        return Err(ReadError::ReadIoError(IoError::new(
+                            ErrorKind::InvalidData,
+                            "more than 128 headers",
+                        )));
+                    }
                     headers.push(match FromStr::from_str(line.as_str().trim()) {
                         // TODO: remove this conversion
                         Ok(h) => h,
