@@ -509,3 +509,30 @@ fn an_endless_header_line_ends_the_connection() {
     );
     assert_eq!(hoard.anon().get("/api/client").status, 401, "still serving");
 }
+
+#[test]
+fn running_out_of_file_descriptors_does_not_stop_the_listener() {
+    let hoard = Hoard::start_with_nofile(&[], 64);
+    let addr = hoard.base.trim_start_matches("http://").to_string();
+    // Far more connections than descriptors: accepting fails for a while.
+    let idle: Vec<TcpStream> = (0..120)
+        .filter_map(|_| TcpStream::connect(&addr).ok())
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        hoard.log().contains("Error accepting new client")
+            || hoard.log().contains("Cannot take the new connection"),
+        "the limit was never reached: {}",
+        hoard.log()
+    );
+    drop(idle);
+    std::thread::sleep(Duration::from_millis(500));
+    let (status, text) = raw_request(
+        &hoard.base,
+        b"GET /api/client HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(
+        status, 401,
+        "no answer once descriptors were free again: {text}"
+    );
+}

@@ -23,6 +23,8 @@ pub struct Hoard {
     pub stdout_path: PathBuf,
     pub log_path: PathBuf,
     args: Vec<String>,
+    /// Open-file limit (soft and hard) to start hoard with.
+    nofile: Option<u64>,
 }
 
 impl Hoard {
@@ -33,6 +35,19 @@ impl Hoard {
 
     /// Starts on an existing data directory (e.g. to test what a restart does).
     pub fn start_in(data: tempfile::TempDir, args: &[&str]) -> Hoard {
+        Hoard::start_with(data, args, None)
+    }
+
+    /// Starts with an open-file limit, to run it out of descriptors.
+    pub fn start_with_nofile(args: &[&str], nofile: u64) -> Hoard {
+        Hoard::start_with(
+            tempfile::tempdir().expect("temp data dir"),
+            args,
+            Some(nofile),
+        )
+    }
+
+    fn start_with(data: tempfile::TempDir, args: &[&str], nofile: Option<u64>) -> Hoard {
         let mut hoard = Hoard {
             child: None,
             stdout_path: data.path().join("test-stdout.txt"),
@@ -40,6 +55,7 @@ impl Hoard {
             data,
             base: String::new(),
             args: args.iter().map(|s| s.to_string()).collect(),
+            nofile,
         };
         hoard.spawn();
         hoard
@@ -52,7 +68,25 @@ impl Hoard {
             .append(true)
             .open(&self.log_path)
             .unwrap();
-        let child = Command::new(bin())
+        let mut command = Command::new(bin());
+        if let Some(n) = self.nofile {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe and touches only the child.
+            unsafe {
+                command.pre_exec(move || {
+                    let limit = libc::rlimit {
+                        rlim_cur: n,
+                        rlim_max: n,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
+        let child = command
             .arg("--data-dir")
             .arg(self.data.path())
             .arg("serve")

@@ -295,7 +295,14 @@ impl Server {
                     Ok((sock, _)) => {
                         use util::RefinedTcpStream;
                         let (read_closable, write_closable) = match ssl {
-                            None => RefinedTcpStream::new(sock),
+                            None => match RefinedTcpStream::try_new_plain(sock) {
+                                Ok(pair) => pair,
+                                Err(e) => {
+                                    log::error!("Cannot take the new connection: {}", e);
+                                    thread::sleep(std::time::Duration::from_millis(50));
+                                    continue;
+                                }
+                            },
                             #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
                             Some(ref ssl) => {
                                 // trying to apply SSL over the connection
@@ -338,10 +345,11 @@ impl Server {
                         }));
                     }
 
+                    // Patch: accept errors (out of file descriptors, above all) are
+                    // passing; upstream stopped accepting for good here.
                     Err(e) => {
                         log::error!("Error accepting new client: {}", e);
-                        inside_messages.push(e.into());
-                        break;
+                        thread::sleep(std::time::Duration::from_millis(50));
                     }
                 }
             }

@@ -112,6 +112,24 @@ impl RefinedTcpStream {
         (read, write)
     }
 
+    /// Like `new` for a plain connection, but returns the error when the descriptor cannot
+    /// be duplicated (patch: `new` panics then, killing the accept thread).
+    pub(crate) fn try_new_plain(
+        stream: crate::connection::Connection,
+    ) -> std::io::Result<(RefinedTcpStream, RefinedTcpStream)> {
+        let read = RefinedTcpStream {
+            stream: Stream::Http(stream.try_clone()?),
+            close_read: true,
+            close_write: false,
+        };
+        let write = RefinedTcpStream {
+            stream: Stream::Http(stream),
+            close_read: false,
+            close_write: true,
+        };
+        Ok((read, write))
+    }
+
     /// Returns true if this struct wraps around a secure connection.
     #[inline]
     pub(crate) fn secure(&self) -> bool {
