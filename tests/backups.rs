@@ -93,12 +93,7 @@ fn the_limit_counts_live_backups_and_a_failed_one_frees_its_slot() {
     hoard.cli_ok(&["server", "update", &server, "--backup-limit", "0"]);
     let r = create(&api, &server, "{}");
     r.assert_error(400, "TooManyBackupsException");
-    assert!(
-        r.json()["errors"][0]["detail"]
-            .as_str()
-            .unwrap()
-            .contains("disabled")
-    );
+    assert!(r.detail().contains("disabled"));
     drop(dir);
 }
 
@@ -161,12 +156,7 @@ fn the_create_route_refuses_busy_and_unavailable_servers() {
         hoard.cli_ok(&["server", "update", &server, "--status", status]);
         let r = create(&api, &server, "{}");
         r.assert_error(409, "ConflictingServerStateException");
-        assert!(
-            r.json()["errors"][0]["detail"]
-                .as_str()
-                .unwrap()
-                .contains(detail)
-        );
+        assert!(r.detail().contains(detail));
     }
     hoard.cli_ok(&["server", "update", &server, "--status", "none"]);
     assert_eq!(
@@ -215,12 +205,7 @@ fn space_and_quota_are_checked_before_starting() {
     // 2 MiB stored + 2 MiB needed > 3,000,000 bytes.
     let r = create(&api, &server, "{}");
     r.assert_error(507, "InsufficientStorageException");
-    assert!(
-        r.json()["errors"][0]["detail"]
-            .as_str()
-            .unwrap()
-            .contains("quota")
-    );
+    assert!(r.detail().contains("quota"));
     drop(hoard);
 
     // A reserve larger than the disk's free space refuses every backup.

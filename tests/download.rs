@@ -143,16 +143,19 @@ fn altered_expired_and_revoked_links_are_refused() {
     write(dir.path(), "a.txt", b"a");
     let server = hoard.add_server("mc", dir.path(), "admin", &[]);
     hoard.add_user("sub", false);
-    hoard.cli_ok(&[
-        "subuser",
-        "add",
-        "--server",
-        &server,
-        "--user",
-        "sub",
-        "--permissions",
-        "backup.read,backup.download",
-    ]);
+    let grant = |permissions: &str| {
+        hoard.cli_ok(&[
+            "subuser",
+            "add",
+            "--server",
+            &server,
+            "--user",
+            "sub",
+            "--permissions",
+            permissions,
+        ]);
+    };
+    grant("backup.read,backup.download");
     let admin = hoard.api(&hoard.key("admin"));
     let sub = hoard.api(&hoard.key("sub"));
     let b1 = admin.backup_and_wait(&server, "{}")["uuid"]
@@ -191,28 +194,10 @@ fn altered_expired_and_revoked_links_are_refused() {
         anon.get(bad).assert_error(403, "InvalidSignatureException");
     }
     // The subuser loses the permission: the link stops working.
-    hoard.cli_ok(&[
-        "subuser",
-        "add",
-        "--server",
-        &server,
-        "--user",
-        "sub",
-        "--permissions",
-        "backup.read",
-    ]);
+    grant("backup.read");
     anon.get(&url)
         .assert_error(403, "InvalidSignatureException");
-    hoard.cli_ok(&[
-        "subuser",
-        "add",
-        "--server",
-        &server,
-        "--user",
-        "sub",
-        "--permissions",
-        "backup.read,backup.download",
-    ]);
+    grant("backup.read,backup.download");
     assert_eq!(anon.get(&url).status, 200);
     // A deleted backup is not found; a deleted user's links are refused.
     let url2 = link(&admin, &server, &b2);
@@ -254,12 +239,7 @@ fn links_expire() {
     std::thread::sleep(Duration::from_millis(2200));
     let r = hoard.anon().get(&url);
     r.assert_error(403, "InvalidSignatureException");
-    assert!(
-        r.json()["errors"][0]["detail"]
-            .as_str()
-            .unwrap()
-            .contains("expired")
-    );
+    assert!(r.detail().contains("expired"));
 }
 
 fn rss_kib(pid: u32) -> u64 {

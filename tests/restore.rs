@@ -49,11 +49,17 @@ impl Fixture {
         b
     }
 
-    fn restore(&self, uuid: &str, truncate: bool) -> Value {
-        let r = self.api.post(
+    /// Asks for a restore; the caller checks the answer.
+    fn start_restore(&self, uuid: &str, body: &str) -> Reply {
+        self.api.post(
             &format!("/api/client/servers/{}/backups/{uuid}/restore", self.server),
-            &format!(r#"{{"truncate":{truncate}}}"#),
-        );
+            body,
+        )
+    }
+
+    /// Restores and waits; returns the outcome (`last_restore`).
+    fn restore(&self, uuid: &str, truncate: bool) -> Value {
+        let r = self.start_restore(uuid, &format!(r#"{{"truncate":{truncate}}}"#));
         assert_eq!(r.status, 202, "{}", r.text());
         self.api.wait_restore(&self.server)["attributes"]["last_restore"].clone()
     }
@@ -209,14 +215,7 @@ fn restore_is_refused_when_it_cannot_run() {
         .as_str()
         .unwrap()
         .to_string();
-    f.api
-        .post(
-            &format!(
-                "/api/client/servers/{}/backups/{creating}/restore",
-                f.server
-            ),
-            "{}",
-        )
+    f.start_restore(&creating, "{}")
         .assert_error(400, "BackupNotCompletedException");
     f.api.wait_backup(&f.server, &creating);
     f.hoard
@@ -225,23 +224,12 @@ fn restore_is_refused_when_it_cannot_run() {
         .as_str()
         .unwrap()
         .to_string();
-    f.api
-        .post(
-            &format!("/api/client/servers/{}/backups/{failed}/restore", f.server),
-            "{}",
-        )
+    f.start_restore(&failed, "{}")
         .assert_error(400, "BackupFailedException");
     for status in ["installing", "suspended"] {
         f.hoard
             .cli_ok(&["server", "update", &f.server, "--status", status]);
-        f.api
-            .post(
-                &format!(
-                    "/api/client/servers/{}/backups/{creating}/restore",
-                    f.server
-                ),
-                "{}",
-            )
+        f.start_restore(&creating, "{}")
             .assert_error(409, "ConflictingServerStateException");
     }
 }
@@ -610,14 +598,7 @@ fn a_restore_killed_during_extraction_is_rolled_back_at_the_next_start() {
     std::fs::remove_file(f.dir().join("world.bin")).unwrap();
     change(&f.dir());
     let before = snapshot(&f.dir());
-    let r = f.api.post(
-        &format!(
-            "/api/client/servers/{}/backups/{}/restore",
-            f.server,
-            b["uuid"].as_str().unwrap()
-        ),
-        "{}",
-    );
+    let r = f.start_restore(b["uuid"].as_str().unwrap(), "{}");
     assert_eq!(r.status, 202);
     poll_step(&f, &["extracting"], Duration::from_secs(30));
     std::thread::sleep(Duration::from_millis(1200));
@@ -672,14 +653,7 @@ fn a_restore_killed_between_the_moves_is_resolved_at_the_next_start() {
     }
     write(&f.dir(), "after.txt", b"after");
     let before = snapshot(&f.dir());
-    let r = f.api.post(
-        &format!(
-            "/api/client/servers/{}/backups/{}/restore",
-            f.server,
-            b["uuid"].as_str().unwrap()
-        ),
-        "{}",
-    );
+    let r = f.start_restore(b["uuid"].as_str().unwrap(), "{}");
     assert_eq!(r.status, 202);
     let step = poll_step(&f, &["evacuating", "installing"], Duration::from_secs(60));
     f.hoard.restart();
@@ -706,14 +680,7 @@ fn a_restore_that_does_not_fit_is_refused_with_507_and_mount_points_stay() {
     write(&f.dir(), "world.bin", &noise(5 << 20, 4));
     let b = f.backup();
     let before = snapshot(&f.dir());
-    let r = f.api.post(
-        &format!(
-            "/api/client/servers/{}/backups/{}/restore",
-            f.server,
-            b["uuid"].as_str().unwrap()
-        ),
-        "{}",
-    );
+    let r = f.start_restore(b["uuid"].as_str().unwrap(), "{}");
     r.assert_error(507, "InsufficientStorageException");
     assert_eq!(snapshot(&f.dir()), before);
     let server = f

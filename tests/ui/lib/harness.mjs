@@ -288,3 +288,30 @@ export async function waitFor(fn, { timeoutMs = 30_000, intervalMs = 100, what =
     await sleep(intervalMs);
   }
 }
+
+/**
+ * A hoard with one server (a directory holding `server.properties`) that has one finished
+ * backup, and a browser: the setup several suites share. `stop()` tears all of it down.
+ */
+export async function oneBackupFixture({ name, serverName, backupName }) {
+  const hoard = await startHoard({ name });
+  const root = tempDir(name);
+  const dir = path.join(root, serverName.toLowerCase());
+  fs.mkdirSync(dir);
+  fs.writeFileSync(path.join(dir, 'server.properties'), `motd=${serverName}\n`);
+  const api = await new ApiClient(hoard.url).login('admin', ADMIN_PASSWORD);
+  const server = await api.createServer({ name: serverName, path: dir, owner: 'admin' });
+  const b = await api.createBackup(server.identifier, { name: backupName });
+  await api.waitBackup(server.identifier, b.uuid);
+  const browser = await launchBrowser();
+  return {
+    hoard,
+    browser,
+    server,
+    async stop() {
+      await browser.close();
+      await hoard.stop();
+      fs.rmSync(root, { recursive: true, force: true });
+    },
+  };
+}

@@ -6,32 +6,21 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  ADMIN_PASSWORD, CSP, REPO_ROOT, ApiClient, goto, launchBrowser, newContext, startHoard,
-  tempDir, uiLogin, watchConsole,
+  ADMIN_PASSWORD, CSP, REPO_ROOT, goto, newContext, oneBackupFixture, uiLogin, watchConsole,
 } from '../lib/harness.mjs';
 
+let fixture;
 let hoard;
 let browser;
-let root;
 let server;
 
 before(async () => {
-  hoard = await startHoard({ name: 'security' });
-  root = tempDir('security');
-  const dir = path.join(root, 'gamma');
-  fs.mkdirSync(dir);
-  fs.writeFileSync(path.join(dir, 'server.properties'), 'motd=gamma\n');
-  const api = await new ApiClient(hoard.url).login('admin', ADMIN_PASSWORD);
-  server = await api.createServer({ name: 'Gamma', path: dir, owner: 'admin' });
-  const b = await api.createBackup(server.identifier, { name: 'Only backup' });
-  await api.waitBackup(server.identifier, b.uuid);
-  browser = await launchBrowser();
+  fixture = await oneBackupFixture({ name: 'security', serverName: 'Gamma', backupName: 'Only backup' });
+  ({ hoard, browser, server } = fixture);
 });
 
 after(async () => {
-  await browser?.close();
-  await hoard?.stop();
-  if (root) fs.rmSync(root, { recursive: true, force: true });
+  await fixture?.stop();
 });
 
 test('the app shell carries the Content-Security-Policy, deep links included', async () => {

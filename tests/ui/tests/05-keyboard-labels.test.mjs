@@ -3,35 +3,22 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import path from 'node:path';
 import {
-  ADMIN_PASSWORD, ApiClient, goto, launchBrowser, newContext, startHoard, tempDir, uiLogin,
-  watchConsole,
+  ADMIN_PASSWORD, goto, newContext, oneBackupFixture, uiLogin, watchConsole,
 } from '../lib/harness.mjs';
 
+let fixture;
 let hoard;
 let browser;
-let root;
 let server;
 
 before(async () => {
-  hoard = await startHoard({ name: 'keyboard' });
-  root = tempDir('keyboard');
-  const dir = path.join(root, 'delta');
-  fs.mkdirSync(dir);
-  fs.writeFileSync(path.join(dir, 'server.properties'), 'motd=delta\n');
-  const api = await new ApiClient(hoard.url).login('admin', ADMIN_PASSWORD);
-  server = await api.createServer({ name: 'Delta', path: dir, owner: 'admin' });
-  const b = await api.createBackup(server.identifier, { name: 'Keyboard backup' });
-  await api.waitBackup(server.identifier, b.uuid);
-  browser = await launchBrowser();
+  fixture = await oneBackupFixture({ name: 'keyboard', serverName: 'Delta', backupName: 'Keyboard backup' });
+  ({ hoard, browser, server } = fixture);
 });
 
 after(async () => {
-  await browser?.close();
-  await hoard?.stop();
-  if (root) fs.rmSync(root, { recursive: true, force: true });
+  await fixture?.stop();
 });
 
 /** Presses Tab until `predicate(activeElement)` holds in the page; returns how many. */
