@@ -45,6 +45,31 @@ fn stored_files(hoard: &Hoard, api: &Api, server: &str) -> Vec<String> {
     }
 }
 
+/// Starts a backup and returns its uuid.
+fn start_backup(api: &Api, server: &str) -> String {
+    let r = create(api, server, "{}");
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json()["attributes"]["uuid"].as_str().unwrap().to_string()
+}
+
+/// Waits until the backup has read some of the server's files.
+fn wait_until_archiving(api: &Api, server: &str, uuid: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while api
+        .get(&format!("/api/client/servers/{server}/backups/{uuid}"))
+        .json()["attributes"]["progress"]["bytes_processed"]
+        .as_u64()
+        .unwrap_or(0)
+        == 0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "backup {uuid} never started reading"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn create(api: &Api, server: &str, body: &str) -> Reply {
     api.post(&format!("/api/client/servers/{server}/backups"), body)
 }
@@ -372,25 +397,8 @@ fn a_killed_server_fails_its_backup_as_interrupted_on_restart() {
         &[("world.bin", noise(16 << 20, 8))],
         &[],
     );
-    let uuid = create(&api, &server, "{}").json()["attributes"]["uuid"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let b = api
-            .get(&format!("/api/client/servers/{server}/backups/{uuid}"))
-            .json();
-        if b["attributes"]["progress"]["bytes_processed"]
-            .as_u64()
-            .unwrap_or(0)
-            > 0
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let uuid = start_backup(&api, &server);
+    wait_until_archiving(&api, &server, &uuid);
     assert!(
         stored_files(&hoard, &api, &server)
             .iter()
@@ -438,10 +446,7 @@ fn progress_rises_while_a_large_backup_runs() {
         ],
         &[],
     );
-    let uuid = create(&api, &server, "{}").json()["attributes"]["uuid"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let uuid = start_backup(&api, &server);
     let mut seen: Vec<(u64, f64)> = Vec::new();
     loop {
         let b = api
@@ -571,10 +576,7 @@ fn the_cli_creates_lists_and_shares_the_one_job_rule() {
         &[],
     );
     // A backup running in the server blocks the CLI, and the other way round.
-    let running = create(&api, &server, "{}").json()["attributes"]["uuid"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let running = start_backup(&api, &server);
     let out = hoard.cli(&["backup", "create", &server, "--wait"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("another backup is in progress"));
@@ -616,21 +618,8 @@ fn sigterm_gives_running_backups_a_grace_period_then_cancels_them() {
         &[("world.bin", noise(16 << 20, 8))],
         &[],
     );
-    let uuid = create(&api, &server, "{}").json()["attributes"]["uuid"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while api
-        .get(&format!("/api/client/servers/{server}/backups/{uuid}"))
-        .json()["attributes"]["progress"]["bytes_processed"]
-        .as_u64()
-        .unwrap_or(0)
-        == 0
-    {
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let uuid = start_backup(&api, &server);
+    wait_until_archiving(&api, &server, &uuid);
     let stopping = Instant::now();
     let status = hoard.terminate();
     assert!(status.success(), "{status}");
