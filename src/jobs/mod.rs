@@ -306,6 +306,13 @@ pub fn is_dead(app: &App, task: Task, heartbeat_at: i64, pid: Option<i64>) -> bo
     }
 }
 
+/// Whether a job may still be at work: tracked by this process, or recorded as run by
+/// another process that is alive.
+pub fn may_be_running(app: &App, task: Task, pid: Option<i64>) -> bool {
+    app.jobs.is_tracked(task)
+        || pid.is_some_and(|pid| pid != std::process::id() as i64 && process_alive(pid))
+}
+
 fn process_alive(pid: i64) -> bool {
     let Ok(pid) = i32::try_from(pid) else {
         return false;

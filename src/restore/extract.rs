@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::fs::{self, File};
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufReader, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -121,7 +121,13 @@ pub fn extract(
             current: Vec::new(),
             pos: 0,
         };
-        let unpacked = unpack(&mut stream, staging, limits, cancel);
+        let (to_writeback, written) = crossbeam_channel::bounded(256);
+        let writeback = std::thread::Builder::new()
+            .name("restore-writeback".into())
+            .spawn_scoped(scope, move || start_writeback(written))
+            .map_err(|e| format!("cannot start the writeback thread: {e}"))?;
+        let unpacked = unpack(&mut stream, to_writeback, staging, limits, cancel);
+        let _ = writeback.join();
         // Whatever follows the tar end is read too, so the hash covers the whole file; on
         // failure, dropping the stream stops the reader.
         if unpacked.is_ok() {
@@ -142,6 +148,16 @@ pub fn extract(
         };
         Ok(done)
     })
+}
+
+/// Starts the kernel writing each finished file to disk and closes it, so that the
+/// `syncfs` before the swap finds little left to write; neither waits for the disk.
+fn start_writeback(files: crossbeam_channel::Receiver<File>) {
+    use std::os::fd::AsRawFd;
+    for file in files {
+        // SAFETY: sync_file_range only reads the descriptor, which `file` keeps open.
+        unsafe { libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
+    }
 }
 
 type Chunk = Result<Vec<u8>, String>;
@@ -218,6 +234,7 @@ impl Read for ChunkReader {
 /// Parses the tar stream and writes its entries into `staging`.
 fn unpack(
     stream: &mut ChunkReader,
+    written: crossbeam_channel::Sender<File>,
     staging: &Path,
     limits: Limits,
     cancel: &AtomicBool,
@@ -230,6 +247,8 @@ fn unpack(
         files: HashSet::new(),
         dirs: Vec::new(),
         as_root: running_as_root(),
+        buffer: vec![0; CHUNK],
+        written,
     };
     let entries = tar.entries().map_err(|e| corrupt(&e))?;
     for entry in entries {
@@ -287,6 +306,10 @@ struct State<'a> {
     /// Directories with the mode and mtime to give them once their contents are in.
     dirs: Vec<(PathBuf, u32, u64)>,
     as_root: bool,
+    /// Entry data passes through here on its way to a file, in writes of up to 1 MiB.
+    buffer: Vec<u8>,
+    /// Finished files go to the writeback thread, which starts writing them to disk.
+    written: crossbeam_channel::Sender<File>,
 }
 
 impl State<'_> {
@@ -339,22 +362,25 @@ impl State<'_> {
                     .mode(0o600)
                     .open(&dest)
                     .map_err(|e| io_err("create", e))?;
-                let written = io::copy(entry, &mut out).map_err(|e| corrupt(&e))?;
+                let written = self.copy_data(entry, &mut out, &shown)?;
                 if written != size {
                     return Err(format!(
                         "the entry {shown} declares {size} bytes but the archive holds only {written}"
                     ));
                 }
-                drop(out);
                 self.done.bytes += size;
-                fs::set_permissions(&dest, fs::Permissions::from_mode(mode))
+                out.set_permissions(fs::Permissions::from_mode(mode))
                     .map_err(|e| io_err("set the mode of", e))?;
-                self.chown(&dest, owner);
-                filetime::set_file_mtime(
-                    &dest,
-                    filetime::FileTime::from_unix_time(mtime as i64, 0),
-                )
-                .map_err(|e| io_err("set the time of", e))?;
+                if self.as_root {
+                    let _ = std::os::unix::fs::fchown(
+                        &out,
+                        owner.0.map(|u| u as u32),
+                        owner.1.map(|g| g as u32),
+                    );
+                }
+                out.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime))
+                    .map_err(|e| io_err("set the time of", e))?;
+                self.written(out);
                 self.files.insert(rel);
             }
             tar::EntryType::Symlink => {
@@ -406,6 +432,33 @@ impl State<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Copies an entry's data into its file; a failed read is a corrupt archive, a failed
+    /// write is the disk's.
+    fn copy_data(
+        &mut self,
+        entry: &mut impl Read,
+        out: &mut File,
+        shown: &str,
+    ) -> Result<u64, String> {
+        let mut total = 0;
+        loop {
+            let n = match entry.read(&mut self.buffer) {
+                Ok(0) => return Ok(total),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(corrupt(&e)),
+            };
+            out.write_all(&self.buffer[..n])
+                .map_err(|e| format!("cannot write {shown}: {e}"))?;
+            total += n as u64;
+        }
+    }
+
+    /// Hands a finished file to the writeback thread (or closes it if that thread is gone).
+    fn written(&self, file: File) {
+        let _ = self.written.send(file);
     }
 
     /// Makes sure every parent of `rel` is a real directory inside staging.

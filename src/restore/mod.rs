@@ -234,7 +234,31 @@ pub fn run(app: &App, id: i64, tracker: &Tracker) {
         return;
     }
     let outcome = restore_files(app, &restore, &paths, tracker);
+    let succeeded = outcome.is_ok();
     conclude(app, &restore, &server, outcome, true);
+    if succeeded {
+        // The old files go once the server has its new ones: nobody waits on the delete.
+        remove_leftovers(&restore, &paths.work);
+    }
+}
+
+/// Removes a successful restore's work directory (the replaced files).
+fn remove_leftovers(restore: &Restore, work: &Path) {
+    let ours = work
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with(".hoard-restore-"));
+    if !ours {
+        return;
+    }
+    if let Err(e) = std::fs::remove_dir_all(work)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        log::warn!(
+            "restore {}: cannot remove {}: {e}",
+            restore.uuid,
+            work.display()
+        );
+    }
 }
 
 /// Extraction and the swap; on failure, the server's files are put back as they were.
@@ -334,13 +358,11 @@ fn restore_files(
             )
         })?;
     }
-    set_step(app, restore.id, Step::Cleanup)?;
-    if let Err(e) = paths.remove_work() {
-        log::warn!(
-            "restore {}: cannot remove {}: {e}",
-            restore.uuid,
-            paths.work.display()
-        );
+    // Inside the server directory the replaced files would be in the server's next backup,
+    // so they go before the server is released; beside it, after (see `run`).
+    if paths.skip.is_some() {
+        set_step(app, restore.id, Step::Cleanup)?;
+        remove_leftovers(restore, &paths.work);
     }
     Ok(())
 }
@@ -425,8 +447,22 @@ pub fn abandon(app: &App, id: i64, why: &str) -> Result<()> {
 /// Rolls back or finishes every restore whose process died: before the swap, the server's
 /// files were never touched and the staging is dropped; while the old files were being
 /// moved aside, they are moved back; once the new files were going in, the move is
-/// finished, since the staging was complete and verified.
+/// finished, since the staging was complete and verified. A successful restore whose
+/// process died while deleting the replaced files has them deleted.
 pub fn recover(app: &App) -> Result<()> {
+    for (restore, pid) in store::restores::succeeded(&*app.db.conn()?)? {
+        if let Some(work) = Path::new(&restore.staging_path).parent()
+            && work.exists()
+            && !crate::jobs::may_be_running(app, Task::Restore(restore.id), pid)
+        {
+            log::info!(
+                "removing {}, left over from restore {}",
+                work.display(),
+                restore.uuid
+            );
+            remove_leftovers(&restore, work);
+        }
+    }
     let unfinished = store::restores::unfinished(&*app.db.conn()?)?;
     for (restore, pid) in unfinished {
         let heartbeat = restore.heartbeat_at.unwrap_or(restore.started_at);

@@ -158,6 +158,16 @@ pub fn unfinished(c: &Connection) -> Result<Vec<(Restore, Option<i64>)>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// Every restore that succeeded: their work directories, normally removed right after,
+/// may remain if hoard stopped first.
+/// Returned with the process that ran them.
+pub fn succeeded(c: &Connection) -> Result<Vec<(Restore, Option<i64>)>> {
+    let sql = format!("SELECT {COLUMNS}, job_pid FROM restores WHERE step = 'done'");
+    let mut stmt = c.prepare(&sql)?;
+    let rows = stmt.query_map([], |r| Ok((from_row(r)?, r.get(16)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 pub fn set_step(c: &Connection, id: i64, step: Step) -> Result<()> {
     c.execute(
         "UPDATE restores SET step = ?2 WHERE id = ?1",
