@@ -12,7 +12,6 @@ use crate::model::{
 use crate::store::{self, Connection, TransactionBehavior};
 use serde_json::json;
 use std::path::Path;
-use std::sync::Arc;
 
 pub const MAX_NAME_CHARS: usize = 191;
 pub const DEFAULT_PER_PAGE: i64 = 25;
@@ -78,7 +77,11 @@ pub fn create(
     }
     // Sizing the server directory walks it: done before the transaction, which must be short.
     let root = Path::new(&server.path);
-    let scan = archive::scan(root, Arc::new(Exclusions::new(root, &request.ignored)));
+    let scan = archive::scan(
+        root,
+        &Exclusions::new(root, &request.ignored),
+        app.config.compression_workers() as usize,
+    );
     let needed = scan.bytes;
     let storage = app.storage();
     let free = storage.free_space()?;

@@ -11,7 +11,6 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 fn set_mtime(path: &Path, secs: i64) {
@@ -171,7 +170,7 @@ fn archived_paths(root: &Path, patterns: &[&str]) -> Vec<String> {
     let out = tempfile::tempdir().unwrap();
     let dest = out.path().join("a.tar");
     let request: Vec<String> = patterns.iter().map(|p| p.to_string()).collect();
-    let exclusions = Arc::new(Exclusions::new(root, &request));
+    let exclusions = Exclusions::new(root, &request);
     let options = Options {
         compression: Compression::None,
         zstd_level: 3,
@@ -182,7 +181,7 @@ fn archived_paths(root: &Path, patterns: &[&str]) -> Vec<String> {
     };
     archive::write(
         root,
-        exclusions,
+        &exclusions,
         &dest,
         &options,
         &Progress::default(),
@@ -460,4 +459,51 @@ fn a_symlinked_or_oversized_pteroignore_is_not_used() {
         paths.iter().any(|p| p == "debug.log"),
         "an oversized .pteroignore was used"
     );
+}
+
+/// The scan sizes a backup before it starts (space checks, progress): on its threads it
+/// must count exactly what the single-threaded archive walk then writes.
+#[test]
+fn the_scan_counts_exactly_what_the_archive_holds() {
+    let src = tempfile::tempdir().unwrap();
+    let root = src.path();
+    generated_tree(root);
+    for d in 0..60 {
+        for f in 0..(d % 7) {
+            write(
+                root,
+                &format!("wide/d{d:03}/sub{}/f{f}.dat", d % 3),
+                &noise(100 + d * 37 + f, d as u64),
+            );
+        }
+    }
+    write(root, "cache/skipped.jar", &noise(50_000, 3));
+    std::os::unix::fs::symlink("../wide", root.join("wide/d001/loop")).unwrap();
+    let fifo = std::ffi::CString::new(root.join("wide/pipe").as_os_str().as_bytes()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    let exclusions = Exclusions::new(root, &["cache/".to_string(), "*.log".to_string()]);
+    let out = tempfile::tempdir().unwrap();
+    let options = Options {
+        compression: Compression::None,
+        zstd_level: 3,
+        threads: 1,
+        gzip_level: 6,
+        read_limit_bytes_per_sec: 0,
+        max_bytes: u64::MAX,
+    };
+    let written = archive::write(
+        root,
+        &exclusions,
+        &out.path().join("a.tar"),
+        &options,
+        &Progress::default(),
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    for threads in [1, 2, 4] {
+        let scan = archive::scan(root, &exclusions, threads);
+        assert_eq!(scan, written.content, "{threads} threads");
+    }
+    assert!(written.content.files > 200, "{:?}", written.content);
+    assert!(written.warnings.iter().any(|w| w.contains("a FIFO")));
 }

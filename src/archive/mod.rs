@@ -5,18 +5,18 @@
 mod exclude;
 mod sink;
 mod source;
+mod walk;
 
 pub use exclude::{Exclusions, IGNORE_FILE, split_patterns};
 
 use crate::model::Compression;
-use ignore::{DirEntry, WalkBuilder};
 use sink::{Compressor, HashingWriter};
 use source::{FileReader, Throttle};
 use std::io::{self, Read};
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use walk::{Entry, Kind, Step};
 
 /// How to write one archive.
 #[derive(Debug, Clone)]
@@ -96,62 +96,17 @@ fn classify(err: io::Error, context: &str) -> Error {
     }
 }
 
-/// Walks `root` without following symlinks and without any of the `ignore` crate's standard
-/// filters (hidden files and `.gitignore` do not matter), skipping excluded paths and never
-/// descending into an excluded directory. Entries come sorted by name.
-fn walk(root: &Path, exclusions: Arc<Exclusions>) -> ignore::Walk {
-    let root_owned = root.to_path_buf();
-    WalkBuilder::new(root)
-        .standard_filters(false)
-        .hidden(false)
-        .parents(false)
-        .ignore(false)
-        .git_ignore(false)
-        .git_global(false)
-        .git_exclude(false)
-        .require_git(false)
-        .follow_links(false)
-        .sort_by_file_name(|a, b| a.cmp(b))
-        .filter_entry(move |entry| {
-            let Ok(rel) = entry.path().strip_prefix(&root_owned) else {
-                return true;
-            };
-            rel.as_os_str().is_empty()
-                || !exclusions.excludes(rel, entry.file_type().is_some_and(|t| t.is_dir()))
-        })
-        .build()
-}
-
-/// The entry's path relative to the root; None for the root itself.
-fn relative(root: &Path, entry: &DirEntry) -> Option<PathBuf> {
-    let rel = entry.path().strip_prefix(root).ok()?;
-    (!rel.as_os_str().is_empty()).then(|| rel.to_path_buf())
-}
-
-/// Counts what a backup of `root` will hold, for progress and space checks.
-pub fn scan(root: &Path, exclusions: Arc<Exclusions>) -> Scan {
-    let mut scan = Scan::default();
-    for entry in walk(root, exclusions).flatten() {
-        if relative(root, &entry).is_none() {
-            continue;
-        }
-        let Some(ft) = entry.file_type() else {
-            continue;
-        };
-        if ft.is_file() {
-            scan.files += 1;
-            scan.bytes += entry.metadata().map_or(0, |m| m.len());
-        } else if ft.is_dir() || ft.is_symlink() {
-            scan.files += 1;
-        }
-    }
-    scan
+/// Counts what a backup of `root` will hold, for progress and space checks, on `threads`
+/// threads.
+pub fn scan(root: &Path, exclusions: &Exclusions, threads: usize) -> Scan {
+    let (files, bytes) = walk::count(root, exclusions, threads);
+    Scan { files, bytes }
 }
 
 /// Writes the archive of `root` to `dest` (created, synced on success, removed on failure).
 pub fn write(
     root: &Path,
-    exclusions: Arc<Exclusions>,
+    exclusions: &Exclusions,
     dest: &Path,
     options: &Options,
     progress: &Progress,
@@ -166,7 +121,7 @@ pub fn write(
 
 fn write_inner(
     root: &Path,
-    exclusions: Arc<Exclusions>,
+    exclusions: &Exclusions,
     dest: &Path,
     options: &Options,
     progress: &Progress,
@@ -191,48 +146,33 @@ fn write_inner(
     let mut throttle = Throttle::new(options.read_limit_bytes_per_sec);
     let mut read_buf = vec![0u8; source::READ_CHUNK];
 
-    for entry in walk(root, exclusions) {
+    walk::walk(root, exclusions, |step| {
         if cancel.load(Ordering::Relaxed) {
             return Err(Error::Cancelled("hoard is shutting down".into()));
         }
-        let entry = match entry {
-            Ok(entry) => entry,
-            Err(e) => {
-                warnings.push(format!("could not be read: {e}"));
-                continue;
+        let entry = match step {
+            Step::Entry(entry) => entry,
+            Step::Unreadable(rel, e) => {
+                warnings.push(format!("{}: could not be read: {e}", shown(rel)));
+                return Ok(());
             }
         };
-        let Some(rel) = relative(root, &entry) else {
-            continue;
-        };
-        let shown = rel.to_string_lossy().into_owned();
-        let Some(ft) = entry.file_type() else {
-            continue;
-        };
-        let result = if ft.is_dir() {
-            append_dir(&mut tar, &entry, &rel)
-        } else if ft.is_symlink() {
-            append_symlink(&mut tar, &entry, &rel)
-        } else if ft.is_file() {
-            append_file(
+        let result = match &entry.kind {
+            Kind::Dir(meta) => append_dir(&mut tar, meta, entry.rel),
+            Kind::Symlink => append_symlink(&mut tar, &entry),
+            Kind::File => append_file(
                 &mut tar,
                 &entry,
-                &rel,
                 &mut read_buf,
                 &mut throttle,
                 progress,
                 cancel,
-            )
-        } else {
-            let kind = if ft.is_socket() {
-                "a socket"
-            } else if ft.is_fifo() {
-                "a FIFO"
-            } else {
-                "a device"
-            };
-            warnings.push(format!("{shown}: skipped, {kind} cannot be backed up"));
-            continue;
+            ),
+            Kind::Special(what) => {
+                let note = format!("{}: skipped, {what} cannot be backed up", shown(entry.rel));
+                warnings.push(note);
+                return Ok(());
+            }
         };
         match result {
             Ok(Appended::Whole(size)) => {
@@ -242,13 +182,20 @@ fn write_inner(
             Ok(Appended::Changed(size, what)) => {
                 content.files += 1;
                 content.bytes += size;
-                warnings.push(format!("{shown}: {what} while it was being archived"));
+                let note = format!("{}: {what} while it was being archived", shown(entry.rel));
+                warnings.push(note);
             }
-            Ok(Appended::Skipped(why)) => warnings.push(format!("{shown}: skipped, {why}")),
-            Err(e) => return Err(classify(e, &format!("cannot archive {shown}"))),
+            Ok(Appended::Skipped(why)) => {
+                warnings.push(format!("{}: skipped, {why}", shown(entry.rel)));
+            }
+            Err(e) => {
+                let context = format!("cannot archive {}", shown(entry.rel));
+                return Err(classify(e, &context));
+            }
         }
         progress.files.fetch_add(1, Ordering::Relaxed);
-    }
+        Ok(())
+    })?;
 
     let finish = |e| classify(e, "cannot finish the archive");
     let compressor = tar.into_inner().map_err(finish)?;
@@ -282,45 +229,42 @@ fn header_for(meta: &std::fs::Metadata) -> tar::Header {
     header
 }
 
-fn append_dir(tar: &mut Tar, entry: &DirEntry, rel: &Path) -> io::Result<Appended> {
-    let meta = match entry.metadata() {
-        Ok(meta) => meta,
-        Err(e) => return Ok(Appended::Skipped(format!("cannot read its metadata: {e}"))),
-    };
-    let mut header = header_for(&meta);
+fn shown(rel: &Path) -> std::borrow::Cow<'_, str> {
+    rel.to_string_lossy()
+}
+
+fn append_dir(tar: &mut Tar, meta: &std::fs::Metadata, rel: &Path) -> io::Result<Appended> {
+    let mut header = header_for(meta);
     header.set_size(0);
     tar.append_data(&mut header, rel, io::empty())?;
     Ok(Appended::Whole(0))
 }
 
-fn append_symlink(tar: &mut Tar, entry: &DirEntry, rel: &Path) -> io::Result<Appended> {
-    let (meta, target) = match (entry.metadata(), std::fs::read_link(entry.path())) {
+fn append_symlink(tar: &mut Tar, entry: &Entry) -> io::Result<Appended> {
+    let path = entry.path();
+    let (meta, target) = match (std::fs::symlink_metadata(&path), std::fs::read_link(&path)) {
         (Ok(meta), Ok(target)) => (meta, target),
         (Err(e), _) => return Ok(Appended::Skipped(format!("cannot read its metadata: {e}"))),
         (_, Err(e)) => return Ok(Appended::Skipped(format!("cannot read the link: {e}"))),
     };
+    if !meta.file_type().is_symlink() {
+        return Ok(Appended::Skipped("it is no longer a symlink".into()));
+    }
     let mut header = header_for(&meta);
     header.set_size(0);
-    tar.append_link(&mut header, rel, target)?;
+    tar.append_link(&mut header, entry.rel, target)?;
     Ok(Appended::Whole(0))
 }
 
 fn append_file(
     tar: &mut Tar,
-    entry: &DirEntry,
-    rel: &Path,
+    entry: &Entry,
     read_buf: &mut [u8],
     throttle: &mut Throttle,
     progress: &Progress,
     cancel: &AtomicBool,
 ) -> io::Result<Appended> {
-    // O_NOFOLLOW: if the file was swapped for a symlink since the walk saw it, do not read
-    // whatever it points at.
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(entry.path());
-    let file = match file {
+    let file = match entry.open() {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             return Ok(Appended::Skipped(
@@ -337,7 +281,7 @@ fn append_file(
     let size = meta.len();
     let mut header = header_for(&meta);
     let mut reader = FileReader::new(file, size, read_buf, throttle, progress, cancel);
-    tar.append_data(&mut header, rel, &mut reader)?;
+    tar.append_data(&mut header, entry.rel, &mut reader)?;
     let outcome = reader.outcome();
     Ok(match outcome {
         source::Outcome::Whole => Appended::Whole(size),

@@ -90,7 +90,7 @@ impl<'a> FileReader<'a> {
 
     /// How the file compared with its header, once fully read.
     pub fn outcome(mut self) -> Outcome {
-        if self.outcome == Outcome::Whole && !self.at_eof {
+        if self.outcome == Outcome::Whole && !self.at_eof && !self.grew {
             let mut probe = [0u8; 1];
             self.grew |= matches!(self.file.read(&mut probe), Ok(n) if n > 0);
         }
@@ -110,15 +110,24 @@ impl<'a> FileReader<'a> {
             .buf
             .len()
             .min(self.remaining.min(usize::MAX as u64) as usize);
+        // Reading the last piece asks for one byte more: a short read then shows the end
+        // of the file, and a full one that it grew, without a read of its own.
+        let last = self.remaining < self.buf.len() as u64;
+        let ask = if last { want + 1 } else { want };
         let mut n = 0;
         while self.outcome == Outcome::Whole && n < want {
-            match self.file.read(&mut self.buf[n..want]) {
+            match self.file.read(&mut self.buf[n..ask]) {
                 Ok(0) => self.outcome = Outcome::Shrank,
                 Ok(k) => n += k,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => self.outcome = Outcome::ReadError,
             }
         }
+        if last && self.outcome == Outcome::Whole {
+            self.grew |= n > want;
+            self.at_eof = n == want;
+        }
+        let n = n.min(want);
         // The file ended early or failed: pad with zeros to the announced size.
         self.buf[n..want].fill(0);
         self.pos = 0;

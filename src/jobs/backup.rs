@@ -7,7 +7,6 @@ use crate::error::{Error, Result};
 use crate::model::{Backup, BackupStatus, Server, event, now};
 use crate::store;
 use serde_json::json;
-use std::sync::Arc;
 use std::time::Duration;
 
 pub fn run(app: &App, id: i64, tracker: &Tracker) {
@@ -121,7 +120,7 @@ fn archive_server(
             server.path
         )));
     }
-    let exclusions = Arc::new(Exclusions::new(root, &backup.ignored_files));
+    let exclusions = Exclusions::new(root, &backup.ignored_files);
     let internal = |e: Error| no_warnings(format!("internal error: {e}"));
     {
         // The create request sized the directory already; the totals only drive the
@@ -144,7 +143,7 @@ fn archive_server(
     };
     let output = archive::write(
         root,
-        exclusions,
+        &exclusions,
         &partial,
         &options,
         &tracker.progress,
