@@ -12,7 +12,7 @@ pub use exclude::{Exclusions, IGNORE_FILE, split_patterns};
 use crate::model::Compression;
 use sink::{Compressor, HashingWriter};
 use source::{FileReader, Throttle};
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -227,6 +227,9 @@ enum Appended {
 
 type Tar = tar::Builder<io::BufWriter<Compressor>>;
 
+/// tar's block: every entry's data is padded to a multiple of it.
+const BLOCK: u64 = 512;
+
 /// The buffer between tar and the compressor.
 const TAR_BUFFER: usize = 256 * 1024;
 
@@ -288,7 +291,16 @@ fn append_file(
     let size = meta.len();
     let mut header = header_for(&meta);
     let mut reader = FileReader::new(file, size, read_buf, throttle, progress, cancel);
-    tar.append_data(&mut header, entry.rel, &mut reader)?;
+    // tar would copy the data through an 8 KiB buffer: it writes the header (and a long
+    // name's extra entry), and the data goes from the read buffer straight on, padded to
+    // whole blocks as the format wants.
+    tar.append_data(&mut header, entry.rel, io::empty())?;
+    let out = tar.get_mut();
+    reader.copy_to(out)?;
+    let partial = (size % BLOCK) as usize;
+    if partial > 0 {
+        out.write_all(&[0; BLOCK as usize][partial..])?;
+    }
     let outcome = reader.outcome();
     Ok(match outcome {
         source::Outcome::Whole => Appended::Whole(size),

@@ -3,7 +3,7 @@
 
 use super::{Abort, Progress};
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -43,11 +43,11 @@ pub enum Outcome {
     ReadError,
 }
 
-/// Size of the reusable read buffer: one read syscall per this many bytes of a file,
-/// whatever the size of the reads the tar writer makes.
+/// Size of the reusable read buffer: one read syscall, and one write into the compressor,
+/// per this many bytes of a file.
 pub const READ_CHUNK: usize = 256 * 1024;
 
-/// Yields exactly `size` bytes of a file: what it holds, then zeros if it shrank.
+/// Copies exactly `size` bytes of a file: what it holds, then zeros if it shrank.
 pub struct FileReader<'a> {
     file: File,
     remaining: u64,
@@ -57,8 +57,6 @@ pub struct FileReader<'a> {
     /// A read returned a byte past the announced size.
     grew: bool,
     buf: &'a mut [u8],
-    pos: usize,
-    filled: usize,
     throttle: &'a mut Throttle,
     progress: &'a Progress,
     cancel: &'a AtomicBool,
@@ -80,8 +78,6 @@ impl<'a> FileReader<'a> {
             at_eof: false,
             grew: false,
             buf,
-            pos: 0,
-            filled: 0,
             throttle,
             progress,
             cancel,
@@ -101,8 +97,18 @@ impl<'a> FileReader<'a> {
         }
     }
 
-    /// Fills the buffer with the next chunk: the file's bytes, or zeros once it ended early.
-    fn refill(&mut self) -> io::Result<()> {
+    /// Writes the file's announced size into `out`, straight from the read buffer.
+    pub fn copy_to(&mut self, out: &mut impl Write) -> io::Result<()> {
+        while self.remaining > 0 {
+            let n = self.refill()?;
+            out.write_all(&self.buf[..n])?;
+        }
+        Ok(())
+    }
+
+    /// Fills the buffer with the next chunk, the file's bytes or zeros once it ended early,
+    /// and returns its length.
+    fn refill(&mut self) -> io::Result<usize> {
         if self.cancel.load(Ordering::Relaxed) {
             return Err(io::Error::other(Abort::Cancelled));
         }
@@ -130,28 +136,11 @@ impl<'a> FileReader<'a> {
         let n = n.min(want);
         // The file ended early or failed: pad with zeros to the announced size.
         self.buf[n..want].fill(0);
-        self.pos = 0;
-        self.filled = want;
         self.remaining -= want as u64;
         self.progress
             .bytes
             .fetch_add(want as u64, Ordering::Relaxed);
         self.throttle.consume(want as u64);
-        Ok(())
-    }
-}
-
-impl Read for FileReader<'_> {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        if self.pos == self.filled {
-            if self.remaining == 0 {
-                return Ok(0);
-            }
-            self.refill()?;
-        }
-        let n = out.len().min(self.filled - self.pos);
-        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
+        Ok(want)
     }
 }
