@@ -90,6 +90,8 @@ impl Read for Decoder<'_> {
 
 /// Decompressed bytes passed from the decompressing thread to the unpacking one.
 const CHUNK: usize = 1 << 20;
+/// Chunks in circulation: one filling, one emptying, two waiting.
+const BUFFERS: usize = 4;
 
 /// Extracts `archive` into the empty directory `staging`, then checks the archive's
 /// SHA-256 against `expected_sha256`. Err is a reason in words.
@@ -106,14 +108,25 @@ pub fn extract(
     cancel: &AtomicBool,
 ) -> Result<Extracted, String> {
     let file = File::open(archive).map_err(|e| format!("cannot open the archive: {e}"))?;
+    let source = HashingReader {
+        file,
+        hasher: Sha256::new(),
+        progress,
+    };
+    // The decoder and the buffers are made here, on the job's long-lived thread, and lent
+    // to the reading thread: memory first allocated by a thread that then exits tends to
+    // stay with the process.
+    let decoder = Decoder::new(source, compression)
+        .map_err(|e| format!("cannot start the decompressor: {e}"))?;
     std::thread::scope(|scope| {
-        let (to_unpacker, chunks) = crossbeam_channel::bounded(4);
-        let (give_back, recycled) = crossbeam_channel::bounded(5);
+        let (to_unpacker, chunks) = crossbeam_channel::bounded(BUFFERS);
+        let (give_back, recycled) = crossbeam_channel::bounded(BUFFERS);
+        for _ in 0..BUFFERS {
+            let _ = give_back.send(Vec::with_capacity(CHUNK));
+        }
         let decompressing = std::thread::Builder::new()
             .name("restore-reader".into())
-            .spawn_scoped(scope, move || {
-                decompress(file, compression, progress, to_unpacker, recycled)
-            })
+            .spawn_scoped(scope, move || decompress(decoder, to_unpacker, recycled))
             .map_err(|e| format!("cannot start the archive reader: {e}"))?;
         let mut stream = ChunkReader {
             chunks,
@@ -165,23 +178,14 @@ type Chunk = Result<Vec<u8>, String>;
 /// The reading thread: hashes the file as it is read and sends it on decompressed.
 /// Returns the hex SHA-256 of the whole file.
 fn decompress(
-    file: File,
-    compression: Compression,
-    progress: &Progress,
+    mut decoder: Decoder<'_>,
     out: crossbeam_channel::Sender<Chunk>,
     recycled: crossbeam_channel::Receiver<Vec<u8>>,
 ) -> Result<String, String> {
-    let source = HashingReader {
-        file,
-        hasher: Sha256::new(),
-        progress,
-    };
-    let mut decoder = Decoder::new(source, compression)
-        .map_err(|e| format!("cannot start the decompressor: {e}"))?;
     loop {
-        let mut buf = recycled
-            .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(CHUNK));
+        let Ok(mut buf) = recycled.recv() else {
+            return Err("extraction stopped".into());
+        };
         buf.clear();
         match (&mut decoder).take(CHUNK as u64).read_to_end(&mut buf) {
             Ok(0) => break,
