@@ -242,16 +242,6 @@ fn links_expire() {
     assert!(r.detail().contains("expired"));
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap()
-}
-
 #[test]
 fn a_one_gib_download_uses_constant_memory() {
     let hoard = Hoard::start(&["--throttle-backups", "0", "--compression", "none"]);

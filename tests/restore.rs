@@ -823,3 +823,25 @@ fn replaced_files_left_by_a_stopped_hoard_are_removed_at_the_next_start() {
     assert!(f.work_dirs_left().is_empty(), "{:?}", f.work_dirs_left());
     assert_eq!(snapshot(&f.dir()), at_backup);
 }
+
+/// hoard runs for months: a restore's buffers (zstd's window among them, allocated on
+/// threads that live for one job) must not stay behind after it.
+#[test]
+fn repeated_restores_do_not_grow_memory() {
+    let f = Fixture::new(&["--throttle-backups", "0"]);
+    write(&f.dir(), "world/region.mca", &noise(24 << 20, 3));
+    let b = f.backup();
+    let uuid = b["uuid"].as_str().unwrap();
+    let mut resident = Vec::new();
+    for _ in 0..8 {
+        let outcome = f.restore(uuid, true);
+        assert_eq!(outcome["successful"], true, "{outcome}");
+        assert!(f.work_dirs_left().is_empty());
+        resident.push(rss_kib(f.hoard.pid()));
+    }
+    // The first restores warm the allocators up; the later ones must reuse that memory.
+    assert!(
+        resident[7] < resident[2] + 4 * 1024,
+        "resident KiB after each restore: {resident:?}"
+    );
+}
