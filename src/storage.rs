@@ -136,17 +136,40 @@ pub fn sync_parent(path: &Path) -> io::Result<()> {
 }
 
 /// Starts writing a range of a file to disk without waiting for it (sync_file_range), so a
-/// later fsync or syncfs finds little left to do.
+/// later fsync or syncfs finds little left to do. A length of 0 means to the end.
 pub fn start_writeback(file: &File, offset: u64, len: u64) {
+    sync_range(file, offset, len, libc::SYNC_FILE_RANGE_WRITE);
+}
+
+/// Waits until a range of a file written earlier is on disk, then drops it from the page
+/// cache: a file written once and not read soon (an archive) then streams through a few
+/// megabytes of memory instead of evicting what the server's game keeps cached.
+pub fn drop_written(file: &File, offset: u64, len: u64) {
     use std::os::fd::AsRawFd;
-    // SAFETY: sync_file_range only reads the descriptor, which `file` keeps open.
+    sync_range(
+        file,
+        offset,
+        len,
+        libc::SYNC_FILE_RANGE_WAIT_BEFORE
+            | libc::SYNC_FILE_RANGE_WRITE
+            | libc::SYNC_FILE_RANGE_WAIT_AFTER,
+    );
+    // SAFETY: posix_fadvise only reads the descriptor, which `file` keeps open.
     unsafe {
-        libc::sync_file_range(
+        libc::posix_fadvise(
             file.as_raw_fd(),
             offset as i64,
             len as i64,
-            libc::SYNC_FILE_RANGE_WRITE,
+            libc::POSIX_FADV_DONTNEED,
         );
+    }
+}
+
+fn sync_range(file: &File, offset: u64, len: u64, flags: libc::c_uint) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: sync_file_range only reads the descriptor, which `file` keeps open.
+    unsafe {
+        libc::sync_file_range(file.as_raw_fd(), offset as i64, len as i64, flags);
     }
 }
 

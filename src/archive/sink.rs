@@ -8,7 +8,8 @@ use std::fs::File;
 use std::io::{self, Write};
 
 /// The archive is handed to the disk every this many bytes while it is written, so the
-/// final fsync finds little left to write instead of the whole file.
+/// final fsync finds little left to write instead of the whole file; each such window is
+/// dropped from the page cache once the next one is started.
 const WRITEBACK_EVERY: u64 = 8 << 20;
 
 /// Input per zstd worker job.
@@ -44,12 +45,18 @@ impl HashingWriter {
                 let mut file = file;
                 let mut hasher = Sha256::new();
                 let (mut written, mut flushed) = (0u64, 0u64);
+                let mut previous = None;
                 for mut chunk in chunks {
                     hasher.update(&chunk);
                     file.write_all(&chunk)?;
                     written += chunk.len() as u64;
                     if written - flushed >= WRITEBACK_EVERY {
                         crate::storage::start_writeback(&file, flushed, written - flushed);
+                        // The window before has had a window's time to reach the disk.
+                        if let Some((offset, len)) = previous {
+                            crate::storage::drop_written(&file, offset, len);
+                        }
+                        previous = Some((flushed, written - flushed));
                         flushed = written;
                     }
                     chunk.clear();

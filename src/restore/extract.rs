@@ -166,10 +166,8 @@ pub fn extract(
 /// Starts the kernel writing each finished file to disk and closes it, so that the
 /// `syncfs` before the swap finds little left to write; neither waits for the disk.
 fn start_writeback(files: crossbeam_channel::Receiver<File>) {
-    use std::os::fd::AsRawFd;
     for file in files {
-        // SAFETY: sync_file_range only reads the descriptor, which `file` keeps open.
-        unsafe { libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
+        crate::storage::start_writeback(&file, 0, 0);
     }
 }
 
