@@ -675,3 +675,42 @@ fn a_hook_that_hangs_is_killed_at_the_timeout() {
         "{b}"
     );
 }
+
+/// Bytes of a file held in the page cache, from util-linux's `fincore`.
+fn cached_bytes(path: &std::path::Path) -> u64 {
+    let out = std::process::Command::new("fincore")
+        .args(["--bytes", "--noheadings", "--output", "RES"])
+        .arg(path)
+        .output()
+        .expect("fincore (util-linux) runs");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+/// A backup streams its archive through the page cache rather than filling it: the game's
+/// cached files stay cached.
+#[test]
+fn an_archive_does_not_stay_in_the_page_cache() {
+    let (hoard, dir, server, api) = setup(
+        &["--throttle-backups", "0"],
+        &[("world/region.mca", noise(96 << 20, 5))],
+        &[],
+    );
+    let fs = rustix::fs::statfs(dir.path()).unwrap();
+    if fs.f_type as i64 == libc::TMPFS_MAGIC as i64 {
+        eprintln!("skipped: on tmpfs the page cache is the storage");
+        return;
+    }
+    let done = api.backup_and_wait(&server, "{}");
+    assert_eq!(done["status"], "completed", "{done}");
+    let archive = hoard
+        .data
+        .path()
+        .join("backups")
+        .join(server_uuid(&api, &server))
+        .join(format!("{}.tar.zst", done["uuid"].as_str().unwrap()));
+    let size = std::fs::metadata(&archive).unwrap().len();
+    assert!(size > 90 << 20, "{size}");
+    let cached = cached_bytes(&archive);
+    assert!(cached <= 24 << 20, "{cached} of {size} bytes cached");
+}
