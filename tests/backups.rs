@@ -697,7 +697,7 @@ fn an_archive_does_not_stay_in_the_page_cache() {
         &[],
     );
     let fs = rustix::fs::statfs(dir.path()).unwrap();
-    if fs.f_type as i64 == libc::TMPFS_MAGIC as i64 {
+    if fs.f_type as i64 == libc::TMPFS_MAGIC {
         eprintln!("skipped: on tmpfs the page cache is the storage");
         return;
     }
