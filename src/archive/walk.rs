@@ -86,14 +86,15 @@ impl Level {
     }
 }
 
-fn open_dir(parent: BorrowedFd<'_>, name: &CString) -> io::Result<(Metadata, OwnedFd)> {
+/// Opens a subdirectory to list it, refusing a symlink swapped in since it was listed.
+fn open_subdir(parent: BorrowedFd<'_>, name: &CString) -> io::Result<OwnedFd> {
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let file = File::from(rustix::fs::openat(
-        parent,
-        name.as_c_str(),
-        flags,
-        Mode::empty(),
-    )?);
+    Ok(rustix::fs::openat(parent, name.as_c_str(), flags, Mode::empty())?)
+}
+
+/// Opens a subdirectory, with its metadata for the archive.
+fn open_dir(parent: BorrowedFd<'_>, name: &CString) -> io::Result<(Metadata, OwnedFd)> {
+    let file = File::from(open_subdir(parent, name)?);
     let meta = file.metadata()?;
     Ok((meta, OwnedFd::from(file)))
 }
@@ -259,9 +260,9 @@ impl Counting<'_> {
             let listed = parent
                 .fd()
                 .map_err(io::Error::from)
-                .and_then(|fd| open_dir(fd, &name));
+                .and_then(|fd| open_subdir(fd, &name));
             drop(parent);
-            if let Ok((_, fd)) = listed {
+            if let Ok(fd) = listed {
                 entries += 1;
                 if let Ok(level) = Level::read(fd, rel) {
                     found = self.count_level(level, &mut entries, &mut bytes);
