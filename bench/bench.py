@@ -140,7 +140,7 @@ def compare(name, rounds, hoard_run, base_run, before=None):
     }
 
 
-def backup_case(h, server, src, pipeline, rounds, out_path):
+def backup_case(name, h, server, src, pipeline, rounds, out_path):
     def hoard_run():
         r = timed([HOARD, "--data-dir", h.data, "--json", "backup", "create", server, "--wait"], env=h.env)
         attrs = json.loads(r["stdout"])["attributes"]
@@ -155,7 +155,7 @@ def backup_case(h, server, src, pipeline, rounds, out_path):
 
     # Read the tree once first, so neither side pays for a cold page cache.
     sh("tar -cf - -C %s . | cat > /dev/null" % src)
-    return compare(server, rounds, hoard_run, base_run)
+    return compare(name, rounds, hoard_run, base_run)
 
 
 def serve_file_once_per_request(path):
@@ -253,15 +253,15 @@ def main():
 
         if "1" not in a.skip:
             log("1. backup game vs tar | zstd | tee | sha256sum")
-            results["1"] = backup_case(h, game_id, game, zstd_pipeline, a.rounds, out)
+            results["1"] = backup_case("backup game", h, game_id, game, zstd_pipeline, a.rounds, out)
         if "2" not in a.skip:
             log("2. backup smallfiles vs the same pipeline")
-            results["2"] = backup_case(h, small_id, small, zstd_pipeline, a.rounds, out)
+            results["2"] = backup_case("backup smallfiles", h, small_id, small, zstd_pipeline, a.rounds, out)
         if "4" not in a.skip:
             log("4. gzip backup game vs tar | pigz | tee | sha256sum")
             h.set_compression(game_id, "gzip")
             gz_out = os.path.join(work, "out.tar.gz")
-            results["4"] = backup_case(h, game_id, game, "tar -cf - -C {src} . | pigz -p{cores} -6 | tee {out} | sha256sum >/dev/null",
+            results["4"] = backup_case("gzip backup game", h, game_id, game, "tar -cf - -C {src} . | pigz -p{cores} -6 | tee {out} | sha256sum >/dev/null",
                                        a.rounds, gz_out)
             h.set_compression(game_id, "zstd")
 

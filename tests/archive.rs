@@ -165,20 +165,25 @@ fn archives_extract_with_system_tools_to_the_source_minus_exclusions() {
     }
 }
 
-/// The paths `archive::write` puts in an uncompressed archive of `root`.
-fn archived_paths(root: &Path, patterns: &[&str]) -> Vec<String> {
-    let out = tempfile::tempdir().unwrap();
-    let dest = out.path().join("a.tar");
-    let request: Vec<String> = patterns.iter().map(|p| p.to_string()).collect();
-    let exclusions = Exclusions::new(root, &request);
-    let options = Options {
+/// Options for a plain tar, written on one thread.
+fn uncompressed() -> Options {
+    Options {
         compression: Compression::None,
         zstd_level: 3,
         threads: 1,
         gzip_level: 6,
         read_limit_bytes_per_sec: 0,
         max_bytes: u64::MAX,
-    };
+    }
+}
+
+/// The paths `archive::write` puts in an uncompressed archive of `root`.
+fn archived_paths(root: &Path, patterns: &[&str]) -> Vec<String> {
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("a.tar");
+    let request: Vec<String> = patterns.iter().map(|p| p.to_string()).collect();
+    let exclusions = Exclusions::new(root, &request);
+    let options = uncompressed();
     archive::write(
         root,
         &exclusions,
@@ -483,14 +488,7 @@ fn the_scan_counts_exactly_what_the_archive_holds() {
     assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
     let exclusions = Exclusions::new(root, &["cache/".to_string(), "*.log".to_string()]);
     let out = tempfile::tempdir().unwrap();
-    let options = Options {
-        compression: Compression::None,
-        zstd_level: 3,
-        threads: 1,
-        gzip_level: 6,
-        read_limit_bytes_per_sec: 0,
-        max_bytes: u64::MAX,
-    };
+    let options = uncompressed();
     let written = archive::write(
         root,
         &exclusions,

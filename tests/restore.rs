@@ -64,6 +64,19 @@ impl Fixture {
         self.api.wait_restore(&self.server)["attributes"]["last_restore"].clone()
     }
 
+    /// Populates the server, backs it up, changes the files and restores the backup over
+    /// them (truncate); checks the files are exactly the backup's and returns them.
+    fn round_trip(&self) -> std::collections::BTreeMap<PathBuf, String> {
+        populate(&self.dir());
+        let at_backup = snapshot(&self.dir());
+        let b = self.backup();
+        change(&self.dir());
+        let outcome = self.restore(b["uuid"].as_str().unwrap(), true);
+        assert_eq!(outcome["successful"], true, "{outcome}");
+        assert_eq!(snapshot(&self.dir()), at_backup);
+        at_backup
+    }
+
     fn archive_path(&self, uuid: &str) -> PathBuf {
         let server_uuid = self
             .api
@@ -170,13 +183,7 @@ fn change(dir: &Path) {
 #[test]
 fn restore_with_truncate_brings_back_exactly_the_backup() {
     let f = Fixture::new(&["--throttle-backups", "0"]);
-    populate(&f.dir());
-    let at_backup = snapshot(&f.dir());
-    let b = f.backup();
-    change(&f.dir());
-    let outcome = f.restore(b["uuid"].as_str().unwrap(), true);
-    assert_eq!(outcome["successful"], true, "{outcome}");
-    assert_eq!(snapshot(&f.dir()), at_backup);
+    f.round_trip();
     assert!(f.work_dirs_left().is_empty());
     assert_eq!(
         f.activity(),
@@ -800,12 +807,7 @@ fn every_compression_restores() {
 #[test]
 fn replaced_files_left_by_a_stopped_hoard_are_removed_at_the_next_start() {
     let mut f = Fixture::new(&["--throttle-backups", "0"]);
-    populate(&f.dir());
-    let at_backup = snapshot(&f.dir());
-    let b = f.backup();
-    change(&f.dir());
-    let outcome = f.restore(b["uuid"].as_str().unwrap(), true);
-    assert_eq!(outcome["successful"], true, "{outcome}");
+    let at_backup = f.round_trip();
     assert!(f.work_dirs_left().is_empty(), "{:?}", f.work_dirs_left());
     // As if hoard had stopped while deleting the replaced files.
     let db = rusqlite::Connection::open(f.hoard.data.path().join("hoard.db")).unwrap();

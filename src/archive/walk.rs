@@ -67,6 +67,12 @@ struct Level {
 }
 
 impl Level {
+    fn read_root(root: &Path) -> io::Result<Level> {
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let fd = rustix::fs::open(root, flags, Mode::empty())?;
+        Level::read(fd, PathBuf::new())
+    }
+
     fn read(fd: OwnedFd, rel: PathBuf) -> io::Result<Level> {
         let mut dir = Dir::new(fd)?;
         let mut entries = Vec::new();
@@ -106,13 +112,7 @@ pub fn walk<E>(
     exclusions: &Exclusions,
     mut visit: impl FnMut(Step<'_>) -> Result<(), E>,
 ) -> Result<(), E> {
-    let opened = rustix::fs::open(
-        root,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(io::Error::from)
-    .and_then(|fd| Level::read(fd, PathBuf::new()));
+    let opened = Level::read_root(root);
     let mut stack = match opened {
         Ok(level) => vec![level],
         Err(e) => return visit(Step::Unreadable(Path::new(""), e)),
@@ -191,13 +191,7 @@ pub fn walk<E>(
 /// them, on `threads` threads: listing directories and `stat`ing files is all system calls,
 /// which overlap well.
 pub fn count(root: &Path, exclusions: &Exclusions, threads: usize) -> (u64, u64) {
-    let opened = rustix::fs::open(
-        root,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(io::Error::from)
-    .and_then(|fd| Level::read(fd, PathBuf::new()));
+    let opened = Level::read_root(root);
     let Ok(root_level) = opened else {
         return (0, 0);
     };
