@@ -95,7 +95,12 @@ impl Level {
 /// Opens a subdirectory to list it, refusing a symlink swapped in since it was listed.
 fn open_subdir(parent: BorrowedFd<'_>, name: &CString) -> io::Result<OwnedFd> {
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    Ok(rustix::fs::openat(parent, name.as_c_str(), flags, Mode::empty())?)
+    Ok(rustix::fs::openat(
+        parent,
+        name.as_c_str(),
+        flags,
+        Mode::empty(),
+    )?)
 }
 
 /// Opens a subdirectory, with its metadata for the archive.

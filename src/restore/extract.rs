@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::fs::{self, File};
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -34,51 +34,34 @@ pub struct Extracted {
     pub skipped: Vec<String>,
 }
 
-/// Reads the archive file, hashing and counting what it reads.
-struct HashingReader<'a> {
-    file: File,
-    hasher: Sha256,
-    progress: &'a Progress,
+enum Decoder {
+    Zstd(zstd::Decoder<'static, ChunkReader>),
+    Gzip(Box<flate2::bufread::MultiGzDecoder<ChunkReader>>),
+    None(ChunkReader),
 }
 
-impl Read for HashingReader<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.file.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.progress.bytes.fetch_add(n as u64, Ordering::Relaxed);
-        Ok(n)
-    }
-}
-
-enum Decoder<'a> {
-    Zstd(zstd::Decoder<'static, BufReader<HashingReader<'a>>>),
-    Gzip(Box<flate2::bufread::MultiGzDecoder<BufReader<HashingReader<'a>>>>),
-    None(BufReader<HashingReader<'a>>),
-}
-
-impl<'a> Decoder<'a> {
-    fn new(source: HashingReader<'a>, compression: Compression) -> io::Result<Decoder<'a>> {
-        let buffered = BufReader::with_capacity(1 << 20, source);
+impl Decoder {
+    fn new(source: ChunkReader, compression: Compression) -> io::Result<Decoder> {
         Ok(match compression {
-            Compression::Zstd => Decoder::Zstd(zstd::Decoder::with_buffer(buffered)?),
+            Compression::Zstd => Decoder::Zstd(zstd::Decoder::with_buffer(source)?),
             Compression::Gzip => {
-                Decoder::Gzip(Box::new(flate2::bufread::MultiGzDecoder::new(buffered)))
+                Decoder::Gzip(Box::new(flate2::bufread::MultiGzDecoder::new(source)))
             }
-            Compression::None => Decoder::None(buffered),
+            Compression::None => Decoder::None(source),
         })
     }
 
-    /// The raw source, to hash whatever follows the compressed stream.
-    fn into_source(self) -> HashingReader<'a> {
+    /// The raw source, to read whatever follows the compressed stream.
+    fn into_source(self) -> ChunkReader {
         match self {
-            Decoder::Zstd(d) => d.finish().into_inner(),
-            Decoder::Gzip(d) => d.into_inner().into_inner(),
-            Decoder::None(b) => b.into_inner(),
+            Decoder::Zstd(d) => d.finish(),
+            Decoder::Gzip(d) => d.into_inner(),
+            Decoder::None(b) => b,
         }
     }
 }
 
-impl Read for Decoder<'_> {
+impl Read for Decoder {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Decoder::Zstd(d) => d.read(buf),
@@ -88,16 +71,18 @@ impl Read for Decoder<'_> {
     }
 }
 
-/// Decompressed bytes passed from the decompressing thread to the unpacking one.
+/// Bytes passed between the threads of an extraction, read from the archive or
+/// decompressed.
 const CHUNK: usize = 1 << 20;
-/// Chunks in circulation: one filling, one emptying, two waiting.
+/// Chunks in circulation on each hop: one filling, one emptying, two waiting.
 const BUFFERS: usize = 4;
 
 /// Extracts `archive` into the empty directory `staging`, then checks the archive's
 /// SHA-256 against `expected_sha256`. Err is a reason in words.
 ///
-/// One thread reads, hashes and decompresses; the calling thread parses the tar stream and
-/// writes the files, so the two halves of the work overlap.
+/// Three threads overlap: one reads the archive and hashes it, one decompresses what was
+/// hashed, and the calling thread parses the tar stream and writes the files (a fourth
+/// starts their writeback). The hash covers exactly the bytes decompressed.
 pub fn extract(
     archive: &Path,
     compression: Compression,
@@ -108,32 +93,19 @@ pub fn extract(
     cancel: &AtomicBool,
 ) -> Result<Extracted, String> {
     let file = File::open(archive).map_err(|e| format!("cannot open the archive: {e}"))?;
-    let source = HashingReader {
-        file,
-        hasher: Sha256::new(),
-        progress,
-    };
-    // The decoder and the buffers are made here, on the job's long-lived thread, and lent
-    // to the reading thread: memory first allocated by a thread that then exits tends to
-    // stay with the process.
-    let decoder = Decoder::new(source, compression)
-        .map_err(|e| format!("cannot start the decompressor: {e}"))?;
+    // The buffers are made here, on the job's long-lived thread, and lent to the others:
+    // memory first allocated by a thread that then exits tends to stay with the process.
+    let (to_decoder, raw) = Hop::new();
+    let (to_unpacker, mut stream) = Hop::new();
     std::thread::scope(|scope| {
-        let (to_unpacker, chunks) = crossbeam_channel::bounded(BUFFERS);
-        let (give_back, recycled) = crossbeam_channel::bounded(BUFFERS);
-        for _ in 0..BUFFERS {
-            let _ = give_back.send(Vec::with_capacity(CHUNK));
-        }
-        let decompressing = std::thread::Builder::new()
-            .name("restore-reader".into())
-            .spawn_scoped(scope, move || decompress(decoder, to_unpacker, recycled))
+        let hashing = std::thread::Builder::new()
+            .name("restore-hasher".into())
+            .spawn_scoped(scope, move || read_and_hash(file, progress, to_decoder))
             .map_err(|e| format!("cannot start the archive reader: {e}"))?;
-        let mut stream = ChunkReader {
-            chunks,
-            give_back,
-            current: Vec::new(),
-            pos: 0,
-        };
+        let decompressing = std::thread::Builder::new()
+            .name("restore-decoder".into())
+            .spawn_scoped(scope, move || decompress(raw, compression, to_unpacker))
+            .map_err(|e| format!("cannot start the decompressor: {e}"))?;
         let (to_writeback, written) = crossbeam_channel::bounded(256);
         let writeback = std::thread::Builder::new()
             .name("restore-writeback".into())
@@ -142,18 +114,21 @@ pub fn extract(
         let unpacked = unpack(&mut stream, to_writeback, staging, limits, cancel);
         let _ = writeback.join();
         // Whatever follows the tar end is read too, so the hash covers the whole file; on
-        // failure, dropping the stream stops the reader.
+        // failure, dropping the stream stops the other threads.
         if unpacked.is_ok() {
             let _ = io::copy(&mut stream, &mut io::sink());
         }
         drop(stream);
-        let hashed = decompressing
+        let decoded = decompressing
+            .join()
+            .unwrap_or_else(|_| Err("the decompressor crashed".into()));
+        let hashed = hashing
             .join()
             .unwrap_or_else(|_| Err("the archive reader crashed".into()));
-        let done = match (unpacked, hashed) {
-            (Err(reason), _) | (Ok(_), Err(reason)) => return Err(reason),
-            (Ok(done), Ok(actual)) if actual == expected_sha256 => done,
-            (Ok(_), Ok(actual)) => {
+        let done = match (unpacked, decoded, hashed) {
+            (Err(reason), _, _) | (_, Err(reason), _) | (_, _, Err(reason)) => return Err(reason),
+            (Ok(done), Ok(()), Ok(actual)) if actual == expected_sha256 => done,
+            (Ok(_), Ok(()), Ok(actual)) => {
                 return Err(format!(
                     "the archive does not match its SHA-256 (expected {expected_sha256}, found {actual}): it is corrupt or was modified"
                 ));
@@ -173,39 +148,88 @@ fn start_writeback(files: crossbeam_channel::Receiver<File>) {
 
 type Chunk = Result<Vec<u8>, String>;
 
-/// The reading thread: hashes the file as it is read and sends it on decompressed.
-/// Returns the hex SHA-256 of the whole file.
-fn decompress(
-    mut decoder: Decoder<'_>,
+/// One hop between two threads: the sending side takes empty buffers from `free`, fills
+/// them and sends them; the receiving side ([`ChunkReader`]) reads them and gives them back.
+struct Hop {
     out: crossbeam_channel::Sender<Chunk>,
-    recycled: crossbeam_channel::Receiver<Vec<u8>>,
-) -> Result<String, String> {
-    loop {
-        let Ok(mut buf) = recycled.recv() else {
+    free: crossbeam_channel::Receiver<Vec<u8>>,
+}
+
+impl Hop {
+    fn new() -> (Hop, ChunkReader) {
+        let (out, chunks) = crossbeam_channel::bounded(BUFFERS);
+        let (give_back, free) = crossbeam_channel::bounded(BUFFERS);
+        for _ in 0..BUFFERS {
+            let _ = give_back.send(Vec::with_capacity(CHUNK));
+        }
+        let reader = ChunkReader {
+            chunks,
+            give_back,
+            current: Vec::new(),
+            pos: 0,
+        };
+        (Hop { out, free }, reader)
+    }
+
+    /// Fills the next buffer from `source` (at most a chunk) and sends it; false once the
+    /// source is exhausted. Err if the source failed (the reason also goes to the reader)
+    /// or the reader is gone.
+    fn pass(&self, source: &mut impl Read, on_chunk: impl FnOnce(&[u8])) -> Result<bool, String> {
+        let Ok(mut buf) = self.free.recv() else {
             return Err("extraction stopped".into());
         };
         buf.clear();
-        match (&mut decoder).take(CHUNK as u64).read_to_end(&mut buf) {
-            Ok(0) => break,
+        match source.take(CHUNK as u64).read_to_end(&mut buf) {
+            Ok(0) => Ok(false),
             Ok(_) => {
-                if out.send(Ok(buf)).is_err() {
-                    return Err("extraction stopped".into());
-                }
+                on_chunk(&buf);
+                self.out
+                    .send(Ok(buf))
+                    .map(|()| true)
+                    .map_err(|_| "extraction stopped".into())
             }
             Err(e) => {
                 let reason = corrupt(&e);
-                let _ = out.send(Err(reason.clone()));
-                return Err(reason);
+                let _ = self.out.send(Err(reason.clone()));
+                Err(reason)
             }
         }
     }
-    drop(out);
-    let mut source = decoder.into_source();
-    io::copy(&mut source, &mut io::sink()).map_err(|e| format!("cannot read the archive: {e}"))?;
-    Ok(hex::encode(source.hasher.finalize()))
 }
 
-/// Reads the decompressed stream from the channel.
+/// The reading thread: reads the archive, hashes and counts each chunk, and passes it to
+/// the decompressor. Returns the hex SHA-256 of the whole file.
+fn read_and_hash(mut file: File, progress: &Progress, out: Hop) -> Result<String, String> {
+    let mut hasher = Sha256::new();
+    while out.pass(&mut file, |chunk| {
+        hasher.update(chunk);
+        progress
+            .bytes
+            .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+    })? {}
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// The decompressing thread: sends the tar stream on, then reads whatever follows it so the
+/// reading thread hashes the whole file.
+fn decompress(raw: ChunkReader, compression: Compression, out: Hop) -> Result<(), String> {
+    // gzip reads its header as it starts: only here, once the reading thread runs.
+    let mut decoder = match Decoder::new(raw, compression) {
+        Ok(decoder) => decoder,
+        Err(e) => {
+            let reason = corrupt(&e);
+            let _ = out.out.send(Err(reason.clone()));
+            return Err(reason);
+        }
+    };
+    while out.pass(&mut decoder, |_| {})? {}
+    drop(out);
+    let mut source = decoder.into_source();
+    io::copy(&mut source, &mut io::sink()).map_err(|e| corrupt(&e))?;
+    Ok(())
+}
+
+/// Reads what a [`Hop`] sends.
 struct ChunkReader {
     chunks: crossbeam_channel::Receiver<Chunk>,
     give_back: crossbeam_channel::Sender<Vec<u8>>,
@@ -213,8 +237,8 @@ struct ChunkReader {
     pos: usize,
 }
 
-impl Read for ChunkReader {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+impl BufRead for ChunkReader {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
         while self.pos == self.current.len() {
             match self.chunks.recv() {
                 Ok(Ok(next)) => {
@@ -223,12 +247,23 @@ impl Read for ChunkReader {
                     self.pos = 0;
                 }
                 Ok(Err(reason)) => return Err(io::Error::other(reason)),
-                Err(_) => return Ok(0),
+                Err(_) => return Ok(&[]),
             }
         }
-        let n = out.len().min(self.current.len() - self.pos);
-        out[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
-        self.pos += n;
+        Ok(&self.current[self.pos..])
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.current.len());
+    }
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let available = self.fill_buf()?;
+        let n = out.len().min(available.len());
+        out[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
         Ok(n)
     }
 }
