@@ -71,8 +71,11 @@ impl Read for Decoder {
     }
 }
 
-/// Bytes passed between the threads of an extraction, read from the archive or
-/// decompressed.
+/// Archive bytes passed from the reading thread to the decompressor: small, since zstd
+/// reads its input a block at a time.
+const RAW_CHUNK: usize = 256 << 10;
+/// Decompressed bytes passed to the unpacking thread: large, so big files are written in
+/// few calls.
 const CHUNK: usize = 1 << 20;
 /// Chunks in circulation on each hop: one filling, one emptying, two waiting.
 const BUFFERS: usize = 4;
@@ -95,8 +98,8 @@ pub fn extract(
     let file = File::open(archive).map_err(|e| format!("cannot open the archive: {e}"))?;
     // The buffers are made here, on the job's long-lived thread, and lent to the others:
     // memory first allocated by a thread that then exits tends to stay with the process.
-    let (to_decoder, raw) = Hop::new();
-    let (to_unpacker, mut stream) = Hop::new();
+    let (to_decoder, raw) = Hop::new(RAW_CHUNK);
+    let (to_unpacker, mut stream) = Hop::new(CHUNK);
     std::thread::scope(|scope| {
         let hashing = std::thread::Builder::new()
             .name("restore-hasher".into())
@@ -153,14 +156,15 @@ type Chunk = Result<Vec<u8>, String>;
 struct Hop {
     out: crossbeam_channel::Sender<Chunk>,
     free: crossbeam_channel::Receiver<Vec<u8>>,
+    chunk: usize,
 }
 
 impl Hop {
-    fn new() -> (Hop, ChunkReader) {
+    fn new(chunk: usize) -> (Hop, ChunkReader) {
         let (out, chunks) = crossbeam_channel::bounded(BUFFERS);
         let (give_back, free) = crossbeam_channel::bounded(BUFFERS);
         for _ in 0..BUFFERS {
-            let _ = give_back.send(Vec::with_capacity(CHUNK));
+            let _ = give_back.send(Vec::with_capacity(chunk));
         }
         let reader = ChunkReader {
             chunks,
@@ -168,7 +172,7 @@ impl Hop {
             current: Vec::new(),
             pos: 0,
         };
-        (Hop { out, free }, reader)
+        (Hop { out, free, chunk }, reader)
     }
 
     /// Fills the next buffer from `source` (at most a chunk) and sends it; false once the
@@ -179,7 +183,7 @@ impl Hop {
             return Err("extraction stopped".into());
         };
         buf.clear();
-        match source.take(CHUNK as u64).read_to_end(&mut buf) {
+        match source.take(self.chunk as u64).read_to_end(&mut buf) {
             Ok(0) => Ok(false),
             Ok(_) => {
                 on_chunk(&buf);
@@ -243,7 +247,9 @@ impl BufRead for ChunkReader {
             match self.chunks.recv() {
                 Ok(Ok(next)) => {
                     let used = std::mem::replace(&mut self.current, next);
-                    let _ = self.give_back.try_send(used);
+                    if used.capacity() > 0 {
+                        let _ = self.give_back.try_send(used);
+                    }
                     self.pos = 0;
                 }
                 Ok(Err(reason)) => return Err(io::Error::other(reason)),
