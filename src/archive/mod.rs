@@ -10,7 +10,7 @@ mod walk;
 pub use exclude::{Exclusions, IGNORE_FILE, split_patterns};
 
 use crate::model::Compression;
-use sink::{Compressor, HashingWriter};
+use sink::{Compressor, Handoff, HashingWriter};
 use source::{FileReader, Throttle};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -138,14 +138,21 @@ fn write_inner(
         .map_err(|e| classify(e, "cannot start the archive writer"))?;
     let compressor =
         Compressor::new(sink, options).map_err(|e| classify(e, "cannot start the compressor"))?;
-    // tar writes a 512-byte header, the data in 8 KiB pieces and the padding; gathered
-    // here, they reach the compressor in a few large writes instead of three per file.
-    let mut tar = tar::Builder::new(io::BufWriter::with_capacity(TAR_BUFFER, compressor));
+    // The tar stream reaches the compressor through a thread of its own: zstd's writer
+    // waits whenever its oldest job is not done, and the walk goes on meanwhile.
+    let feed = Handoff::spawn(
+        "archive-feeder",
+        compressor,
+        FEED_CHUNK,
+        FEED_IN_FLIGHT,
+        |c| c.finish(),
+    )
+    .map_err(|e| classify(e, "cannot start the compressor"))?;
+    let mut tar = tar::Builder::new(feed);
     tar.follow_symlinks(false);
     let mut warnings: Vec<String> = exclusions.notes.clone();
     let mut content = Scan::default();
     let mut throttle = Throttle::new(options.read_limit_bytes_per_sec);
-    let mut read_buf = vec![0u8; source::READ_CHUNK];
 
     walk::walk(root, exclusions, |step| {
         if cancel.load(Ordering::Relaxed) {
@@ -161,14 +168,7 @@ fn write_inner(
         let result = match &entry.kind {
             Kind::Dir(meta) => append_dir(&mut tar, meta, entry.rel),
             Kind::Symlink => append_symlink(&mut tar, &entry),
-            Kind::File => append_file(
-                &mut tar,
-                &entry,
-                &mut read_buf,
-                &mut throttle,
-                progress,
-                cancel,
-            ),
+            Kind::File => append_file(&mut tar, &entry, &mut throttle, progress, cancel),
             Kind::Special(what) => {
                 let note = format!("{}: skipped, {what} cannot be backed up", shown(entry.rel));
                 warnings.push(note);
@@ -199,11 +199,7 @@ fn write_inner(
     })?;
 
     let finish = |e| classify(e, "cannot finish the archive");
-    let compressor = tar
-        .into_inner()
-        .and_then(|w| w.into_inner().map_err(|e| e.into_error()))
-        .map_err(finish)?;
-    let sink = compressor.finish().map_err(finish)?;
+    let sink = tar.into_inner().and_then(Handoff::finish).map_err(finish)?;
     let (file, sha256, bytes) = sink.into_parts().map_err(finish)?;
     file.sync_all()
         .map_err(|e| classify(e, "cannot sync the archive to disk"))?;
@@ -225,13 +221,16 @@ enum Appended {
     Skipped(String),
 }
 
-type Tar = tar::Builder<io::BufWriter<Compressor>>;
+type Tar = tar::Builder<Handoff<HashingWriter>>;
 
 /// tar's block: every entry's data is padded to a multiple of it.
 const BLOCK: u64 = 512;
 
-/// The buffer between tar and the compressor.
-const TAR_BUFFER: usize = 256 * 1024;
+/// The tar stream goes to the compressor's thread in chunks of this size (files are read
+/// straight into them)...
+const FEED_CHUNK: usize = 256 * 1024;
+/// ...with this many in flight: 4 MiB the walk may run ahead.
+const FEED_IN_FLIGHT: usize = 16;
 
 fn header_for(meta: &std::fs::Metadata) -> tar::Header {
     let mut header = tar::Header::new_gnu();
@@ -269,7 +268,6 @@ fn append_symlink(tar: &mut Tar, entry: &Entry) -> io::Result<Appended> {
 fn append_file(
     tar: &mut Tar,
     entry: &Entry,
-    read_buf: &mut [u8],
     throttle: &mut Throttle,
     progress: &Progress,
     cancel: &AtomicBool,
@@ -290,7 +288,7 @@ fn append_file(
     };
     let size = meta.len();
     let mut header = header_for(&meta);
-    let mut reader = FileReader::new(file, size, read_buf, throttle, progress, cancel);
+    let mut reader = FileReader::new(file, size, throttle, progress, cancel);
     // tar would copy the data through an 8 KiB buffer: it writes the header (and a long
     // name's extra entry), and the data goes from the read buffer straight on, padded to
     // whole blocks as the format wants.

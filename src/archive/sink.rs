@@ -18,95 +18,183 @@ const ZSTD_JOB_BYTES: u32 = 1 << 20;
 /// Input per gzip member when several threads compress.
 const GZIP_BLOCK_BYTES: usize = 1 << 20;
 
-/// Bytes handed to the writer thread at a time.
+/// Compressed bytes handed to the writing thread at a time.
 const CHUNK: usize = 1 << 20;
-/// Chunks in flight between the compressor and the writer thread.
+/// Chunks in flight between the compressor and the writing thread.
 const IN_FLIGHT: usize = 4;
 
-/// Counts the compressed bytes and refuses to grow past the limit, then hands them in
-/// chunks to a thread that hashes and writes them, so hashing and disk writes overlap with
-/// reading and compressing.
-pub struct HashingWriter {
+/// A writer that hands its bytes, in chunks, to a thread that writes them into another
+/// writer: the caller goes on while that writer works or waits. Chunks are recycled, so
+/// after the first few nothing is allocated.
+pub struct Handoff<T: Send + 'static> {
+    /// The chunk being filled: always `chunk_size` long, `filled` of it in use.
     chunk: Vec<u8>,
-    to_writer: Option<crossbeam_channel::Sender<Vec<u8>>>,
+    filled: usize,
+    chunk_size: usize,
+    to_thread: Option<crossbeam_channel::Sender<(Vec<u8>, usize)>>,
     recycled: crossbeam_channel::Receiver<Vec<u8>>,
-    writer: Option<std::thread::JoinHandle<io::Result<(File, String)>>>,
+    thread: Option<std::thread::JoinHandle<io::Result<T>>>,
+}
+
+impl<T: Send + 'static> Handoff<T> {
+    /// Starts the thread `name`, which writes every chunk into `inner` and, once the last
+    /// is in, returns `done(inner)`.
+    pub fn spawn<W: Write + Send + 'static>(
+        name: &str,
+        mut inner: W,
+        chunk_size: usize,
+        in_flight: usize,
+        done: impl FnOnce(W) -> io::Result<T> + Send + 'static,
+    ) -> io::Result<Handoff<T>> {
+        let (to_thread, chunks) = crossbeam_channel::bounded::<(Vec<u8>, usize)>(in_flight);
+        let (give_back, recycled) = crossbeam_channel::bounded::<Vec<u8>>(in_flight + 1);
+        let thread = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                for (chunk, filled) in chunks {
+                    inner.write_all(&chunk[..filled])?;
+                    let _ = give_back.try_send(chunk);
+                }
+                done(inner)
+            })?;
+        Ok(Handoff {
+            chunk: vec![0; chunk_size],
+            filled: 0,
+            chunk_size,
+            to_thread: Some(to_thread),
+            recycled,
+            thread: Some(thread),
+        })
+    }
+
+    /// Lets `fill` write into the free end of the current chunk (never empty) and keeps
+    /// the bytes it says it wrote; a reader can thus read straight into the chunk.
+    pub fn fill_with(
+        &mut self,
+        fill: impl FnOnce(&mut [u8]) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        let n = fill(&mut self.chunk[self.filled..])?;
+        self.filled += n.min(self.chunk_size - self.filled);
+        if self.filled == self.chunk_size {
+            self.send()?;
+        }
+        Ok(n)
+    }
+
+    /// Sends the current chunk; if the thread stopped, returns its error.
+    fn send(&mut self) -> io::Result<()> {
+        if self.filled == 0 {
+            return Ok(());
+        }
+        let next = self
+            .recycled
+            .try_recv()
+            .unwrap_or_else(|_| vec![0; self.chunk_size]);
+        let full = std::mem::replace(&mut self.chunk, next);
+        let filled = std::mem::take(&mut self.filled);
+        match self.to_thread.as_ref().map(|tx| tx.send((full, filled))) {
+            Some(Ok(())) => Ok(()),
+            _ => Err(self
+                .join()
+                .err()
+                .unwrap_or_else(|| io::Error::other("the writing thread stopped"))),
+        }
+    }
+
+    fn join(&mut self) -> io::Result<T> {
+        self.to_thread = None;
+        match self.thread.take().map(|t| t.join()) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(io::Error::other("the writing thread panicked")),
+            None => Err(io::Error::other("the writing thread already stopped")),
+        }
+    }
+
+    /// Hands over what is left and returns what the thread made of its writer.
+    pub fn finish(mut self) -> io::Result<T> {
+        self.send()?;
+        self.join()
+    }
+}
+
+impl<T: Send + 'static> Write for Handoff<T> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.fill_with(|free| {
+            let n = buf.len().min(free.len());
+            free[..n].copy_from_slice(&buf[..n]);
+            Ok(n)
+        })
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Hashes what it writes into the archive file, handing each window to the disk as the
+/// next one starts and dropping it from the page cache once written.
+struct HashingFile {
+    file: File,
+    hasher: Sha256,
+    written: u64,
+    flushed: u64,
+    previous: Option<(u64, u64)>,
+}
+
+impl Write for HashingFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.hasher.update(buf);
+        self.file.write_all(buf)?;
+        self.written += buf.len() as u64;
+        if self.written - self.flushed >= WRITEBACK_EVERY {
+            let window = self.written - self.flushed;
+            crate::storage::start_writeback(&self.file, self.flushed, window);
+            // The window before has had a window's time to reach the disk.
+            if let Some((offset, len)) = self.previous {
+                crate::storage::drop_written(&self.file, offset, len);
+            }
+            self.previous = Some((self.flushed, window));
+            self.flushed = self.written;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Counts the compressed bytes and refuses to grow past the limit, then hands them to a
+/// thread that hashes and writes them, so hashing and disk writes overlap with reading and
+/// compressing.
+pub struct HashingWriter {
+    handoff: Handoff<(File, String)>,
     bytes: u64,
     limit: u64,
 }
 
 impl HashingWriter {
     pub fn new(file: File, limit: u64) -> io::Result<HashingWriter> {
-        let (to_writer, chunks) = crossbeam_channel::bounded::<Vec<u8>>(IN_FLIGHT);
-        let (give_back, recycled) = crossbeam_channel::bounded::<Vec<u8>>(IN_FLIGHT + 1);
-        let writer = std::thread::Builder::new()
-            .name("archive-writer".into())
-            .spawn(move || {
-                let mut file = file;
-                let mut hasher = Sha256::new();
-                let (mut written, mut flushed) = (0u64, 0u64);
-                let mut previous = None;
-                for mut chunk in chunks {
-                    hasher.update(&chunk);
-                    file.write_all(&chunk)?;
-                    written += chunk.len() as u64;
-                    if written - flushed >= WRITEBACK_EVERY {
-                        crate::storage::start_writeback(&file, flushed, written - flushed);
-                        // The window before has had a window's time to reach the disk.
-                        if let Some((offset, len)) = previous {
-                            crate::storage::drop_written(&file, offset, len);
-                        }
-                        previous = Some((flushed, written - flushed));
-                        flushed = written;
-                    }
-                    chunk.clear();
-                    let _ = give_back.try_send(chunk);
-                }
-                Ok((file, hex::encode(hasher.finalize())))
-            })?;
+        let out = HashingFile {
+            file,
+            hasher: Sha256::new(),
+            written: 0,
+            flushed: 0,
+            previous: None,
+        };
+        let handoff = Handoff::spawn("archive-writer", out, CHUNK, IN_FLIGHT, |out| {
+            Ok((out.file, hex::encode(out.hasher.finalize())))
+        })?;
         Ok(HashingWriter {
-            chunk: Vec::with_capacity(CHUNK),
-            to_writer: Some(to_writer),
-            recycled,
-            writer: Some(writer),
+            handoff,
             bytes: 0,
             limit,
         })
     }
 
-    /// Sends the current chunk; if the writer thread stopped, returns its error.
-    fn send(&mut self) -> io::Result<()> {
-        if self.chunk.is_empty() {
-            return Ok(());
-        }
-        let next = self
-            .recycled
-            .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(CHUNK));
-        let full = std::mem::replace(&mut self.chunk, next);
-        let sent = self.to_writer.as_ref().map(|tx| tx.send(full));
-        match sent {
-            Some(Ok(())) => Ok(()),
-            _ => Err(self
-                .join()
-                .err()
-                .unwrap_or_else(|| io::Error::other("the archive writer stopped"))),
-        }
-    }
-
-    fn join(&mut self) -> io::Result<(File, String)> {
-        self.to_writer = None;
-        match self.writer.take().map(|w| w.join()) {
-            Some(Ok(result)) => result,
-            Some(Err(_)) => Err(io::Error::other("the archive writer panicked")),
-            None => Err(io::Error::other("the archive writer already stopped")),
-        }
-    }
-
     /// Writes what is left and returns the file, the hex SHA-256 and the byte count.
-    pub fn into_parts(mut self) -> io::Result<(File, String, u64)> {
-        self.send()?;
-        let (file, sha) = self.join()?;
+    pub fn into_parts(self) -> io::Result<(File, String, u64)> {
+        let (file, sha) = self.handoff.finish()?;
         Ok((file, sha, self.bytes))
     }
 }
@@ -116,12 +204,8 @@ impl Write for HashingWriter {
         if self.bytes + buf.len() as u64 > self.limit {
             return Err(io::Error::other(Abort::Limit(self.limit)));
         }
-        let n = buf.len().min(CHUNK - self.chunk.len());
-        self.chunk.extend_from_slice(&buf[..n]);
+        let n = self.handoff.write(buf)?;
         self.bytes += n as u64;
-        if self.chunk.len() == CHUNK {
-            self.send()?;
-        }
         Ok(n)
     }
 

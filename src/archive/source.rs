@@ -1,9 +1,10 @@
 //! Reading server files into the archive: exactly the size the tar header announced, no
 //! matter how the file changes meanwhile, at a bounded rate, and stoppable.
 
+use super::sink::Handoff;
 use super::{Abort, Progress};
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -43,10 +44,6 @@ pub enum Outcome {
     ReadError,
 }
 
-/// Size of the reusable read buffer: one read syscall, and one write into the compressor,
-/// per this many bytes of a file.
-pub const READ_CHUNK: usize = 256 * 1024;
-
 /// Copies exactly `size` bytes of a file: what it holds, then zeros if it shrank.
 pub struct FileReader<'a> {
     file: File,
@@ -56,7 +53,6 @@ pub struct FileReader<'a> {
     at_eof: bool,
     /// A read returned a byte past the announced size.
     grew: bool,
-    buf: &'a mut [u8],
     throttle: &'a mut Throttle,
     progress: &'a Progress,
     cancel: &'a AtomicBool,
@@ -66,7 +62,6 @@ impl<'a> FileReader<'a> {
     pub fn new(
         file: File,
         size: u64,
-        buf: &'a mut [u8],
         throttle: &'a mut Throttle,
         progress: &'a Progress,
         cancel: &'a AtomicBool,
@@ -77,7 +72,6 @@ impl<'a> FileReader<'a> {
             outcome: Outcome::Whole,
             at_eof: false,
             grew: false,
-            buf,
             throttle,
             progress,
             cancel,
@@ -97,32 +91,31 @@ impl<'a> FileReader<'a> {
         }
     }
 
-    /// Writes the file's announced size into `out`, straight from the read buffer.
-    pub fn copy_to(&mut self, out: &mut impl Write) -> io::Result<()> {
+    /// Writes the file's announced size into `out`, read straight into its buffer.
+    pub fn copy_to<T: Send + 'static>(&mut self, out: &mut Handoff<T>) -> io::Result<()> {
         while self.remaining > 0 {
-            let n = self.refill()?;
-            out.write_all(&self.buf[..n])?;
+            out.fill_with(|free| self.read_into(free))?;
         }
         Ok(())
     }
 
-    /// Fills the buffer with the next chunk, the file's bytes or zeros once it ended early,
-    /// and returns its length.
-    fn refill(&mut self) -> io::Result<usize> {
+    /// Fills `dst` (or as much of it as the file has left), with the file's bytes or zeros
+    /// once it ended early, and returns the length filled.
+    fn read_into(&mut self, dst: &mut [u8]) -> io::Result<usize> {
         if self.cancel.load(Ordering::Relaxed) {
             return Err(io::Error::other(Abort::Cancelled));
         }
-        let want = self
-            .buf
+        let want = dst
             .len()
             .min(self.remaining.min(usize::MAX as u64) as usize);
-        // Reading the last piece asks for one byte more: a short read then shows the end
-        // of the file, and a full one that it grew, without a read of its own.
-        let last = self.remaining < self.buf.len() as u64;
+        // Reading the last piece asks for one byte more when there is room: a short read
+        // then shows the end of the file, and a full one that it grew, without a read of
+        // its own.
+        let last = self.remaining < dst.len() as u64;
         let ask = if last { want + 1 } else { want };
         let mut n = 0;
         while self.outcome == Outcome::Whole && n < want {
-            match self.file.read(&mut self.buf[n..ask]) {
+            match self.file.read(&mut dst[n..ask]) {
                 Ok(0) => self.outcome = Outcome::Shrank,
                 Ok(k) => n += k,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -135,7 +128,7 @@ impl<'a> FileReader<'a> {
         }
         let n = n.min(want);
         // The file ended early or failed: pad with zeros to the announced size.
-        self.buf[n..want].fill(0);
+        dst[n..want].fill(0);
         self.remaining -= want as u64;
         self.progress
             .bytes
