@@ -229,8 +229,8 @@ const BLOCK: u64 = 512;
 /// The tar stream goes to the compressor's thread in chunks of this size (files are read
 /// straight into them)...
 const FEED_CHUNK: usize = 256 * 1024;
-/// ...with this many in flight: 4 MiB the walk may run ahead.
-const FEED_IN_FLIGHT: usize = 16;
+/// ...with this many in flight: 2 MiB the walk may run ahead (4 MiB measured no faster).
+const FEED_IN_FLIGHT: usize = 8;
 
 fn header_for(meta: &std::fs::Metadata) -> tar::Header {
     let mut header = tar::Header::new_gnu();
