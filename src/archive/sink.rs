@@ -15,8 +15,9 @@ const WRITEBACK_EVERY: u64 = 8 << 20;
 /// Input per zstd worker job.
 const ZSTD_JOB_BYTES: u32 = 1 << 20;
 
-/// Input per gzip member when several threads compress.
-const GZIP_BLOCK_BYTES: usize = 1 << 20;
+/// Input per gzip member when several threads compress: 1 MiB was no faster and held 12 MiB
+/// more.
+const GZIP_BLOCK_BYTES: usize = 512 << 10;
 
 /// Compressed bytes handed to the writing thread at a time.
 const CHUNK: usize = 1 << 20;
@@ -216,7 +217,7 @@ impl Write for HashingWriter {
 
 pub enum Compressor {
     Zstd(zstd::Encoder<'static, HashingWriter>),
-    /// Several threads compressing 1 MiB blocks with libdeflate, each block a gzip member:
+    /// Several threads compressing 512 KiB blocks with libdeflate, each block a gzip member:
     /// a multi-member gzip file, which gzip, tar and every gzip library read as one stream.
     ParallelGzip(Box<gzp::par::compress::ParCompress<'static, gzp::deflate::Mgzip, HashingWriter>>),
     Gzip(flate2::write::GzEncoder<HashingWriter>),
