@@ -55,7 +55,8 @@ impl Entry<'_> {
 /// What the visitor is given.
 pub enum Step<'a> {
     Entry(Entry<'a>),
-    /// A directory that could not be listed (or opened): its contents are missing.
+    /// An entry that could not be read: a directory that could not be opened or listed (its
+    /// contents are missing), or an entry whose type could not be found out.
     Unreadable(&'a Path, io::Error),
 }
 
@@ -212,13 +213,22 @@ pub fn count(root: &Path, exclusions: &Exclusions, threads: usize) -> (u64, u64)
     let first = work.count_level(root_level, &mut entries, &mut bytes);
     work.lock().dirs = first;
     std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads.max(1))
-            .map(|_| scope.spawn(|| work.run()))
+        // The calling thread counts too; a helper that cannot be started is simply missing.
+        let helpers: Vec<_> = (1..threads)
+            .filter_map(|_| {
+                std::thread::Builder::new()
+                    .name("scan".into())
+                    .spawn_scoped(scope, || work.run())
+                    .ok()
+            })
             .collect();
-        workers
+        let (e, b) = work.run();
+        helpers
             .into_iter()
-            .map(|w| w.join().unwrap_or_default())
-            .fold((entries, bytes), |(e, b), (e2, b2)| (e + e2, b + b2))
+            .map(|h| h.join().unwrap_or_default())
+            .fold((entries + e, bytes + b), |(e, b), (e2, b2)| {
+                (e + e2, b + b2)
+            })
     })
 }
 
