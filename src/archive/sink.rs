@@ -1,5 +1,5 @@
-//! The output side of the archiver: the compressor, then a writer that hashes and counts
-//! the compressed bytes on their way to the file.
+//! The output side of the archiver: the tar stream is handed to a thread that feeds the
+//! compressor, whose output is handed to a thread that hashes it and writes the file.
 
 use super::{Abort, Options};
 use crate::model::Compression;
