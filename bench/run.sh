@@ -4,18 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-need=()
-for tool in zstd pigz wrk curl tar python3; do
-  command -v "$tool" >/dev/null 2>&1 || need+=("$tool")
-done
-[ -x /usr/bin/time ] || need+=(time)
-if [ ${#need[@]} -gt 0 ]; then
-  if [ "$(id -u)" -ne 0 ]; then
-    echo "the benchmark needs: ${need[*]}" >&2
-    exit 1
-  fi
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+source tests/setup.sh
+install_missing "the benchmark" zstd pigz wrk curl tar python3 /usr/bin/time:time
 
 exec python3 bench/bench.py "$@"

@@ -35,30 +35,12 @@ fn world() -> World {
         hoard.add_user(user, false);
     }
     let server = hoard.add_server("mc", dir.path(), "olivia", &["--backup-limit", "100"]);
-    hoard.cli_ok(&[
-        "subuser",
-        "add",
-        "--server",
-        &server,
-        "--user",
-        "nobody",
-        "--permissions",
-        "",
-    ]);
+    hoard.add_subuser(&server, "nobody", "");
     let mut holders = Vec::new();
     for perm in PERMS {
         let name = perm.replace('.', "-");
         hoard.add_user(&name, false);
-        hoard.cli_ok(&[
-            "subuser",
-            "add",
-            "--server",
-            &server,
-            "--user",
-            &name,
-            "--permissions",
-            perm,
-        ]);
+        hoard.add_subuser(&server, &name, perm);
         holders.push((perm, hoard.key(&name)));
     }
     World {
@@ -191,66 +173,19 @@ fn backup_routes_follow_the_permission_matrix() {
 
     // Server and backup reads.
     let b = w.backup();
-    for (who, token, ok) in [
-        ("admin", w.admin.as_str(), true),
-        ("owner", w.owner.as_str(), true),
-        ("reader", w.holder("backup.read"), true),
-    ] {
-        expect(
-            &api(token).get(&format!("/api/client/servers/{s}")),
-            ok,
-            not_visible,
-            who,
-        );
-        expect(
-            &api(token).get(&format!("/api/client/servers/{s}/backups")),
-            ok,
-            forbidden,
-            who,
-        );
-        expect(
-            &api(token).get(&format!("/api/client/servers/{s}/backups/{b}")),
-            ok,
-            forbidden,
-            who,
-        );
-    }
-    expect(
-        &api(&w.stranger).get(&format!("/api/client/servers/{s}")),
-        false,
-        not_visible,
-        "stranger server",
-    );
-    expect(
-        &api(&w.stranger).get(&format!("/api/client/servers/{s}/backups")),
-        false,
-        not_visible,
-        "stranger list",
-    );
-    expect(
-        &api(&w.stranger).get(&format!("/api/client/servers/{s}/backups/{b}")),
-        false,
-        not_visible,
-        "stranger show",
-    );
-    expect(
-        &api(&w.nobody).get(&format!("/api/client/servers/{s}")),
-        true,
-        forbidden,
-        "nobody sees the server",
-    );
-    expect(
-        &api(&w.nobody).get(&format!("/api/client/servers/{s}/backups")),
-        false,
-        forbidden,
-        "nobody list",
-    );
-    expect(
-        &api(&w.nobody).get(&format!("/api/client/servers/{s}/backups/{b}")),
-        false,
-        forbidden,
-        "nobody show",
-    );
+    let reads = |who: &str, token: &str, sees_server: bool, reads_backups: bool, refused| {
+        let server = api(token).get(&format!("/api/client/servers/{s}"));
+        expect(&server, sees_server, not_visible, &format!("{who} server"));
+        let list = api(token).get(&format!("/api/client/servers/{s}/backups"));
+        expect(&list, reads_backups, refused, &format!("{who} list"));
+        let show = api(token).get(&format!("/api/client/servers/{s}/backups/{b}"));
+        expect(&show, reads_backups, refused, &format!("{who} show"));
+    };
+    reads("admin", &w.admin, true, true, forbidden);
+    reads("owner", &w.owner, true, true, forbidden);
+    reads("reader", w.holder("backup.read"), true, true, forbidden);
+    reads("stranger", &w.stranger, false, false, not_visible);
+    reads("nobody", &w.nobody, true, false, forbidden);
     // The stranger's list of servers does not include it.
     assert!(
         api(&w.stranger).get("/api/client").json()["data"]

@@ -143,18 +143,7 @@ fn altered_expired_and_revoked_links_are_refused() {
     write(dir.path(), "a.txt", b"a");
     let server = hoard.add_server("mc", dir.path(), "admin", &[]);
     hoard.add_user("sub", false);
-    let grant = |permissions: &str| {
-        hoard.cli_ok(&[
-            "subuser",
-            "add",
-            "--server",
-            &server,
-            "--user",
-            "sub",
-            "--permissions",
-            permissions,
-        ]);
-    };
+    let grant = |permissions: &str| hoard.add_subuser(&server, "sub", permissions);
     grant("backup.read,backup.download");
     let admin = hoard.api(&hoard.key("admin"));
     let sub = hoard.api(&hoard.key("sub"));

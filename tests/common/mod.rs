@@ -211,6 +211,21 @@ impl Hoard {
     }
 
     /// Adds a server over `path` owned by `owner`; returns its short identifier.
+    /// Makes `user` a subuser of `server` with these permissions (comma-separated; empty
+    /// for none), through the CLI.
+    pub fn add_subuser(&self, server: &str, user: &str, permissions: &str) {
+        self.cli_ok(&[
+            "subuser",
+            "add",
+            "--server",
+            server,
+            "--user",
+            user,
+            "--permissions",
+            permissions,
+        ]);
+    }
+
     pub fn add_server(&self, name: &str, path: &Path, owner: &str, extra: &[&str]) -> String {
         let mut args = vec![
             "server",
