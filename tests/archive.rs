@@ -505,3 +505,57 @@ fn the_scan_counts_exactly_what_the_archive_holds() {
     assert!(written.content.files > 200, "{:?}", written.content);
     assert!(written.warnings.iter().any(|w| w.contains("a FIFO")));
 }
+
+/// Open descriptors of this process on `path` after it was deleted.
+fn open_deleted(path: &Path) -> usize {
+    let deleted = format!("{} (deleted)", path.display());
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter(|target| target.as_os_str() == OsStr::new(&deleted))
+        .count()
+}
+
+/// A backup that fails midway (here: cancelled while megabytes wait to be compressed) has
+/// stopped all its threads when `write` returns, so the space of its partial file is free
+/// at once, not when a detached writer gets round to closing it.
+#[test]
+fn a_failed_archive_holds_nothing_open_once_it_returns() {
+    let src = tempfile::tempdir().unwrap();
+    for f in 0..24 {
+        write(src.path(), &format!("region/r.{f}.mca"), &noise(1 << 20, f));
+    }
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("partial.tar.zst");
+    // Slow compression keeps the queue between reading and compressing full.
+    let options = Options {
+        compression: Compression::Zstd,
+        zstd_level: 19,
+        threads: 2,
+        ..uncompressed()
+    };
+    let progress = Progress::default();
+    let cancel = AtomicBool::new(false);
+    let result = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while progress.bytes.load(std::sync::atomic::Ordering::Relaxed) < 6 << 20 {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+        archive::write(
+            src.path(),
+            &Exclusions::new(src.path(), &[]),
+            &dest,
+            &options,
+            &progress,
+            &cancel,
+        )
+    });
+    assert!(
+        matches!(result, Err(archive::Error::Cancelled(_))),
+        "{result:?}"
+    );
+    assert!(!dest.exists());
+    assert_eq!(open_deleted(&dest), 0, "the partial archive is still open");
+}

@@ -6,6 +6,8 @@ use crate::model::Compression;
 use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::{self, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The archive is handed to the disk every this many bytes while it is written, so the
 /// final fsync finds little left to write instead of the whole file; each such window is
@@ -27,6 +29,9 @@ const IN_FLIGHT: usize = 4;
 /// A writer that hands its bytes, in chunks, to a thread that writes them into another
 /// writer: the caller goes on while that writer works or waits. Chunks are recycled, so
 /// after the first few nothing is allocated.
+///
+/// Dropped before [`Handoff::finish`] (the archive failed), it abandons what is still
+/// queued and waits for the thread, so no thread of a failed job outlives it.
 pub struct Handoff<T: Send + 'static> {
     /// The chunk being filled: always `chunk_size` long, `filled` of it in use.
     chunk: Vec<u8>,
@@ -34,6 +39,7 @@ pub struct Handoff<T: Send + 'static> {
     chunk_size: usize,
     to_thread: Option<crossbeam_channel::Sender<(Vec<u8>, usize)>>,
     recycled: crossbeam_channel::Receiver<Vec<u8>>,
+    abandoned: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<io::Result<T>>>,
 }
 
@@ -49,12 +55,21 @@ impl<T: Send + 'static> Handoff<T> {
     ) -> io::Result<Handoff<T>> {
         let (to_thread, chunks) = crossbeam_channel::bounded::<(Vec<u8>, usize)>(in_flight);
         let (give_back, recycled) = crossbeam_channel::bounded::<Vec<u8>>(in_flight + 1);
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let told = Arc::clone(&abandoned);
         let thread = std::thread::Builder::new()
             .name(name.into())
             .spawn(move || {
+                let abandoned = || told.load(Ordering::Relaxed);
                 for (chunk, filled) in chunks {
+                    if abandoned() {
+                        break;
+                    }
                     inner.write_all(&chunk[..filled])?;
                     let _ = give_back.try_send(chunk);
+                }
+                if abandoned() {
+                    return Err(io::Error::other("abandoned"));
                 }
                 done(inner)
             })?;
@@ -64,6 +79,7 @@ impl<T: Send + 'static> Handoff<T> {
             chunk_size,
             to_thread: Some(to_thread),
             recycled,
+            abandoned,
             thread: Some(thread),
         })
     }
@@ -115,6 +131,15 @@ impl<T: Send + 'static> Handoff<T> {
     pub fn finish(mut self) -> io::Result<T> {
         self.send()?;
         self.join()
+    }
+}
+
+impl<T: Send + 'static> Drop for Handoff<T> {
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            self.abandoned.store(true, Ordering::Relaxed);
+            let _ = self.join();
+        }
     }
 }
 
