@@ -1,6 +1,6 @@
 use super::Result;
 use crate::model::{Hooks, Server, ServerStatus, Timestamp};
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
 
 const COLUMNS: &str = "s.id, s.uuid, s.short_id, s.name, s.description, s.path, s.owner_id, \
     s.backup_limit, s.backup_quota_bytes, s.max_backup_bytes, s.compression, s.status, \
@@ -35,29 +35,19 @@ fn from_row(r: &Row) -> rusqlite::Result<Server> {
 
 /// Inserts `server` (its `id` is ignored) and returns it as stored.
 pub fn insert(c: &Connection, s: &Server) -> Result<Server> {
-    c.execute(
-        "INSERT INTO servers (uuid, short_id, name, description, path, owner_id, backup_limit,
-             backup_quota_bytes, max_backup_bytes, compression, status, pre_backup, post_backup,
-             pre_restore, post_restore, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
-        params![
-            s.uuid,
-            s.short_id,
-            s.name,
-            s.description,
-            s.path,
-            s.owner_id,
-            s.backup_limit,
-            s.backup_quota_bytes,
-            s.max_backup_bytes,
-            s.compression.map(|c| c.as_str()),
-            s.status.map(|s| s.as_str()),
-            s.hooks.pre_backup,
-            s.hooks.post_backup,
-            s.hooks.pre_restore,
-            s.hooks.post_restore,
-            s.created_at,
-            s.updated_at,
+    write(
+        c,
+        "INSERT INTO servers (uuid, short_id, created_at, name, description, path, owner_id,
+             backup_limit, backup_quota_bytes, max_backup_bytes, compression, status,
+             pre_backup, post_backup, pre_restore, post_restore, updated_at)
+         VALUES (:uuid, :short_id, :created_at, :name, :description, :path, :owner_id,
+             :backup_limit, :backup_quota_bytes, :max_backup_bytes, :compression, :status,
+             :pre_backup, :post_backup, :pre_restore, :post_restore, :updated_at)",
+        s,
+        &[
+            (":uuid", &s.uuid),
+            (":short_id", &s.short_id),
+            (":created_at", &s.created_at),
         ],
     )?;
     Ok(by_id(c, c.last_insert_rowid())?.expect("row just inserted"))
@@ -65,30 +55,43 @@ pub fn insert(c: &Connection, s: &Server) -> Result<Server> {
 
 /// Writes every editable field of `server`.
 pub fn update(c: &Connection, s: &Server) -> Result<()> {
-    c.execute(
-        "UPDATE servers SET name = ?2, description = ?3, path = ?4, owner_id = ?5,
-             backup_limit = ?6, backup_quota_bytes = ?7, max_backup_bytes = ?8, compression = ?9,
-             status = ?10, pre_backup = ?11, post_backup = ?12, pre_restore = ?13,
-             post_restore = ?14, updated_at = ?15
-         WHERE id = ?1",
-        params![
-            s.id,
-            s.name,
-            s.description,
-            s.path,
-            s.owner_id,
-            s.backup_limit,
-            s.backup_quota_bytes,
-            s.max_backup_bytes,
-            s.compression.map(|c| c.as_str()),
-            s.status.map(|s| s.as_str()),
-            s.hooks.pre_backup,
-            s.hooks.post_backup,
-            s.hooks.pre_restore,
-            s.hooks.post_restore,
-            s.updated_at,
-        ],
-    )?;
+    write(
+        c,
+        "UPDATE servers SET name = :name, description = :description, path = :path,
+             owner_id = :owner_id, backup_limit = :backup_limit,
+             backup_quota_bytes = :backup_quota_bytes, max_backup_bytes = :max_backup_bytes,
+             compression = :compression, status = :status, pre_backup = :pre_backup,
+             post_backup = :post_backup, pre_restore = :pre_restore,
+             post_restore = :post_restore, updated_at = :updated_at
+         WHERE id = :id",
+        s,
+        &[(":id", &s.id)],
+    )
+}
+
+/// Runs `sql` with the editable fields of `s` as named parameters, plus `identity` (the
+/// fields that statement alone uses).
+fn write(c: &Connection, sql: &str, s: &Server, identity: &[(&str, &dyn ToSql)]) -> Result<()> {
+    let compression = s.compression.map(|c| c.as_str());
+    let status = s.status.map(|s| s.as_str());
+    let mut fields: Vec<(&str, &dyn ToSql)> = vec![
+        (":name", &s.name),
+        (":description", &s.description),
+        (":path", &s.path),
+        (":owner_id", &s.owner_id),
+        (":backup_limit", &s.backup_limit),
+        (":backup_quota_bytes", &s.backup_quota_bytes),
+        (":max_backup_bytes", &s.max_backup_bytes),
+        (":compression", &compression),
+        (":status", &status),
+        (":pre_backup", &s.hooks.pre_backup),
+        (":post_backup", &s.hooks.post_backup),
+        (":pre_restore", &s.hooks.pre_restore),
+        (":post_restore", &s.hooks.post_restore),
+        (":updated_at", &s.updated_at),
+    ];
+    fields.extend_from_slice(identity);
+    c.execute(sql, fields.as_slice())?;
     Ok(())
 }
 

@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { after, before } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
@@ -290,10 +291,25 @@ export async function waitFor(fn, { timeoutMs = 30_000, intervalMs = 100, what =
 }
 
 /**
+ * Registers the `before` and `after` hooks of a suite that needs `oneBackupFixture`, and
+ * returns the object they fill in (`hoard`, `browser`, `server`) and tear down.
+ */
+export function useOneBackupFixture(options) {
+  const fixture = {};
+  before(async () => {
+    Object.assign(fixture, await oneBackupFixture(options));
+  });
+  after(async () => {
+    await fixture.stop?.();
+  });
+  return fixture;
+}
+
+/**
  * A hoard with one server (a directory holding `server.properties`) that has one finished
  * backup, and a browser: the setup several suites share. `stop()` tears all of it down.
  */
-export async function oneBackupFixture({ name, serverName, backupName }) {
+async function oneBackupFixture({ name, serverName, backupName }) {
   const hoard = await startHoard({ name });
   const root = tempDir(name);
   const dir = path.join(root, serverName.toLowerCase());

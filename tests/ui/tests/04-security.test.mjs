@@ -1,35 +1,23 @@
 // The interface is served under a strict Content-Security-Policy, obeys it, and never
 // reaches beyond the hoard it was loaded from.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  ADMIN_PASSWORD, CSP, REPO_ROOT, goto, newContext, oneBackupFixture, uiLogin, watchConsole,
+  ADMIN_PASSWORD, CSP, REPO_ROOT, goto, newContext, useOneBackupFixture, uiLogin, watchConsole,
 } from '../lib/harness.mjs';
 
-let fixture;
-let hoard;
-let browser;
-let server;
-
-before(async () => {
-  fixture = await oneBackupFixture({ name: 'security', serverName: 'Gamma', backupName: 'Only backup' });
-  ({ hoard, browser, server } = fixture);
-});
-
-after(async () => {
-  await fixture?.stop();
-});
+const fixture = useOneBackupFixture({ name: 'security', serverName: 'Gamma', backupName: 'Only backup' });
 
 test('the app shell carries the Content-Security-Policy, deep links included', async () => {
   for (const p of ['/', '/servers/abcdef12', '/admin/users', '/app.js', '/style.css']) {
-    const res = await fetch(`${hoard.url}${p}`);
+    const res = await fetch(`${fixture.hoard.url}${p}`);
     assert.equal(res.status, 200, p);
     assert.equal(res.headers.get('content-security-policy'), CSP, `CSP on ${p}`);
   }
-  const shell = await (await fetch(`${hoard.url}/servers/abcdef12`)).text();
+  const shell = await (await fetch(`${fixture.hoard.url}/servers/abcdef12`)).text();
   assert.match(shell, /<script type="module" src="\/app\.js"><\/script>/);
 });
 
@@ -58,7 +46,7 @@ test('the web files hold no inline script or style', () => {
 });
 
 test('every page loads without leaving localhost or breaking the policy', { timeout: 60_000 }, async () => {
-  const context = await newContext(browser);
+  const context = await newContext(fixture.browser);
   const watch = watchConsole(context);
   const requests = [];
   context.on('request', (r) => requests.push(r.url()));
@@ -73,24 +61,24 @@ test('every page loads without leaving localhost or breaking the policy', { time
   const violations = [];
   const collect = async () => violations.push(...await page.evaluate(() => window.__cspViolations));
 
-  await uiLogin(page, hoard.url, 'admin', ADMIN_PASSWORD);
+  await uiLogin(page, fixture.hoard.url, 'admin', ADMIN_PASSWORD);
   await page.getByTestId('server-row').waitFor();
   await collect();
   const visits = [
-    [`/servers/${server.identifier}`, () => page.getByTestId('backup-row').waitFor()],
-    [`/servers/${server.identifier}/users`, () => page.getByRole('heading', { name: 'No subusers' }).waitFor()],
+    [`/servers/${fixture.server.identifier}`, () => page.getByTestId('backup-row').waitFor()],
+    [`/servers/${fixture.server.identifier}/users`, () => page.getByRole('heading', { name: 'No subusers' }).waitFor()],
     ['/admin/servers', () => page.getByTestId('admin-server-row').waitFor()],
     ['/admin/users', () => page.getByTestId('user-row').waitFor()],
     ['/account', () => page.getByRole('heading', { name: 'API keys' }).waitFor()],
     ['/no/such/page', () => page.getByRole('heading', { name: 'Page not found' }).waitFor()],
   ];
   for (const [p, ready] of visits) {
-    await goto(page, `${hoard.url}${p}`);
+    await goto(page, `${fixture.hoard.url}${p}`);
     await ready();
     await collect();
   }
   // Dialogs and the details panel build their parts from script too.
-  await goto(page, `${hoard.url}/servers/${server.identifier}`);
+  await goto(page, `${fixture.hoard.url}/servers/${fixture.server.identifier}`);
   await page.getByTestId('backup-name').click();
   await page.getByTestId('backup-details').filter({ visible: true }).waitFor();
   await page.getByRole('button', { name: 'Create backup' }).click();

@@ -1,25 +1,13 @@
 // The backups page works from the keyboard alone, with a visible focus ring, and every form
 // control of its dialogs and of the admin forms has a label.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  ADMIN_PASSWORD, goto, newContext, oneBackupFixture, uiLogin, watchConsole,
+  ADMIN_PASSWORD, goto, newContext, useOneBackupFixture, uiLogin, watchConsole,
 } from '../lib/harness.mjs';
 
-let fixture;
-let hoard;
-let browser;
-let server;
-
-before(async () => {
-  fixture = await oneBackupFixture({ name: 'keyboard', serverName: 'Delta', backupName: 'Keyboard backup' });
-  ({ hoard, browser, server } = fixture);
-});
-
-after(async () => {
-  await fixture?.stop();
-});
+const fixture = useOneBackupFixture({ name: 'keyboard', serverName: 'Delta', backupName: 'Keyboard backup' });
 
 /** Presses Tab until `predicate(activeElement)` holds in the page; returns how many. */
 async function tabTo(page, predicate, max = 40) {
@@ -35,11 +23,11 @@ const unlabelled = () => [...document.querySelectorAll('dialog[open] input, dial
   .map((el) => el.outerHTML);
 
 test('keyboard use and labels', { timeout: 60_000 }, async (t) => {
-  const context = await newContext(browser);
+  const context = await newContext(fixture.browser);
   const watch = watchConsole(context);
   const page = await context.newPage();
-  await uiLogin(page, hoard.url, 'admin', ADMIN_PASSWORD);
-  await goto(page, `${hoard.url}/servers/${server.identifier}`);
+  await uiLogin(page, fixture.hoard.url, 'admin', ADMIN_PASSWORD);
+  await goto(page, `${fixture.hoard.url}/servers/${fixture.server.identifier}`);
   await page.getByTestId('backup-row').waitFor();
 
   await t.test('Create backup opens from the keyboard, closes on Escape and gives focus back', async () => {
@@ -79,17 +67,17 @@ test('keyboard use and labels', { timeout: 60_000 }, async (t) => {
   });
 
   await t.test('the admin forms label every control', async () => {
-    await goto(page, `${hoard.url}/admin/servers`);
+    await goto(page, `${fixture.hoard.url}/admin/servers`);
     await page.getByRole('button', { name: 'Add server' }).click();
     await page.getByRole('dialog', { name: 'Add server' }).waitFor();
     assert.deepEqual(await page.evaluate(unlabelled), []);
     await page.keyboard.press('Escape');
-    await goto(page, `${hoard.url}/admin/users`);
+    await goto(page, `${fixture.hoard.url}/admin/users`);
     await page.getByRole('button', { name: 'Add user' }).click();
     await page.getByRole('dialog', { name: 'Add user' }).waitFor();
     assert.deepEqual(await page.evaluate(unlabelled), []);
     await page.keyboard.press('Escape');
-    await goto(page, `${hoard.url}/servers/${server.identifier}/users`);
+    await goto(page, `${fixture.hoard.url}/servers/${fixture.server.identifier}/users`);
     await page.getByRole('button', { name: 'Add subuser' }).click();
     await page.getByRole('dialog', { name: 'Add subuser' }).waitFor();
     assert.deepEqual(await page.evaluate(unlabelled), []);
