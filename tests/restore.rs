@@ -847,3 +847,61 @@ fn repeated_restores_do_not_grow_memory() {
         "resident KiB after each restore: {resident:?}"
     );
 }
+
+/// 1960-01-01, a time before the epoch.
+const BEFORE_1970: i64 = -315_619_200;
+
+/// A file dated before 1970 was archived as a time system tar refuses, and restoring it
+/// crashed the job. Now the archive extracts with system tar and holds the epoch instead,
+/// and an archive written the old way restores with the file's true time.
+#[test]
+fn files_dated_before_1970_back_up_and_restore() {
+    let f = Fixture::new(&["--throttle-backups", "0"]);
+    populate(&f.dir());
+    write(&f.dir(), "old/ancient.txt", b"from 1960");
+    let before_1970 = filetime::FileTime::from_unix_time(BEFORE_1970, 0);
+    filetime::set_file_mtime(f.dir().join("old/ancient.txt"), before_1970).unwrap();
+    filetime::set_file_mtime(f.dir().join("old"), before_1970).unwrap();
+    let uuid = f.backup()["uuid"].as_str().unwrap().to_string();
+    let listed = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "zstd -dc '{}' | tar -tvf -",
+            f.archive_path(&uuid).display()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+
+    change(&f.dir());
+    let outcome = f.restore(&uuid, true);
+    assert_eq!(outcome["successful"], true, "{outcome}");
+    let mtime = |rel: &str| {
+        let meta = std::fs::metadata(f.dir().join(rel)).unwrap();
+        filetime::FileTime::from_last_modification_time(&meta).unix_seconds()
+    };
+    assert_eq!(mtime("old/ancient.txt"), 0);
+    assert_eq!(mtime("old"), 0);
+    assert_eq!(
+        std::fs::read(f.dir().join("old/ancient.txt")).unwrap(),
+        b"from 1960"
+    );
+
+    let mut old_style = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_mode(0o644);
+    header.set_size(9);
+    header.set_mtime(BEFORE_1970 as u64);
+    old_style
+        .append_data(&mut header, "ancient.txt", &b"from 1960"[..])
+        .unwrap();
+    f.replace_archive(&uuid, &zstd(&old_style.into_inner().unwrap()), 1, 9);
+    let outcome = f.restore(&uuid, true);
+    assert_eq!(outcome["successful"], true, "{outcome}");
+    assert_eq!(mtime("ancient.txt"), BEFORE_1970);
+}

@@ -13,7 +13,7 @@ use crate::model::Compression;
 use sink::{Compressor, Handoff, HashingWriter};
 use source::{FileReader, Throttle};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use walk::{Entry, Kind, Step};
@@ -235,6 +235,11 @@ const FEED_IN_FLIGHT: usize = 8;
 fn header_for(meta: &std::fs::Metadata) -> tar::Header {
     let mut header = tar::Header::new_gnu();
     header.set_metadata_in_mode(meta, tar::HeaderMode::Complete);
+    // tar would store a time before 1970 as a huge unsigned number, which system tar
+    // refuses ("out of time_t range"); such a time is the epoch in the archive instead.
+    if meta.mtime() < 0 {
+        header.set_mtime(0);
+    }
     header
 }
 

@@ -99,8 +99,11 @@ pub fn extract(
     // The buffers are made here, on the job's long-lived thread, and lent to the others:
     // memory first allocated by a thread that then exits tends to stay with the process.
     let (to_decoder, raw) = Hop::new(RAW_CHUNK);
-    let (to_unpacker, mut stream) = Hop::new(CHUNK);
+    let (to_unpacker, stream) = Hop::new(CHUNK);
     std::thread::scope(|scope| {
+        // Owned by this closure, the stream is dropped as a panic leaves it, which stops the
+        // other threads before the scope waits for them.
+        let mut stream = stream;
         let hashing = std::thread::Builder::new()
             .name("restore-hasher".into())
             .spawn_scoped(scope, move || read_and_hash(file, progress, to_decoder))
@@ -347,7 +350,7 @@ struct State<'a> {
     /// Regular files written so far: the only valid hard-link targets.
     files: HashSet<PathBuf>,
     /// Directories with the mode and mtime to give them once their contents are in.
-    dirs: Vec<(PathBuf, u32, u64)>,
+    dirs: Vec<(PathBuf, u32, filetime::FileTime)>,
     as_root: bool,
     /// Entry data passes through here on its way to a file, in writes of up to 1 MiB.
     buffer: Vec<u8>,
@@ -371,7 +374,9 @@ impl State<'_> {
         let header = entry.header();
         let kind = header.entry_type();
         let mode = header.mode().unwrap_or(0o644) & 0o777;
-        let mtime = header.mtime().unwrap_or(0);
+        // Archives written before hoard kept times before 1970 out of them hold such a time
+        // as its two's complement: read as signed, it is that time again.
+        let mtime = filetime::FileTime::from_unix_time(header.mtime().unwrap_or(0) as i64, 0);
         let owner = (header.uid().ok(), header.gid().ok());
         let dest = self.staging.join(&rel);
         self.make_parents(&rel)?;
@@ -421,7 +426,7 @@ impl State<'_> {
                         owner.1.map(|g| g as u32),
                     );
                 }
-                out.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime))
+                filetime::set_file_handle_times(&out, None, Some(mtime))
                     .map_err(|e| io_err("set the time of", e))?;
                 self.written(out);
                 self.files.insert(rel);
@@ -435,8 +440,7 @@ impl State<'_> {
                 std::os::unix::fs::symlink(OsStr::from_bytes(&target), &dest)
                     .map_err(|e| io_err("create", e))?;
                 self.chown(&dest, owner);
-                let time = filetime::FileTime::from_unix_time(mtime as i64, 0);
-                let _ = filetime::set_symlink_file_times(&dest, time, time);
+                let _ = filetime::set_symlink_file_times(&dest, mtime, mtime);
             }
             tar::EntryType::Link => {
                 let target = entry
@@ -560,8 +564,7 @@ impl State<'_> {
         self.dirs.sort_by(|a, b| b.0.cmp(&a.0));
         for (dir, mode, mtime) in &self.dirs {
             let _ = fs::set_permissions(dir, fs::Permissions::from_mode(*mode));
-            let _ =
-                filetime::set_file_mtime(dir, filetime::FileTime::from_unix_time(*mtime as i64, 0));
+            let _ = filetime::set_file_mtime(dir, *mtime);
         }
     }
 }
