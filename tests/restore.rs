@@ -659,38 +659,63 @@ fn a_restore_killed_during_extraction_is_rolled_back_at_the_next_start() {
     assert_eq!(f.activity().last().unwrap(), "server:backup.restore-failed");
 }
 
-#[test]
-fn a_restore_killed_between_the_moves_is_resolved_at_the_next_start() {
+/// Kills hoard while a restore moves files into the server directory, in the given mode,
+/// and checks that the next start put the server's files back as they were.
+fn killed_between_the_moves(truncate: bool, steps: &[&str]) {
     let mut f = Fixture::new(&["--throttle-backups", "0", "--compression", "none"]);
-    // Many top-level entries make the moves take long enough to be interrupted.
+    // Many entries make the moves take long enough to be interrupted; in subdirectories
+    // too, for the overlay's merges.
     for i in 0..40_000 {
-        std::fs::write(f.dir().join(format!("f{i:05}")), i.to_string()).unwrap();
+        let rel = match i % 4 {
+            0 => format!("d{}/f{i:05}", i % 7),
+            _ => format!("f{i:05}"),
+        };
+        write(&f.dir(), &rel, i.to_string().as_bytes());
     }
-    let at_backup = snapshot(&f.dir());
     let b = f.backup();
     for i in (0..40_000).step_by(7) {
         std::fs::write(f.dir().join(format!("f{i:05}")), b"changed").unwrap();
     }
     write(&f.dir(), "after.txt", b"after");
+    write(&f.dir(), "d3/after.txt", b"after");
+    std::fs::set_permissions(f.dir().join("d2"), std::fs::Permissions::from_mode(0o700)).unwrap();
     let before = snapshot(&f.dir());
-    let r = f.start_restore(b["uuid"].as_str().unwrap(), "{}");
+    let r = f.start_restore(
+        b["uuid"].as_str().unwrap(),
+        &format!(r#"{{"truncate":{truncate}}}"#),
+    );
     assert_eq!(r.status, 202);
-    let step = poll_step(&f, &["evacuating", "installing"], Duration::from_secs(60));
+    let step = poll_step(&f, steps, Duration::from_secs(60));
     f.hoard.restart();
     f.api = Api::new(&f.hoard.base, f.api.token.clone());
     let outcome = wait_resolved(&f);
-    let now = snapshot(&f.dir());
-    assert!(
-        now == before || now == at_backup,
-        "killed at '{step}': the files are neither the old nor the backup's"
+    assert_eq!(
+        outcome["successful"], false,
+        "killed at '{step}': {outcome}"
     );
-    match outcome["successful"].as_bool().unwrap() {
-        true => assert_eq!(now, at_backup),
-        false => assert_eq!(now, before),
-    }
+    assert!(
+        outcome["error"]
+            .as_str()
+            .unwrap()
+            .contains("put back as they were"),
+        "{outcome}"
+    );
+    assert!(
+        snapshot(&f.dir()) == before,
+        "killed at '{step}': the files are not what they were"
+    );
     assert!(f.work_dirs_left().is_empty(), "{:?}", f.work_dirs_left());
-    let last = f.activity().last().unwrap().clone();
-    assert!(last == "server:backup.restore-complete" || last == "server:backup.restore-failed");
+    assert_eq!(f.activity().last().unwrap(), "server:backup.restore-failed");
+}
+
+#[test]
+fn a_restore_killed_between_the_moves_is_rolled_back_at_the_next_start() {
+    killed_between_the_moves(true, &["evacuating", "installing"]);
+}
+
+#[test]
+fn an_overlay_killed_midway_is_rolled_back_at_the_next_start() {
+    killed_between_the_moves(false, &["overlaying"]);
 }
 
 #[test]
@@ -904,4 +929,33 @@ fn files_dated_before_1970_back_up_and_restore() {
     let outcome = f.restore(&uuid, true);
     assert_eq!(outcome["successful"], true, "{outcome}");
     assert_eq!(mtime("ancient.txt"), BEFORE_1970);
+}
+
+/// A swap that fails midway puts every file back at once, in both modes: here `world` is a
+/// mount point, which can be neither moved aside nor renamed into.
+#[test]
+fn a_swap_that_fails_midway_puts_every_file_back() {
+    for truncate in [true, false] {
+        let f = Fixture::new(&["--throttle-backups", "0"]);
+        std::fs::create_dir_all(f.dir().join("world")).unwrap();
+        let _world = Tmpfs::mount(&f.dir().join("world"), "8m");
+        populate(&f.dir());
+        let b = f.backup();
+        change(&f.dir());
+        let before = snapshot(&f.dir());
+        let outcome = f.restore(b["uuid"].as_str().unwrap(), truncate);
+        assert_eq!(
+            outcome["successful"], false,
+            "truncate {truncate}: {outcome}"
+        );
+        assert!(
+            outcome["error"]
+                .as_str()
+                .unwrap()
+                .contains("put back as they were"),
+            "truncate {truncate}: {outcome}"
+        );
+        assert_eq!(snapshot(&f.dir()), before, "truncate {truncate}");
+        assert!(f.work_dirs_left().is_empty(), "{:?}", f.work_dirs_left());
+    }
 }

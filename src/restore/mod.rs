@@ -4,7 +4,7 @@
 //! The job extracts into a staging directory beside the server directory (same filesystem),
 //! verifying the archive's hash on the way; only when that fully succeeded are the server's
 //! entries moved aside and the staged ones moved in. A journal row records the step reached;
-//! [`recover`] rolls back or finishes a restore whose process died.
+//! a swap that fails is undone at once, and [`recover`] undoes one whose process died.
 
 mod extract;
 mod swap;
@@ -168,6 +168,11 @@ impl Paths {
         }
     }
 
+    /// Where an overlay keeps its plan, so that it can be undone after a crash.
+    fn overlay_plan(&self) -> PathBuf {
+        self.work.join("overlay-plan.json")
+    }
+
     fn remove_work(&self) -> std::io::Result<()> {
         match std::fs::remove_dir_all(&self.work) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
@@ -315,56 +320,99 @@ fn restore_files(
         let _ = paths.remove_work();
         return Err(format!("cannot flush the restored files to disk: {e}"));
     }
-    if restore.truncate {
-        set_step(app, restore.id, Step::Evacuating)?;
-        if let Err(e) = swap::move_all(&paths.server, &paths.trash, paths.skip.as_ref()) {
-            let undo = swap::move_all(&paths.trash, &paths.server, paths.skip.as_ref());
-            return Err(match undo {
-                Ok(()) => {
-                    let _ = paths.remove_work();
-                    format!("cannot move the current files aside: {e}")
-                }
-                Err(u) => format!(
-                    "cannot move the current files aside ({e}) nor back ({u}): they are in {}",
-                    paths.trash.display()
-                ),
-            });
-        }
-        set_step(app, restore.id, Step::Installing)?;
-        if let Err(e) = swap::move_all(&paths.staging, &paths.server, paths.skip.as_ref()) {
-            let undo = swap::move_all(
-                &paths.server,
-                &paths.work.join("undone"),
-                paths.skip.as_ref(),
-            )
-            .and_then(|()| swap::move_all(&paths.trash, &paths.server, paths.skip.as_ref()));
-            return Err(match undo {
-                Ok(()) => {
-                    let _ = paths.remove_work();
-                    format!("cannot move the restored files in: {e}")
-                }
-                Err(u) => format!(
-                    "cannot move the restored files in ({e}) nor the old ones back ({u}): they are in {}",
-                    paths.trash.display()
-                ),
-            });
-        }
+    let swapped = if restore.truncate {
+        replace(app, restore, paths)
     } else {
-        set_step(app, restore.id, Step::Overlaying)?;
-        swap::overlay(&paths.staging, &paths.server, &paths.trash).map_err(|e| {
-            format!(
-                "cannot lay the restored files over the current ones: {e}; the replaced files are kept in {}",
-                paths.trash.display()
-            )
-        })?;
+        overlay(app, restore, paths)
+    };
+    if let Err((reached, e)) = swapped {
+        return Err(match roll_back(app, restore, paths, reached) {
+            Ok(()) => format!("{e}; the server's files were put back as they were"),
+            Err(u) => format!("{e}; {u}"),
+        });
     }
     // Inside the server directory the replaced files would be in the server's next backup,
     // so they go before the server is released; beside it, after (see `run`).
     if paths.skip.is_some() {
-        set_step(app, restore.id, Step::Cleanup)?;
         remove_leftovers(restore, &paths.work);
     }
     Ok(())
+}
+
+/// A swap that stopped: the step it had reached (as recorded), and why.
+type Stopped = (Step, String);
+
+/// `truncate: true`: the server's entries go to the trash, then the staged ones move in.
+/// The journal names each phase before its first move, so a crash is undone by the step,
+/// and says `cleanup` once the swap is whole: only then may the replaced files go.
+fn replace(app: &App, restore: &Restore, paths: &Paths) -> std::result::Result<(), Stopped> {
+    let skip = paths.skip.as_ref();
+    set_step(app, restore.id, Step::Evacuating).map_err(|e| (Step::Extracting, e))?;
+    swap::move_all(&paths.server, &paths.trash, skip).map_err(|e| {
+        (
+            Step::Evacuating,
+            format!("cannot move the current files aside: {e}"),
+        )
+    })?;
+    set_step(app, restore.id, Step::Installing).map_err(|e| (Step::Evacuating, e))?;
+    swap::move_all(&paths.staging, &paths.server, skip).map_err(|e| {
+        (
+            Step::Installing,
+            format!("cannot move the restored files in: {e}"),
+        )
+    })?;
+    set_step(app, restore.id, Step::Cleanup).map_err(|e| (Step::Installing, e))
+}
+
+/// `truncate: false`: the staged entries are laid over the server's, by a plan saved first.
+fn overlay(app: &App, restore: &Restore, paths: &Paths) -> std::result::Result<(), Stopped> {
+    let plan = swap::Overlay::plan(&paths.staging, &paths.server)
+        .and_then(|plan| plan.save(&paths.overlay_plan()).map(|()| plan))
+        .map_err(|e| (Step::Extracting, format!("cannot plan the overlay: {e}")))?;
+    set_step(app, restore.id, Step::Overlaying).map_err(|e| (Step::Extracting, e))?;
+    plan.apply(&paths.staging, &paths.server, &paths.trash)
+        .map_err(|e| {
+            (
+                Step::Overlaying,
+                format!("cannot lay the restored files over the current ones: {e}"),
+            )
+        })?;
+    set_step(app, restore.id, Step::Cleanup).map_err(|e| (Step::Overlaying, e))
+}
+
+/// Puts the server's files back as they were before the swap, from what is on disk at
+/// `reached`, and removes the work directory. Running it again after an interruption
+/// finishes it. Err says where the files are when they could not be put back.
+fn roll_back(
+    app: &App,
+    restore: &Restore,
+    paths: &Paths,
+    reached: Step,
+) -> std::result::Result<(), String> {
+    let skip = paths.skip.as_ref();
+    let put_back = match reached {
+        Step::Evacuating => swap::move_all(&paths.trash, &paths.server, skip),
+        // The staged entries go back to staging first; only once the journal says so may
+        // the old ones return, or a second run would take them for staged ones.
+        Step::Installing => swap::move_all(&paths.server, &paths.staging, skip).and_then(|()| {
+            set_step(app, restore.id, Step::Evacuating).map_err(std::io::Error::other)?;
+            swap::move_all(&paths.trash, &paths.server, skip)
+        }),
+        Step::Overlaying => swap::Overlay::load(&paths.overlay_plan())
+            .and_then(|plan| plan.undo(&paths.staging, &paths.server, &paths.trash)),
+        _ => Ok(()),
+    };
+    match put_back {
+        Ok(()) => {
+            let _ = paths.remove_work();
+            Ok(())
+        }
+        Err(e) => Err(format!(
+            "the server's files could not be put back ({e}): the old ones are in {}, the restored ones in {}",
+            paths.trash.display(),
+            paths.staging.display()
+        )),
+    }
 }
 
 /// Runs the post-restore hook, then records the outcome and clears the server's status.
@@ -444,11 +492,9 @@ pub fn abandon(app: &App, id: i64, why: &str) -> Result<()> {
     Ok(())
 }
 
-/// Rolls back or finishes every restore whose process died: before the swap, the server's
-/// files were never touched and the staging is dropped; while the old files were being
-/// moved aside, they are moved back; once the new files were going in, the move is
-/// finished, since the staging was complete and verified. A successful restore whose
-/// process died while deleting the replaced files has them deleted.
+/// Rolls back every restore whose process died: before the swap, the server's files were
+/// never touched and the staging is dropped; during it, every entry moved is moved back.
+/// A restore that had finished its swap and was deleting the replaced files is finished.
 pub fn recover(app: &App) -> Result<()> {
     for (restore, pid) in store::restores::succeeded(&*app.db.conn()?)? {
         if let Some(work) = Path::new(&restore.staging_path).parent()
@@ -494,39 +540,18 @@ fn resolve(app: &App, restore: &Restore, server: &Server, why: &str) {
             let _ = paths.remove_work();
             Err(format!("{why}; the server's files were not changed"))
         }
-        Step::Evacuating => {
-            match swap::move_all(&paths.trash, &paths.server, paths.skip.as_ref()) {
-                Ok(()) => {
-                    let _ = paths.remove_work();
-                    Err(format!(
-                        "{why}; the server's files were put back as they were"
-                    ))
-                }
-                Err(e) => Err(format!(
-                    "{why}; the server's files could not be put back ({e}): they are in {}",
-                    paths.trash.display()
+        Step::Evacuating | Step::Installing | Step::Overlaying => {
+            match roll_back(app, restore, &paths, restore.step) {
+                Ok(()) => Err(format!(
+                    "{why}; the server's files were put back as they were"
                 )),
+                Err(e) => Err(format!("{why}; {e}")),
             }
         }
-        Step::Installing | Step::Overlaying | Step::Cleanup => {
-            let finished = match restore.step {
-                Step::Installing => {
-                    swap::move_all(&paths.staging, &paths.server, paths.skip.as_ref())
-                }
-                Step::Overlaying => swap::overlay(&paths.staging, &paths.server, &paths.trash),
-                _ => Ok(()),
-            };
-            match finished {
-                Ok(()) => {
-                    let _ = paths.remove_work();
-                    Ok(())
-                }
-                Err(e) => Err(format!(
-                    "{why}; finishing it failed ({e}): the restored files are in {} and the old ones in {}",
-                    paths.staging.display(),
-                    paths.trash.display()
-                )),
-            }
+        // The swap was over: only the replaced files were left to delete.
+        Step::Cleanup => {
+            remove_leftovers(restore, &paths.work);
+            Ok(())
         }
         Step::Done | Step::Failed => return,
     };
