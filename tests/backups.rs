@@ -676,6 +676,33 @@ fn a_hook_that_hangs_is_killed_at_the_timeout() {
     );
 }
 
+/// A post-backup hook that leaves a process running (which keeps the hook's output open)
+/// does not hold up the backup, and no hook sees hoard's own settings.
+#[test]
+fn a_hook_that_leaves_a_process_running_does_not_hold_up_the_job() {
+    let marker = tempfile::tempdir().unwrap();
+    let env_file = marker.path().join("env.txt");
+    let (_hoard, _dir, server, api) = setup(
+        &["--throttle-backups", "0", "--hook-timeout-secs", "60"],
+        &[("a.txt", b"a".to_vec())],
+        &[
+            "--post-backup",
+            &format!("env > {}; sleep 30 & echo started", env_file.display()),
+        ],
+    );
+    let started = Instant::now();
+    let b = api.backup_and_wait(&server, "{}");
+    assert_eq!(b["status"], "completed", "{b}");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    let env = std::fs::read_to_string(&env_file).unwrap();
+    assert!(env.contains("HOARD_BACKUP_UUID="), "{env}");
+    assert!(!env.contains("HOARD_ADMIN_PASSWORD"), "{env}");
+}
+
 /// Bytes of a file held in the page cache, from util-linux's `fincore`.
 fn cached_bytes(path: &std::path::Path) -> u64 {
     let out = std::process::Command::new("fincore")

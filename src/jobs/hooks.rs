@@ -2,14 +2,19 @@
 //! `save-off`, a stop or start command...), with a timeout and the job's details in the
 //! environment. Their output goes to the log.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use wait_timeout::ChildExt;
 
 /// Characters of stderr kept for the error message of a failed hook.
 const TAIL_CHARS: usize = 2000;
+
+/// How long the output of a hook that exited is still read: a process it left running
+/// (`./start.sh &`, the usual post-restore command) keeps the pipes open for good.
+const OUTPUT_GRACE: Duration = Duration::from_secs(2);
 
 /// Runs `command` with `sh -c` in `dir`; Err carries a message naming the hook, the exit
 /// status and the tail of its stderr.
@@ -20,8 +25,17 @@ pub fn run(
     env: &[(&str, &str)],
     timeout: Duration,
 ) -> Result<(), String> {
-    log::info!("running {name} hook: {command}");
-    let mut child = Command::new("sh")
+    // The command may hold an RCON password: it is logged only when debugging.
+    log::info!("running the {name} hook");
+    log::debug!("{name} hook command: {command}");
+    let mut shell = Command::new("sh");
+    // hoard's own settings (the admin password among them) are not the hook's business.
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("HOARD_") {
+            shell.env_remove(key);
+        }
+    }
+    let mut child = shell
         .arg("-c")
         .arg(command)
         .current_dir(dir)
@@ -35,20 +49,35 @@ pub fn run(
         .map_err(|e| format!("the {name} hook could not be started: {e}"))?;
     let stdout = child.stdout.take().expect("piped");
     let stderr = child.stderr.take().expect("piped");
+    // Each reader holds a sender; when both are gone, the output is over.
+    let (reading, output_over) = crossbeam_channel::bounded::<()>(0);
     let hook = name.to_string();
-    let out_thread = std::thread::spawn(move || {
+    let still_reading = reading.clone();
+    std::thread::spawn(move || {
+        let _reading = still_reading;
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             log::info!("{hook} hook: {line}");
         }
     });
     let hook = name.to_string();
-    let err_thread = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = BufReader::new(stderr).read_to_string(&mut text);
-        for line in text.lines() {
+    let tail = Arc::new(Mutex::new(String::new()));
+    let kept = Arc::clone(&tail);
+    std::thread::spawn(move || {
+        let _reading = reading;
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             log::warn!("{hook} hook (stderr): {line}");
+            let mut kept = kept.lock().unwrap_or_else(|e| e.into_inner());
+            kept.push_str(&line);
+            kept.push('\n');
+            let excess = kept.chars().count().saturating_sub(TAIL_CHARS);
+            if excess > 0 {
+                let cut = kept
+                    .char_indices()
+                    .nth(excess)
+                    .map_or(kept.len(), |(i, _)| i);
+                kept.drain(..cut);
+            }
         }
-        text
     });
     let status = match child.wait_timeout(timeout) {
         Ok(Some(status)) => Ok(status),
@@ -65,8 +94,11 @@ pub fn run(
         }
         Err(e) => Err(format!("the {name} hook could not be waited for: {e}")),
     };
-    let _ = out_thread.join();
-    let stderr = err_thread.join().unwrap_or_default();
+    let deadline = Instant::now() + OUTPUT_GRACE;
+    if output_over.recv_deadline(deadline) == Err(crossbeam_channel::RecvTimeoutError::Timeout) {
+        log::info!("{name} hook: a process it started keeps its output open; no longer waiting");
+    }
+    let stderr = tail.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let status = status?;
     if status.success() {
         return Ok(());
