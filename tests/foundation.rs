@@ -531,3 +531,44 @@ fn running_out_of_file_descriptors_does_not_stop_the_listener() {
         "no answer once descriptors were free again: {text}"
     );
 }
+
+/// Clients that announce a body and then send nothing hold a request thread each only until
+/// the HTTP timeout: they cannot stop the API answering.
+#[test]
+fn clients_that_stall_mid_request_do_not_stop_the_api() {
+    use std::io::{Read, Write};
+    let hoard = Hoard::start(&["--http-threads", "2", "--http-timeout-secs", "2"]);
+    let addr = hoard.base.trim_start_matches("http://").to_string();
+    let stalled: Vec<TcpStream> = (0..3)
+        .map(|_| {
+            let mut s = TcpStream::connect(&addr).unwrap();
+            s.write_all(
+                b"POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 60000\r\n\r\n{\"username\"",
+            )
+            .unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    let mut probe = TcpStream::connect(&addr).unwrap();
+    probe
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    probe
+        .write_all(b"GET /api/client HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut first = [0u8; 12];
+    let answered = probe.read_exact(&mut first).is_ok();
+    assert!(
+        answered && first.starts_with(b"HTTP/1.1 401"),
+        "no answer within {:?}",
+        started.elapsed()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(12),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(stalled);
+}

@@ -341,7 +341,10 @@ impl HttpServer {
         socket2::SockRef::from(&listener)
             .set_tcp_nodelay(true)
             .map_err(|e| cannot(&e))?;
-        let server = tiny_http::Server::from_listener(listener, None).map_err(|e| cannot(&e))?;
+        let timeout = std::time::Duration::from_secs(app.config.http_timeout_secs);
+        let server =
+            tiny_http::Server::from_listener_with_io_timeout(listener, None, Some(timeout))
+                .map_err(|e| cannot(&e))?;
         let server = Arc::new(server);
         let stopping = Arc::new(AtomicBool::new(false));
         let workers = (0..app.config.http_threads)

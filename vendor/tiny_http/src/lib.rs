@@ -243,6 +243,17 @@ impl Server {
         listener: L,
         ssl_config: Option<SslConfig>,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        Self::from_listener_with_io_timeout(listener, ssl_config, None)
+    }
+
+    /// Patch: like [`Server::from_listener`], with every read and every write on an
+    /// accepted connection limited to `io_timeout`, so a client that stalls mid-request or
+    /// stops reading a response cannot hold a thread for ever.
+    pub fn from_listener_with_io_timeout<L: Into<Listener>>(
+        listener: L,
+        ssl_config: Option<SslConfig>,
+        io_timeout: Option<std::time::Duration>,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         let listener = listener.into();
         // building the "close" variable
         let close_trigger = Arc::new(AtomicBool::new(false));
@@ -293,6 +304,10 @@ impl Server {
             while !inside_close_trigger.load(Relaxed) {
                 let new_client = match server.accept() {
                     Ok((sock, _)) => {
+                        if let Err(e) = sock.set_timeouts(io_timeout) {
+                            log::error!("Cannot set the new connection's timeouts: {}", e);
+                            continue;
+                        }
                         use util::RefinedTcpStream;
                         let (read_closable, write_closable) = match ssl {
                             None => match RefinedTcpStream::try_new_plain(sock) {
