@@ -75,6 +75,8 @@ pub fn create(
             "The name may not be longer than 191 characters.",
         ));
     }
+    // Refusals that need no sizing come first: the walk is the expensive part of a create.
+    may_start(app, &*app.db.conn()?, server, now())?;
     // Sizing the server directory walks it: done before the transaction, which must be short.
     let root = Path::new(&server.path);
     let scan = archive::scan(
@@ -90,32 +92,9 @@ pub fn create(
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let server =
         store::servers::by_id(&tx, server.id)?.ok_or_else(|| Error::not_found("server"))?;
-    ensure_idle(&tx, &server, "create backup")?;
-    if server.backup_limit == 0 {
-        return Err(Error::TooManyBackups(
-            "Backups are disabled for this server.".into(),
-        ));
-    }
-    if store::backups::count_live(&tx, server.id)? >= server.backup_limit {
-        return Err(Error::TooManyBackups(
-            "This server has reached its backup limit.".into(),
-        ));
-    }
     let now = now();
-    let throttle = app.config.throttle_backups;
-    if throttle > 0 {
-        let window = app.config.throttle_window_secs as i64;
-        let (recent, oldest) = store::backups::created_since(&tx, server.id, now - window)?;
-        if recent >= throttle as i64 {
-            let retry_after = (oldest.unwrap_or(now) + window - now).max(1) as u64;
-            return Err(Error::TooManyRequests {
-                detail: format!(
-                    "This server may start {throttle} backups every {window} seconds: try again in {retry_after} seconds."
-                ),
-                retry_after,
-            });
-        }
-    }
+    // Again, inside the transaction that serialises creates: the state may have changed.
+    may_start(app, &tx, &server, now)?;
     let available = free.saturating_sub(app.config.space_reserve_bytes());
     if available < needed {
         return Err(Error::InsufficientStorage(format!(
@@ -164,6 +143,37 @@ pub fn create(
     )?;
     tx.commit()?;
     Ok(backup)
+}
+
+/// The refusals of a create that depend on the server's state, in the contract's order:
+/// busy (409), backups disabled or at the limit (400), throttled (429).
+fn may_start(app: &App, c: &Connection, server: &Server, now: i64) -> Result<()> {
+    ensure_idle(c, server, "create backup")?;
+    if server.backup_limit == 0 {
+        return Err(Error::TooManyBackups(
+            "Backups are disabled for this server.".into(),
+        ));
+    }
+    if store::backups::count_live(c, server.id)? >= server.backup_limit {
+        return Err(Error::TooManyBackups(
+            "This server has reached its backup limit.".into(),
+        ));
+    }
+    let throttle = app.config.throttle_backups;
+    if throttle > 0 {
+        let window = app.config.throttle_window_secs as i64;
+        let (recent, oldest) = store::backups::created_since(c, server.id, now - window)?;
+        if recent >= throttle as i64 {
+            let retry_after = (oldest.unwrap_or(now) + window - now).max(1) as u64;
+            return Err(Error::TooManyRequests {
+                detail: format!(
+                    "This server may start {throttle} backups every {window} seconds: try again in {retry_after} seconds."
+                ),
+                retry_after,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Refuses (409) to `action` a server that is installing, suspended, restoring, or making
