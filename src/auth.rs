@@ -234,8 +234,13 @@ impl LoginThrottle {
     pub fn record_failure(&self, username: &str) {
         let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         if map.len() > 10_000 {
-            // Bounded memory under a flood of made-up usernames: forget the oldest state.
-            map.clear();
+            // Bounded memory under a flood of made-up usernames: forget failures past the
+            // window, then names that are not locked out; a lockout in force stays.
+            let now = Instant::now();
+            map.retain(|_, times| {
+                times.retain(|t| now.duration_since(*t) < self.window);
+                times.len() >= self.limit
+            });
         }
         map.entry(username.to_lowercase())
             .or_default()

@@ -521,6 +521,44 @@ fn failed_logins_are_throttled_per_username() {
     );
 }
 
+/// A flood of made-up usernames cannot lift a lockout in force by filling the throttle.
+#[test]
+fn a_flood_of_made_up_usernames_does_not_lift_a_lockout() {
+    let throttle = hoard::auth::LoginThrottle::default();
+    for _ in 0..5 {
+        throttle.record_failure("olivia");
+    }
+    assert!(throttle.retry_after("olivia").is_some());
+    for i in 0..10_050 {
+        throttle.record_failure(&format!("made-up-{i}"));
+    }
+    assert!(throttle.retry_after("olivia").is_some());
+}
+
+/// A username no account can have is refused without a trace: a flood of long ones cannot
+/// fill the activity log.
+#[test]
+fn impossible_usernames_are_refused_without_being_logged() {
+    let w = world();
+    let long = "x".repeat(60_000);
+    w.hoard
+        .anon()
+        .post(
+            "/auth/login",
+            &format!(r#"{{"username":"{long}","password":"whatever-1"}}"#),
+        )
+        .assert_error(401, "InvalidCredentialsException");
+    let db = rusqlite::Connection::open(w.hoard.data.path().join("hoard.db")).unwrap();
+    let logged: i64 = db
+        .query_row(
+            "SELECT COUNT(*) FROM activity_log WHERE event = 'auth:fail'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(logged, 0);
+}
+
 #[test]
 fn api_keys_are_created_listed_used_and_revoked() {
     let w = world();

@@ -33,6 +33,10 @@ pub fn login(ctx: &Ctx) -> Result<Response> {
     let password = f.required_string("password");
     f.finish()?;
     let (username, password) = (username.unwrap_or_default(), password.unwrap_or_default());
+    // No account has such a name: refused before it can reach the throttle or the log.
+    if crate::users::check_username(&username).is_err() {
+        return Err(Error::LoginFailed);
+    }
     let throttle = &ctx.app.login_throttle;
     if let Some(retry_after) = throttle.retry_after(&username) {
         return Err(Error::TooManyRequests {
