@@ -44,13 +44,13 @@ pub fn serve(ctx: &Ctx, backup_uuid: &str) -> Result<Response> {
         .parse()
         .map_err(|_| refused("This download link is malformed: request a new one."))?;
     let user_uuid = query("user");
-    if !links::verify(
-        &ctx.app.secret,
+    let link = links::Link {
         backup_uuid,
         user_uuid,
         expires,
-        query("signature"),
-    ) {
+        nonce: query("nonce"),
+    };
+    if !link.verify(&ctx.app.secret, query("signature")) {
         return Err(refused("This download link is invalid: request a new one."));
     }
     if expires < now() {
