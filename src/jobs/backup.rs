@@ -5,7 +5,7 @@ use crate::app::App;
 use crate::archive::{self, Exclusions};
 use crate::error::{Error, Result};
 use crate::model::{Backup, BackupStatus, Server, event, now};
-use crate::store;
+use crate::store::{self, TransactionBehavior};
 use serde_json::json;
 use std::time::Duration;
 
@@ -193,10 +193,13 @@ fn record(
     stored: Stored,
 ) -> std::result::Result<(), Failure> {
     let Stored { output, relative } = stored;
+    // One transaction: the completion and its event are recorded together or not at all,
+    // so the archive is removed below only when no row points at it.
     let recorded = (|| -> Result<()> {
-        let conn = app.db.conn()?;
+        let mut conn = app.db.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         store::backups::mark_completed(
-            &conn,
+            &tx,
             backup.id,
             &store::backups::Completion {
                 sha256_hash: &output.sha256,
@@ -209,7 +212,7 @@ fn record(
             },
         )?;
         store::activity::record(
-            &conn,
+            &tx,
             event::BACKUP_COMPLETE,
             None,
             Some(server.id),
@@ -217,6 +220,7 @@ fn record(
             None,
             now(),
         )?;
+        tx.commit()?;
         Ok(())
     })();
     if let Err(e) = recorded {
