@@ -312,6 +312,9 @@ pub fn delete_server(
 ) -> Result<()> {
     let mut conn = app.db.conn()?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    // As it is now: a restore may have started since the caller loaded it.
+    let server =
+        &store::servers::by_id(&tx, server.id)?.ok_or_else(|| Error::not_found("server"))?;
     if server.status == Some(ServerStatus::RestoringBackup)
         || store::backups::count_creating(&tx, server.id)? > 0
     {
