@@ -569,14 +569,19 @@ fn api_keys_are_created_listed_used_and_revoked() {
     );
     assert_eq!(created.status, 200);
     let body = created.json();
-    let token = body["meta"]["secret_token"].as_str().unwrap().to_string();
-    assert!(token.starts_with("ptlc_") && token.len() == 48, "{token}");
-    assert!(token[5..].bytes().all(|b| b.is_ascii_alphanumeric()));
+    // As in Pterodactyl: the secret alone, which a client appends to the identifier.
+    let secret = body["meta"]["secret_token"].as_str().unwrap();
+    assert_eq!(secret.len(), 32, "{secret}");
+    assert!(secret.bytes().all(|b| b.is_ascii_alphanumeric()));
     let identifier = body["attributes"]["identifier"]
         .as_str()
         .unwrap()
         .to_string();
-    assert_eq!(&token[..16], identifier);
+    assert!(
+        identifier.starts_with("ptlc_") && identifier.len() == 16,
+        "{identifier}"
+    );
+    let token = format!("{identifier}{secret}");
     assert!(body["attributes"]["last_used_at"].is_null());
     assert_eq!(
         w.hoard.api(&token).get("/api/client/account").json()["attributes"]["username"],

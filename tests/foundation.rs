@@ -427,10 +427,11 @@ fn the_database_and_logs_hold_no_secret_in_clear() {
         .api(&key)
         .post("/api/client/account/api-keys", r#"{"description":"ci"}"#)
         .json();
-    let second = created["meta"]["secret_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let second = format!(
+        "{}{}",
+        created["attributes"]["identifier"].as_str().unwrap(),
+        created["meta"]["secret_token"].as_str().unwrap()
+    );
     assert_eq!(hoard.api(&second).get("/api/client/account").status, 200);
 
     let secrets = [

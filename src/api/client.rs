@@ -137,7 +137,11 @@ pub fn create_key(ctx: &Ctx, caller: &Caller) -> Result<Response> {
         &description,
     )?;
     let mut body = wire::api_key(&key);
-    body["meta"] = json!({"secret_token": token});
+    // As Pterodactyl does: the secret alone; the key is `identifier` followed by it.
+    let secret = token
+        .strip_prefix(key.identifier.as_str())
+        .unwrap_or(&token);
+    body["meta"] = json!({"secret_token": secret});
     Ok(Response::json(200, &body))
 }
 

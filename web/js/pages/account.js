@@ -69,7 +69,8 @@ export function render(ctx) {
   });
 
   function showSecret(created) {
-    const token = created.meta.secret_token;
+    // The key is the identifier followed by the secret, which the API shows only now.
+    const token = created.attributes.identifier + created.meta.secret_token;
     const done = button('I have saved it', { kind: 'secondary' });
     const panel = h('section', { class: 'secret-panel', role: 'status', 'data-testid': 'new-api-key', 'aria-labelledby': 'secret-title' },
       h('h3', { id: 'secret-title' }, icon('key'), 'Your new API key'),
