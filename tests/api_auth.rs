@@ -339,7 +339,9 @@ fn subuser_and_admin_routes_need_ownership_or_admin() {
     for token in [&w.owner, &w.admin] {
         let r = api(token).get(&users);
         assert_eq!(r.status, 200);
-        assert_eq!(r.json()["data"].as_array().unwrap().len(), 6);
+        let listed = r.json();
+        assert_eq!(listed["data"].as_array().unwrap().len(), 6);
+        assert_eq!(listed["meta"]["pagination"]["total"], 6, "{listed}");
     }
     let added = api(&w.owner).post(
         &users,
@@ -588,6 +590,12 @@ fn api_keys_are_created_listed_used_and_revoked() {
         "olivia"
     );
     let listed = api.get("/api/client/account/api-keys").json();
+    assert_eq!(listed["object"], "list");
+    assert_eq!(
+        listed["meta"]["pagination"]["total"].as_u64().unwrap() as usize,
+        listed["data"].as_array().unwrap().len(),
+        "{listed}"
+    );
     let entry = listed["data"]
         .as_array()
         .unwrap()

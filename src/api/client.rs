@@ -121,7 +121,10 @@ pub fn list_keys(ctx: &Ctx, caller: &Caller) -> Result<Response> {
     let keys = store::keys::list_for_user(&*ctx.app.db.conn()?, caller.user.id)?;
     Ok(Response::json(
         200,
-        &wire::list(keys.iter().map(wire::api_key).collect()),
+        &wire::single_page(
+            keys.iter().map(wire::api_key).collect(),
+            format!("{}/api/client/account/api-keys", ctx.base_url()),
+        ),
     ))
 }
 
@@ -304,7 +307,10 @@ pub fn list_subusers(ctx: &Ctx, caller: &Caller, id: &str) -> Result<Response> {
     let subusers = store::subusers::list(&*ctx.app.db.conn()?, server.id)?;
     Ok(Response::json(
         200,
-        &wire::list(subusers.iter().map(wire::subuser).collect()),
+        &wire::single_page(
+            subusers.iter().map(wire::subuser).collect(),
+            format!("{}/api/client/servers/{id}/users", ctx.base_url()),
+        ),
     ))
 }
 
