@@ -227,13 +227,6 @@ pub fn create_backup(ctx: &Ctx, caller: &Caller, id: &str) -> Result<Response> {
             "The name may not be longer than 191 characters.",
         ));
     }
-    if ignored.as_ref().is_some_and(|i| i.len() > 32 * 1024) {
-        f.push(crate::error::FieldError::new(
-            "ignored",
-            "max:32768",
-            "The ignored patterns may not be longer than 32 KiB.",
-        ));
-    }
     f.finish()?;
     let request = CreateRequest {
         name,
