@@ -703,6 +703,65 @@ fn a_hook_that_leaves_a_process_running_does_not_hold_up_the_job() {
     assert!(!env.contains("HOARD_ADMIN_PASSWORD"), "{env}");
 }
 
+/// A job whose process is stopped (Ctrl-Z, a paused machine) is slow, not dead: another
+/// hoard does not fail it, however old its heartbeat, and it completes once resumed.
+#[test]
+fn a_stopped_cli_job_is_not_taken_for_dead() {
+    let files: Vec<(String, Vec<u8>)> = (0..6)
+        .map(|i| (format!("region/r.{i}.mca"), noise(1 << 20, i)))
+        .collect();
+    let files: Vec<(&str, Vec<u8>)> = files.iter().map(|(n, d)| (n.as_str(), d.clone())).collect();
+    let (mut hoard, _dir, server, api) = setup(&["--throttle-backups", "0"], &files, &[]);
+    let mut cli = std::process::Command::new(bin())
+        .arg("--data-dir")
+        .arg(hoard.data.path())
+        .args(["backup", "create", &server, "--wait"])
+        .env("HOARD_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("HOARD_IO_LIMIT_MIB_S", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let db = rusqlite::Connection::open(hoard.data.path().join("hoard.db")).unwrap();
+    let running = |db: &rusqlite::Connection| -> Option<i64> {
+        db.query_row(
+            "SELECT job_pid FROM backups WHERE status = 'creating' AND started_at IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .ok()
+    };
+    let until = Instant::now() + Duration::from_secs(30);
+    while running(&db) != Some(cli.id() as i64) {
+        assert!(Instant::now() < until, "the CLI's backup never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: signals to the child we started.
+    unsafe { libc::kill(cli.id() as i32, libc::SIGSTOP) };
+    db.execute(
+        "UPDATE backups SET heartbeat_at = heartbeat_at - 600 WHERE status = 'creating'",
+        [],
+    )
+    .unwrap();
+    // The server reaps interrupted jobs as it starts.
+    hoard.restart();
+    std::thread::sleep(Duration::from_millis(1500));
+    let status: String = db
+        .query_row("SELECT status FROM backups", [], |r| r.get(0))
+        .unwrap();
+    unsafe { libc::kill(cli.id() as i32, libc::SIGCONT) };
+    assert_eq!(status, "creating", "a stopped job was taken for dead");
+    assert!(cli.wait().unwrap().success());
+    let api = Api::new(&hoard.base, api.token.clone());
+    let listed = api
+        .get(&format!("/api/client/servers/{server}/backups"))
+        .json();
+    assert_eq!(
+        listed["data"][0]["attributes"]["status"], "completed",
+        "{listed}"
+    );
+}
+
 /// Bytes of a file held in the page cache, from util-linux's `fincore`.
 fn cached_bytes(path: &std::path::Path) -> u64 {
     let out = std::process::Command::new("fincore")

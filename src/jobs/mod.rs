@@ -291,23 +291,39 @@ pub fn reap(app: &App) -> crate::error::Result<()> {
     Ok(())
 }
 
-/// Whether a job recorded in the database has no live process behind it: its heartbeat
-/// stopped, or the process that ran it is gone. A slow job keeps its heartbeat and is never
-/// taken for dead.
+/// Whether a job recorded in the database has no live process behind it: the process that
+/// ran it is gone, or, where no process is known, its heartbeat stopped. A hoard process
+/// that still runs the job is never taken for dead, however old its heartbeat: it may be
+/// stopped (Ctrl-Z, a paused machine) and resume, and undoing its work under it would
+/// lose files.
 pub fn is_dead(app: &App, task: Task, heartbeat_at: i64, pid: Option<i64>) -> bool {
     if app.jobs.is_tracked(task) {
         return false;
     }
     let age = now() - heartbeat_at;
-    if age > DEAD_AFTER_SECS {
-        return true;
-    }
     match pid {
         // Ours but not tracked: left by an earlier process that had our pid.
         Some(pid) if pid == std::process::id() as i64 => age > 10,
-        Some(pid) => !process_alive(pid),
-        None => false,
+        Some(pid) => !is_live_hoard(pid),
+        None => age > DEAD_AFTER_SECS,
     }
+}
+
+/// Whether `pid` is a running hoard (the same executable as this one), not a process that
+/// took the pid of one that ended.
+fn is_live_hoard(pid: i64) -> bool {
+    let own = std::env::current_exe().ok();
+    let theirs = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+    let name = |path: &std::path::Path| {
+        let name = path.file_name()?.to_string_lossy().into_owned();
+        // An executable replaced by an upgrade shows as "hoard (deleted)".
+        Some(name.trim_end_matches(" (deleted)").to_string())
+    };
+    process_alive(pid)
+        && match (own, theirs) {
+            (Some(own), Some(theirs)) => name(&own).is_some() && name(&own) == name(&theirs),
+            _ => false,
+        }
 }
 
 /// Whether a job may still be at work: tracked by this process, or recorded as run by
