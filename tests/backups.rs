@@ -703,6 +703,25 @@ fn a_hook_that_leaves_a_process_running_does_not_hold_up_the_job() {
     assert!(!env.contains("HOARD_ADMIN_PASSWORD"), "{env}");
 }
 
+/// Output that is not UTF-8 is logged with replacement characters, and the hook's pipes
+/// stay read to the end (a reader that stopped would kill the hook with SIGPIPE).
+#[test]
+fn hook_output_that_is_not_utf8_is_read_to_the_end() {
+    let (hoard, _dir, server, api) = setup(
+        &["--throttle-backups", "0"],
+        &[("a.txt", b"a".to_vec())],
+        &[
+            "--pre-backup",
+            "printf 'bad \\377 byte\\n'; printf 'err \\376\\n' >&2; seq 1 30000; seq 1 30000 >&2",
+        ],
+    );
+    let b = api.backup_and_wait(&server, "{}");
+    assert_eq!(b["status"], "completed", "{b}");
+    let log = hoard.log();
+    assert!(log.contains("pre_backup hook: 30000"), "{log}");
+    assert!(log.contains("bad \u{fffd} byte"), "{log}");
+}
+
 /// A job whose process is stopped (Ctrl-Z, a paused machine) is slow, not dead: another
 /// hoard does not fail it, however old its heartbeat, and it completes once resumed.
 #[test]

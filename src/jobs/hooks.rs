@@ -2,7 +2,7 @@
 //! `save-off`, a stop or start command...), with a timeout and the job's details in the
 //! environment. Their output goes to the log.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -11,6 +11,9 @@ use wait_timeout::ChildExt;
 
 /// Characters of stderr kept for the error message of a failed hook.
 const TAIL_CHARS: usize = 2000;
+
+/// Bytes of hook output logged as one line at most.
+const MAX_LINE: u64 = 16 * 1024;
 
 /// How long the output of a hook that exited is still read: a process it left running
 /// (`./start.sh &`, the usual post-restore command) keeps the pipes open for good.
@@ -55,19 +58,17 @@ pub fn run(
     let still_reading = reading.clone();
     std::thread::spawn(move || {
         let _reading = still_reading;
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            log::info!("{hook} hook: {line}");
-        }
+        for_each_line(stdout, |line| log::info!("{hook} hook: {line}"));
     });
     let hook = name.to_string();
     let tail = Arc::new(Mutex::new(String::new()));
     let kept = Arc::clone(&tail);
     std::thread::spawn(move || {
         let _reading = reading;
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+        for_each_line(stderr, |line| {
             log::warn!("{hook} hook (stderr): {line}");
             let mut kept = kept.lock().unwrap_or_else(|e| e.into_inner());
-            kept.push_str(&line);
+            kept.push_str(line);
             kept.push('\n');
             let excess = kept.chars().count().saturating_sub(TAIL_CHARS);
             if excess > 0 {
@@ -77,7 +78,7 @@ pub fn run(
                     .map_or(kept.len(), |(i, _)| i);
                 kept.drain(..cut);
             }
-        }
+        });
     });
     let status = match child.wait_timeout(timeout) {
         Ok(Some(status)) => Ok(status),
@@ -96,7 +97,9 @@ pub fn run(
     };
     let deadline = Instant::now() + OUTPUT_GRACE;
     if output_over.recv_deadline(deadline) == Err(crossbeam_channel::RecvTimeoutError::Timeout) {
-        log::info!("{name} hook: a process it started keeps its output open; no longer waiting");
+        log::warn!(
+            "{name} hook: a process it started still holds its output, which is read only while hoard runs; redirect that process's output (e.g. >/dev/null 2>&1) so it cannot get SIGPIPE"
+        );
     }
     let stderr = tail.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let status = status?;
@@ -116,5 +119,23 @@ pub fn run(
         Err(format!("the {name} hook {code}"))
     } else {
         Err(format!("the {name} hook {code}: {tail}"))
+    }
+}
+
+/// Calls `each` with every line of `pipe` until it closes; bytes that are not UTF-8 are
+/// shown replaced rather than ending the reading (which would break the writer's pipe), and
+/// a line longer than [`MAX_LINE`] comes in pieces.
+fn for_each_line(pipe: impl std::io::Read, mut each: impl FnMut(&str)) {
+    let mut reader = BufReader::new(pipe);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match (&mut reader).take(MAX_LINE).read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {
+                let text = String::from_utf8_lossy(&line);
+                each(text.trim_end_matches(['\n', '\r']));
+            }
+        }
     }
 }
