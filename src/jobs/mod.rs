@@ -309,21 +309,27 @@ pub fn is_dead(app: &App, task: Task, heartbeat_at: i64, pid: Option<i64>) -> bo
     }
 }
 
-/// Whether `pid` is a running hoard (the same executable as this one), not a process that
-/// took the pid of one that ended.
+/// Whether `pid` may be a running hoard: alive, and not known to be another program that
+/// took the pid of one that ended. When its executable cannot be read (another user's
+/// process, a restricted /proc), it is taken for a hoard: only a sure answer may let a job
+/// be undone.
 fn is_live_hoard(pid: i64) -> bool {
-    let own = std::env::current_exe().ok();
-    let theirs = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
-    let name = |path: &std::path::Path| {
+    if !process_alive(pid) {
+        return false;
+    }
+    // An executable replaced by an upgrade shows as "hoard (deleted)".
+    let name = |path: std::path::PathBuf| {
         let name = path.file_name()?.to_string_lossy().into_owned();
-        // An executable replaced by an upgrade shows as "hoard (deleted)".
         Some(name.trim_end_matches(" (deleted)").to_string())
     };
-    process_alive(pid)
-        && match (own, theirs) {
-            (Some(own), Some(theirs)) => name(&own).is_some() && name(&own) == name(&theirs),
-            _ => false,
-        }
+    let own = std::env::current_exe().ok().and_then(name);
+    let theirs = std::fs::read_link(format!("/proc/{pid}/exe"))
+        .ok()
+        .and_then(name);
+    match (own, theirs) {
+        (Some(own), Some(theirs)) => own == theirs,
+        _ => true,
+    }
 }
 
 /// Whether a job may still be at work: tracked by this process, or recorded as run by

@@ -168,6 +168,31 @@ impl Paths {
         }
     }
 
+    /// The work directory's name once nothing in it is wanted any more.
+    fn discarded(&self) -> PathBuf {
+        let mut name = self.work.file_name().unwrap_or_default().to_os_string();
+        name.push("-discarded");
+        self.work.with_file_name(name)
+    }
+
+    /// Drops the work directory after a rollback: renamed first, so that the rollback is
+    /// complete on disk before anything in it is deleted (a rerun would otherwise take
+    /// the server's files for staged ones as their staged copies vanish).
+    fn discard(&self) {
+        let discarded = self.discarded();
+        let renamed = match std::fs::rename(&self.work, &discarded) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => crate::storage::sync_parent(&self.work),
+        };
+        let removed = renamed.and_then(|()| match std::fs::remove_dir_all(&discarded) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        });
+        if let Err(e) = removed {
+            log::warn!("cannot remove {}: {e}", self.work.display());
+        }
+    }
+
     /// Where an overlay keeps its plan, so that it can be undone after a crash.
     fn overlay_plan(&self) -> PathBuf {
         self.work.join("overlay-plan.json")
@@ -238,7 +263,18 @@ pub fn run(app: &App, id: i64, tracker: &Tracker) {
         conclude(app, &restore, &server, Err(e), false);
         return;
     }
-    let outcome = restore_files(app, &restore, &paths, tracker);
+    let outcome = match restore_files(app, &restore, &paths, tracker) {
+        Ok(()) => Ok(()),
+        Err(Stop::Failed(e)) => Err(e),
+        Err(Stop::Stuck(e)) => {
+            log::error!(
+                "restore {} of server {} failed and could not be undone: {e}; it is retried while the server stays locked",
+                restore.uuid,
+                server.short_id
+            );
+            return;
+        }
+    };
     let succeeded = outcome.is_ok();
     conclude(app, &restore, &server, outcome, true);
     if succeeded {
@@ -266,13 +302,28 @@ fn remove_leftovers(restore: &Restore, work: &Path) {
     }
 }
 
+/// Why a restore stopped.
+enum Stop {
+    /// The server's files are as they were.
+    Failed(String),
+    /// The swap could not be undone: the journal keeps its step, so that recovery tries
+    /// again, and the server stays locked meanwhile.
+    Stuck(String),
+}
+
+impl From<String> for Stop {
+    fn from(reason: String) -> Stop {
+        Stop::Failed(reason)
+    }
+}
+
 /// Extraction and the swap; on failure, the server's files are put back as they were.
 fn restore_files(
     app: &App,
     restore: &Restore,
     paths: &Paths,
     tracker: &Tracker,
-) -> std::result::Result<(), String> {
+) -> std::result::Result<(), Stop> {
     set_step(app, restore.id, Step::Extracting)?;
     let backup = {
         let conn = app.db.conn().map_err(|e| e.to_string())?;
@@ -282,7 +333,7 @@ fn restore_files(
             .transpose()
             .map_err(|e| e.to_string())?
             .flatten()
-            .ok_or("the backup was deleted before the restore started")?
+            .ok_or_else(|| "the backup was deleted before the restore started".to_string())?
     };
     let archive = archive_path(app, &backup).map_err(|e| e.to_string())?;
     let extracted = (|| {
@@ -308,7 +359,7 @@ fn restore_files(
         Ok(done) => done,
         Err(e) => {
             let _ = paths.remove_work();
-            return Err(e);
+            return Err(e.into());
         }
     };
     for note in &extracted.skipped {
@@ -318,7 +369,7 @@ fn restore_files(
     // journal finishes the swap, and it must find whole files.
     if let Err(e) = crate::storage::sync_filesystem(&paths.staging) {
         let _ = paths.remove_work();
-        return Err(format!("cannot flush the restored files to disk: {e}"));
+        return Err(format!("cannot flush the restored files to disk: {e}").into());
     }
     let swapped = if restore.truncate {
         replace(app, restore, paths)
@@ -327,8 +378,10 @@ fn restore_files(
     };
     if let Err((reached, e)) = swapped {
         return Err(match roll_back(app, restore, paths, reached) {
-            Ok(()) => format!("{e}; the server's files were put back as they were"),
-            Err(u) => format!("{e}; {u}"),
+            Ok(()) => Stop::Failed(format!(
+                "{e}; the server's files were put back as they were"
+            )),
+            Err(u) => Stop::Stuck(format!("{e}; {u}")),
         });
     }
     // Inside the server directory the replaced files would be in the server's next backup,
@@ -377,6 +430,14 @@ fn overlay(app: &App, restore: &Restore, paths: &Paths) -> std::result::Result<(
                 format!("cannot lay the restored files over the current ones: {e}"),
             )
         })?;
+    // The renames reached many directories: all of them must be on disk before the journal
+    // lets the replaced files go.
+    crate::storage::sync_filesystem(&paths.server).map_err(|e| {
+        (
+            Step::Overlaying,
+            format!("cannot flush the overlay to disk: {e}"),
+        )
+    })?;
     set_step(app, restore.id, Step::Cleanup).map_err(|e| (Step::Overlaying, e))
 }
 
@@ -389,6 +450,11 @@ fn roll_back(
     paths: &Paths,
     reached: Step,
 ) -> std::result::Result<(), String> {
+    // A rollback that completed renamed the work directory away: at most its delete is left.
+    if !paths.work.exists() {
+        paths.discard();
+        return Ok(());
+    }
     let skip = paths.skip.as_ref();
     let put_back = match reached {
         Step::Evacuating => swap::move_all(&paths.trash, &paths.server, skip),
@@ -402,9 +468,9 @@ fn roll_back(
             .and_then(|plan| plan.undo(&paths.staging, &paths.server, &paths.trash)),
         _ => Ok(()),
     };
-    match put_back {
+    match put_back.and_then(|()| crate::storage::sync_filesystem(&paths.server)) {
         Ok(()) => {
-            let _ = paths.remove_work();
+            paths.discard();
             Ok(())
         }
         Err(e) => Err(format!(
@@ -518,6 +584,11 @@ pub fn recover(app: &App) -> Result<()> {
         let Some(server) = store::servers::by_id(&*app.db.conn()?, restore.server_id)? else {
             continue;
         };
+        // Another hoard may be looking at the same journal: one of them resolves it.
+        let own = std::process::id();
+        if !store::restores::claim(&*app.db.conn()?, restore.id, restore.step, pid, own, now())? {
+            continue;
+        }
         log::warn!(
             "restore {} was interrupted at step '{}': resolving it",
             restore.uuid,
@@ -545,7 +616,13 @@ fn resolve(app: &App, restore: &Restore, server: &Server, why: &str) {
                 Ok(()) => Err(format!(
                     "{why}; the server's files were put back as they were"
                 )),
-                Err(e) => Err(format!("{why}; {e}")),
+                Err(e) => {
+                    log::error!(
+                        "restore {}: {e}; it is retried while the server stays locked",
+                        restore.uuid
+                    );
+                    return;
+                }
             }
         }
         // The swap was over: only the replaced files were left to delete.

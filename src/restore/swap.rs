@@ -112,8 +112,9 @@ impl Overlay {
 
     /// Writes the plan to `path`, durably: it must be there before the first move.
     pub fn save(&self, path: &Path) -> io::Result<()> {
-        let mut file = fs::File::create(path)?;
-        serde_json::to_writer(&mut file, self)?;
+        let mut out = io::BufWriter::new(fs::File::create(path)?);
+        serde_json::to_writer(&mut out, self)?;
+        let file = out.into_inner().map_err(io::IntoInnerError::into_error)?;
         file.sync_all()?;
         crate::storage::sync_parent(path)
     }

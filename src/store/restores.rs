@@ -207,6 +207,24 @@ pub fn set_pid(c: &Connection, id: i64, pid: Option<u32>) -> Result<()> {
     Ok(())
 }
 
+/// Takes over an unfinished restore left by process `from` for process `to`, unless another
+/// process took it first (or it moved on): true when this call took it.
+pub fn claim(
+    c: &Connection,
+    id: i64,
+    step: Step,
+    from: Option<i64>,
+    to: u32,
+    now: Timestamp,
+) -> Result<bool> {
+    let changed = c.execute(
+        "UPDATE restores SET job_pid = ?4, heartbeat_at = ?5
+         WHERE id = ?1 AND step = ?2 AND job_pid IS ?3",
+        params![id, step.as_str(), from, to, now],
+    )?;
+    Ok(changed == 1)
+}
+
 /// The most recent finished restore of a server.
 pub fn last_finished(c: &Connection, server_id: i64) -> Result<Option<Restore>> {
     let sql = format!(
