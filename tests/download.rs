@@ -129,15 +129,7 @@ fn links_download_resume_and_describe_the_file() {
 
     // The signature never reaches the log; each link asked for is in the activity log.
     assert!(!hoard.log().contains(param(&url, "signature")));
-    let db = rusqlite::Connection::open(hoard.data.path().join("hoard.db")).unwrap();
-    let n: i64 = db
-        .query_row(
-            "SELECT COUNT(*) FROM activity_log WHERE event = 'server:backup.download'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(n, 2);
+    assert_eq!(hoard.activity_count("server:backup.download"), 2);
 }
 
 #[test]

@@ -134,6 +134,17 @@ impl Hoard {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
+    /// How many times `event` is in the activity log.
+    pub fn activity_count(&self, event: &str) -> i64 {
+        let db = rusqlite::Connection::open(self.data.path().join("hoard.db")).unwrap();
+        db.query_row(
+            "SELECT COUNT(*) FROM activity_log WHERE event = ?1",
+            [event],
+            |r| r.get(0),
+        )
+        .unwrap()
+    }
+
     pub fn stdout(&self) -> String {
         std::fs::read_to_string(&self.stdout_path).unwrap_or_default()
     }
