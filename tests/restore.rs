@@ -959,3 +959,53 @@ fn a_swap_that_fails_midway_puts_every_file_back() {
         assert!(f.work_dirs_left().is_empty(), "{:?}", f.work_dirs_left());
     }
 }
+
+/// A rollback renames its work directory away before deleting it; a hoard that stopped
+/// during that delete finishes it at the next start and reports the restore as undone.
+#[test]
+fn a_rollback_stopped_while_clearing_up_is_finished_at_the_next_start() {
+    let mut f = Fixture::new(&["--throttle-backups", "0"]);
+    std::fs::create_dir_all(f.dir().join("world")).unwrap();
+    let _world = Tmpfs::mount(&f.dir().join("world"), "8m");
+    populate(&f.dir());
+    let b = f.backup();
+    change(&f.dir());
+    let before = snapshot(&f.dir());
+    let outcome = f.restore(b["uuid"].as_str().unwrap(), false);
+    assert_eq!(outcome["successful"], false, "{outcome}");
+    // Back to the moment the files were back but the renamed work directory not yet gone.
+    let db = rusqlite::Connection::open(f.hoard.data.path().join("hoard.db")).unwrap();
+    let staging: String = db
+        .query_row("SELECT staging_path FROM restores", [], |r| r.get(0))
+        .unwrap();
+    let work = Path::new(&staging).parent().unwrap().to_path_buf();
+    let mut discarded = work.file_name().unwrap().to_os_string();
+    discarded.push("-discarded");
+    let discarded = work.with_file_name(discarded);
+    write(
+        &discarded,
+        "staging/server.properties",
+        b"motd=from the backup\n",
+    );
+    db.execute(
+        "UPDATE restores SET step = 'overlaying', finished_at = NULL, job_pid = NULL, heartbeat_at = 0",
+        [],
+    )
+    .unwrap();
+    db.execute("UPDATE servers SET status = 'restoring_backup'", [])
+        .unwrap();
+    f.hoard.restart();
+    f.api = Api::new(&f.hoard.base, f.api.token.clone());
+    let outcome = wait_resolved(&f);
+    assert_eq!(outcome["successful"], false, "{outcome}");
+    assert!(
+        outcome["error"]
+            .as_str()
+            .unwrap()
+            .contains("put back as they were"),
+        "{outcome}"
+    );
+    assert!(!discarded.exists(), "{}", discarded.display());
+    assert!(!work.exists());
+    assert_eq!(snapshot(&f.dir()), before);
+}
