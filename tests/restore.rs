@@ -35,6 +35,12 @@ impl Fixture {
         }
     }
 
+    /// Kills hoard and starts it again on the same data directory.
+    fn restart(&mut self) {
+        self.hoard.restart();
+        self.api = Api::new(&self.hoard.base, self.api.token.clone());
+    }
+
     fn dir(&self) -> PathBuf {
         self.top.path().join("server")
     }
@@ -65,13 +71,23 @@ impl Fixture {
     }
 
     /// Populates the server, backs it up, changes the files and restores the backup over
-    /// them (truncate); checks the files are exactly the backup's and returns them.
-    fn round_trip(&self) -> std::collections::BTreeMap<PathBuf, String> {
+    /// them; returns the files as backed up and the restore's outcome.
+    fn backup_change_restore(
+        &self,
+        truncate: bool,
+    ) -> (std::collections::BTreeMap<PathBuf, String>, Value) {
         populate(&self.dir());
         let at_backup = snapshot(&self.dir());
         let b = self.backup();
         change(&self.dir());
-        let outcome = self.restore(b["uuid"].as_str().unwrap(), true);
+        let outcome = self.restore(b["uuid"].as_str().unwrap(), truncate);
+        (at_backup, outcome)
+    }
+
+    /// [`Fixture::backup_change_restore`] with truncate; checks the files are exactly the
+    /// backup's and returns them.
+    fn round_trip(&self) -> std::collections::BTreeMap<PathBuf, String> {
+        let (at_backup, outcome) = self.backup_change_restore(true);
         assert_eq!(outcome["successful"], true, "{outcome}");
         assert_eq!(snapshot(&self.dir()), at_backup);
         at_backup
@@ -200,11 +216,7 @@ fn restore_with_truncate_brings_back_exactly_the_backup() {
 #[test]
 fn restore_without_truncate_keeps_newer_files() {
     let f = Fixture::new(&["--throttle-backups", "0"]);
-    populate(&f.dir());
-    let at_backup = snapshot(&f.dir());
-    let b = f.backup();
-    change(&f.dir());
-    let outcome = f.restore(b["uuid"].as_str().unwrap(), false);
+    let (at_backup, outcome) = f.backup_change_restore(false);
     assert_eq!(outcome["successful"], true, "{outcome}");
     let now = snapshot(&f.dir());
     for (path, desc) in &at_backup {
@@ -592,6 +604,19 @@ fn poll_step(f: &Fixture, wanted: &[&str], deadline: Duration) -> String {
     }
 }
 
+/// Checks that a restore failed and says the server's files were put back; `context`
+/// names the case in the message.
+fn assert_put_back(outcome: &Value, context: &str) {
+    assert_eq!(outcome["successful"], false, "{context}: {outcome}");
+    assert!(
+        outcome["error"]
+            .as_str()
+            .unwrap()
+            .contains("put back as they were"),
+        "{context}: {outcome}"
+    );
+}
+
 fn wait_resolved(f: &Fixture) -> Value {
     let until = Instant::now() + Duration::from_secs(90);
     loop {
@@ -649,8 +674,7 @@ fn a_restore_killed_during_extraction_is_rolled_back_at_the_next_start() {
     f.api
         .post(&format!("/api/client/servers/{}/backups", f.server), "{}")
         .assert_error(409, "ConflictingServerStateException");
-    f.hoard.restart();
-    f.api = Api::new(&f.hoard.base, f.api.token.clone());
+    f.restart();
     let outcome = wait_resolved(&f);
     assert_eq!(outcome["successful"], false, "{outcome}");
     assert!(outcome["error"].as_str().unwrap().contains("interrupted"));
@@ -686,20 +710,9 @@ fn killed_between_the_moves(truncate: bool, steps: &[&str]) {
     );
     assert_eq!(r.status, 202);
     let step = poll_step(&f, steps, Duration::from_secs(60));
-    f.hoard.restart();
-    f.api = Api::new(&f.hoard.base, f.api.token.clone());
+    f.restart();
     let outcome = wait_resolved(&f);
-    assert_eq!(
-        outcome["successful"], false,
-        "killed at '{step}': {outcome}"
-    );
-    assert!(
-        outcome["error"]
-            .as_str()
-            .unwrap()
-            .contains("put back as they were"),
-        "{outcome}"
-    );
+    assert_put_back(&outcome, &format!("killed at '{step}'"));
     assert!(
         snapshot(&f.dir()) == before,
         "killed at '{step}': the files are not what they were"
@@ -931,30 +944,34 @@ fn files_dated_before_1970_back_up_and_restore() {
     assert_eq!(mtime("ancient.txt"), BEFORE_1970);
 }
 
-/// A swap that fails midway puts every file back at once, in both modes: here `world` is a
-/// mount point, which can be neither moved aside nor renamed into.
+/// A server whose `world` is a mount point (which can be neither moved aside nor renamed
+/// into), backed up, changed and restored over, so that the swap fails midway. Returns the
+/// fixture, the mount (unmounted on drop), the files before the restore and its outcome.
+fn restore_failing_midway(
+    truncate: bool,
+) -> (
+    Fixture,
+    Tmpfs,
+    std::collections::BTreeMap<PathBuf, String>,
+    Value,
+) {
+    let f = Fixture::new(&["--throttle-backups", "0"]);
+    std::fs::create_dir_all(f.dir().join("world")).unwrap();
+    let world = Tmpfs::mount(&f.dir().join("world"), "8m");
+    populate(&f.dir());
+    let b = f.backup();
+    change(&f.dir());
+    let before = snapshot(&f.dir());
+    let outcome = f.restore(b["uuid"].as_str().unwrap(), truncate);
+    (f, world, before, outcome)
+}
+
+/// A swap that fails midway puts every file back at once, in both modes.
 #[test]
 fn a_swap_that_fails_midway_puts_every_file_back() {
     for truncate in [true, false] {
-        let f = Fixture::new(&["--throttle-backups", "0"]);
-        std::fs::create_dir_all(f.dir().join("world")).unwrap();
-        let _world = Tmpfs::mount(&f.dir().join("world"), "8m");
-        populate(&f.dir());
-        let b = f.backup();
-        change(&f.dir());
-        let before = snapshot(&f.dir());
-        let outcome = f.restore(b["uuid"].as_str().unwrap(), truncate);
-        assert_eq!(
-            outcome["successful"], false,
-            "truncate {truncate}: {outcome}"
-        );
-        assert!(
-            outcome["error"]
-                .as_str()
-                .unwrap()
-                .contains("put back as they were"),
-            "truncate {truncate}: {outcome}"
-        );
+        let (f, _world, before, outcome) = restore_failing_midway(truncate);
+        assert_put_back(&outcome, &format!("truncate {truncate}"));
         assert_eq!(snapshot(&f.dir()), before, "truncate {truncate}");
         assert!(f.work_dirs_left().is_empty(), "{:?}", f.work_dirs_left());
     }
@@ -964,14 +981,7 @@ fn a_swap_that_fails_midway_puts_every_file_back() {
 /// during that delete finishes it at the next start and reports the restore as undone.
 #[test]
 fn a_rollback_stopped_while_clearing_up_is_finished_at_the_next_start() {
-    let mut f = Fixture::new(&["--throttle-backups", "0"]);
-    std::fs::create_dir_all(f.dir().join("world")).unwrap();
-    let _world = Tmpfs::mount(&f.dir().join("world"), "8m");
-    populate(&f.dir());
-    let b = f.backup();
-    change(&f.dir());
-    let before = snapshot(&f.dir());
-    let outcome = f.restore(b["uuid"].as_str().unwrap(), false);
+    let (mut f, _world, before, outcome) = restore_failing_midway(false);
     assert_eq!(outcome["successful"], false, "{outcome}");
     // Back to the moment the files were back but the renamed work directory not yet gone.
     let db = rusqlite::Connection::open(f.hoard.data.path().join("hoard.db")).unwrap();
@@ -994,17 +1004,9 @@ fn a_rollback_stopped_while_clearing_up_is_finished_at_the_next_start() {
     .unwrap();
     db.execute("UPDATE servers SET status = 'restoring_backup'", [])
         .unwrap();
-    f.hoard.restart();
-    f.api = Api::new(&f.hoard.base, f.api.token.clone());
+    f.restart();
     let outcome = wait_resolved(&f);
-    assert_eq!(outcome["successful"], false, "{outcome}");
-    assert!(
-        outcome["error"]
-            .as_str()
-            .unwrap()
-            .contains("put back as they were"),
-        "{outcome}"
-    );
+    assert_put_back(&outcome, "rollback finished at the next start");
     assert!(!discarded.exists(), "{}", discarded.display());
     assert!(!work.exists());
     assert_eq!(snapshot(&f.dir()), before);

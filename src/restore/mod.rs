@@ -184,10 +184,7 @@ impl Paths {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
             _ => crate::storage::sync_parent(&self.work),
         };
-        let removed = renamed.and_then(|()| match std::fs::remove_dir_all(&discarded) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
-        });
+        let removed = renamed.and_then(|()| remove_tree(&discarded));
         if let Err(e) = removed {
             log::warn!("cannot remove {}: {e}", self.work.display());
         }
@@ -199,10 +196,15 @@ impl Paths {
     }
 
     fn remove_work(&self) -> std::io::Result<()> {
-        match std::fs::remove_dir_all(&self.work) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
-        }
+        remove_tree(&self.work)
+    }
+}
+
+/// Removes a directory tree; one already gone is no error.
+fn remove_tree(dir: &Path) -> std::io::Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
     }
 }
 
@@ -291,9 +293,7 @@ fn remove_leftovers(restore: &Restore, work: &Path) {
     if !ours {
         return;
     }
-    if let Err(e) = std::fs::remove_dir_all(work)
-        && e.kind() != std::io::ErrorKind::NotFound
-    {
+    if let Err(e) = remove_tree(work) {
         log::warn!(
             "restore {}: cannot remove {}: {e}",
             restore.uuid,
