@@ -190,6 +190,18 @@ def run_wrk(url, key, seconds=10, connections=64):
     return {"requests_per_sec": rps, "p99_ms": float(m.group(1)) * scale, "non_2xx": int(non2xx.group(1)) if non2xx else 0}
 
 
+def wrk_rounds(url, key, rounds=3):
+    """Runs wrk `rounds` times and reports the median requests/s and p99 (a single 10 s run
+    on a shared VM can catch a stall of the whole machine), with every run kept."""
+    runs = [run_wrk(url, key) for _ in range(rounds)]
+    return {
+        "requests_per_sec": statistics.median(r["requests_per_sec"] for r in runs),
+        "p99_ms": statistics.median(r["p99_ms"] for r in runs),
+        "non_2xx": sum(r["non_2xx"] for r in runs),
+        "runs": runs,
+    }
+
+
 def vm_hwm_mib(pid):
     for line in open("/proc/%d/status" % pid):
         if line.startswith("VmHWM:"):
@@ -363,7 +375,7 @@ def main():
             results["5"] = r
 
         if "6" not in a.skip:
-            log("6. API: wrk, 64 connections, 10 s, GET backups of a server with 50 backups")
+            log("6. API: wrk, 64 connections, 3 runs of 10 s, GET backups of a server with 50 backups")
             tiny = os.path.join(work, "tiny-server")
             os.makedirs(tiny)
             open(os.path.join(tiny, "server.properties"), "w").write("motd=bench\n")
@@ -373,7 +385,7 @@ def main():
                 while h.api("GET", "/api/client/servers/%s/backups/%s" % (tiny_id, b))["attributes"]["status"] == "creating":
                     time.sleep(0.02)
             url = "%s/api/client/servers/%s/backups" % (h.base, tiny_id)
-            idle = run_wrk(url, h.key)
+            idle = wrk_rounds(url, h.key)
             log("  idle: %.0f req/s, p99 %.2f ms" % (idle["requests_per_sec"], idle["p99_ms"]))
             stop = threading.Event()
             backups_done = [0]
@@ -389,7 +401,7 @@ def main():
             t = threading.Thread(target=keep_backing_up)
             t.start()
             time.sleep(0.5)
-            busy = run_wrk(url, h.key)
+            busy = wrk_rounds(url, h.key)
             stop.set()
             t.join()
             busy["backups_during_run"] = backups_done[0]
@@ -443,7 +455,7 @@ def report(results, started, args):
         idle, busy = results["6"]["idle"], results["6"]["during_backup"]
         lines += [
             "",
-            "| 6. API (`wrk -c64 -d10s`, GET backups, 50 backups) | requests/s | p99 | target |",
+            "| 6. API (`wrk -c64 -d10s`, GET backups, 50 backups; median of 3 runs) | requests/s | p99 | target |",
             "| --- | --- | --- | --- |",
             "| idle | %.0f | %.2f ms | ≥ 10,000 req/s, p99 ≤ 10 ms |" % (idle["requests_per_sec"], idle["p99_ms"]),
             "| while `game` backups run (%d during the run) | %.0f | %.2f ms | p99 ≤ 50 ms |"

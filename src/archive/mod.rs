@@ -10,7 +10,7 @@ mod walk;
 pub use exclude::{Exclusions, IGNORE_FILE, split_patterns};
 
 use crate::model::Compression;
-use sink::{Compressor, Handoff, HashingWriter};
+use sink::Frames;
 use source::{FileReader, Throttle};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -23,7 +23,7 @@ use walk::{Entry, Kind, Step};
 pub struct Options {
     pub compression: Compression,
     pub zstd_level: i32,
-    /// Compression worker threads (zstd and gzip); 1 compresses on the calling thread.
+    /// Compression worker threads (zstd and gzip), besides the walk and the writer.
     pub threads: u32,
     pub gzip_level: u32,
     /// Cap on reading server files, bytes per second; 0 for none.
@@ -134,21 +134,9 @@ fn write_inner(
         .mode(0o600)
         .open(dest)
         .map_err(|e| classify(e, &format!("cannot create {}", dest.display())))?;
-    let sink = HashingWriter::new(file, options.max_bytes)
-        .map_err(|e| classify(e, "cannot start the archive writer"))?;
-    let compressor =
-        Compressor::new(sink, options).map_err(|e| classify(e, "cannot start the compressor"))?;
-    // The tar stream reaches the compressor through a thread of its own: zstd's writer
-    // waits whenever its oldest job is not done, and the walk goes on meanwhile.
-    let feed = Handoff::spawn(
-        "archive-feeder",
-        compressor,
-        FEED_CHUNK,
-        FEED_IN_FLIGHT,
-        |c| c.finish(),
-    )
-    .map_err(|e| classify(e, "cannot start the compressor"))?;
-    let mut tar = tar::Builder::new(feed);
+    let frames =
+        sink::Frames::new(file, options).map_err(|e| classify(e, "cannot start the compressor"))?;
+    let mut tar = tar::Builder::new(frames);
     tar.follow_symlinks(false);
     let mut warnings: Vec<String> = exclusions.notes.clone();
     let mut content = Scan::default();
@@ -199,8 +187,7 @@ fn write_inner(
     })?;
 
     let finish = |e| classify(e, "cannot finish the archive");
-    let sink = tar.into_inner().and_then(Handoff::finish).map_err(finish)?;
-    let (file, sha256, bytes) = sink.into_parts().map_err(finish)?;
+    let (file, sha256, bytes) = tar.into_inner().and_then(Frames::finish).map_err(finish)?;
     file.sync_all()
         .map_err(|e| classify(e, "cannot sync the archive to disk"))?;
     Ok(Output {
@@ -221,16 +208,10 @@ enum Appended {
     Skipped(String),
 }
 
-type Tar = tar::Builder<Handoff<HashingWriter>>;
+type Tar = tar::Builder<Frames>;
 
 /// tar's block: every entry's data is padded to a multiple of it.
 const BLOCK: u64 = 512;
-
-/// The tar stream goes to the compressor's thread in chunks of this size (files are read
-/// straight into them)...
-const FEED_CHUNK: usize = 256 * 1024;
-/// ...with this many in flight: 2 MiB the walk may run ahead (4 MiB measured no faster).
-const FEED_IN_FLIGHT: usize = 8;
 
 fn header_for(meta: &std::fs::Metadata) -> tar::Header {
     let mut header = tar::Header::new_gnu();

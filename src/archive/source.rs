@@ -1,7 +1,7 @@
 //! Reading server files into the archive: exactly the size the tar header announced, no
 //! matter how the file changes meanwhile, at a bounded rate, and stoppable.
 
-use super::sink::Handoff;
+use super::sink::Frames;
 use super::{Abort, Progress};
 use std::fs::File;
 use std::io::{self, Read};
@@ -92,7 +92,7 @@ impl<'a> FileReader<'a> {
     }
 
     /// Writes the file's announced size into `out`, read straight into its buffer.
-    pub fn copy_to<T: Send + 'static>(&mut self, out: &mut Handoff<T>) -> io::Result<()> {
+    pub fn copy_to(&mut self, out: &mut Frames) -> io::Result<()> {
         while self.remaining > 0 {
             out.fill_with(|free| self.read_into(free))?;
         }
