@@ -24,8 +24,9 @@ use std::thread::JoinHandle;
 /// dropped from the page cache once the next one is started.
 const WRITEBACK_EVERY: u64 = 8 << 20;
 
-/// Input per zstd frame: zstd's window at the usual levels, so a frame loses almost no
-/// matches to its neighbours (0.1% larger than one frame on `smallfiles`).
+/// Input per zstd frame. Frames share no history, which costs 0.4% in size on `smallfiles`
+/// against zstd's own multithreaded mode; 2 MiB frames cost 0.1% but hold twice the memory
+/// and measured no faster.
 const ZSTD_BLOCK_BYTES: usize = 1 << 20;
 
 /// Input per gzip member: deflate looks back only 32 KiB, so larger blocks gain nothing.
@@ -156,8 +157,8 @@ impl Frames {
             Compression::None => 1,
             _ => options.threads.max(1) as usize,
         };
-        // Each worker busy, as many blocks waiting for one, one being filled and one
-        // being written.
+        // Each worker busy, as many blocks waiting for a worker or the writer, and one
+        // being filled.
         let max_blocks = 2 * threads + 1;
         let (to_workers, for_workers) = crossbeam_channel::bounded::<Block>(max_blocks);
         let (to_writer, for_writer) = crossbeam_channel::bounded(max_blocks);
