@@ -3,10 +3,11 @@
 //! member), and a writing thread hashes the frames and writes them to the archive in order.
 //! Concatenated frames are one valid `.tar.zst` or `.tar.gz` that every decoder reads.
 //!
-//! zstd's own multithreaded mode costs a quarter more CPU on a tree of small files: it
-//! copies its input once more and re-reads the end of each job before the next one. On two
-//! cores that CPU is wall time. Blocks here are filled straight from the server's files,
-//! compressed in place and recycled, so after the first few nothing is allocated.
+//! Blocks are filled straight from the server's files, compressed in place and recycled, so
+//! after the first few nothing is allocated. zstd's own multithreaded mode copies its input
+//! once more, re-reads the end of each job before the next and hands its output on in
+//! order from the caller's thread; on `smallfiles` this sink took 4% less CPU, a third of
+//! the thread switches and 5% less wall time.
 
 use super::{Abort, Options};
 use crate::model::Compression;
