@@ -165,14 +165,22 @@ impl Frames {
         let (to_writer, for_writer) = crossbeam_channel::bounded(max_blocks);
         let (give_back, recycled) = crossbeam_channel::bounded(max_blocks);
         let abandoned = Arc::new(AtomicBool::new(false));
+        // Every encoder is made before any thread starts, so a bad level starts none.
+        let encoders = (0..threads)
+            .map(|_| Encoder::new(options))
+            .collect::<io::Result<Vec<_>>>()?;
         let mut workers = Vec::with_capacity(threads);
-        for _ in 0..threads {
-            let mut encoder = Encoder::new(options)?;
+        for mut encoder in encoders {
             let (blocks, done) = (for_workers.clone(), to_writer.clone());
+            let told = Arc::clone(&abandoned);
             let worker = std::thread::Builder::new()
                 .name("archive-compress".into())
                 .spawn(move || {
                     for mut block in blocks {
+                        // A failed archive does not wait for its queue to be compressed.
+                        if told.load(Ordering::Relaxed) {
+                            break;
+                        }
                         let encoded = std::panic::catch_unwind(AssertUnwindSafe(|| {
                             encoder.encode(&mut block)
                         }))
