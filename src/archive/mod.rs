@@ -135,7 +135,7 @@ fn write_inner(
         .open(dest)
         .map_err(|e| classify(e, &format!("cannot create {}", dest.display())))?;
     let frames =
-        sink::Frames::new(file, options).map_err(|e| classify(e, "cannot start the compressor"))?;
+        Frames::new(file, options).map_err(|e| classify(e, "cannot start the compressor"))?;
     let mut tar = tar::Builder::new(frames);
     tar.follow_symlinks(false);
     let mut warnings: Vec<String> = exclusions.notes.clone();
