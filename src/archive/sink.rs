@@ -45,8 +45,6 @@ struct Block {
     /// Large enough for the worst-case frame; `framed` of it is the frame.
     output: Vec<u8>,
     framed: usize,
-    /// The frame is the input itself (no compression).
-    stored: bool,
 }
 
 impl Block {
@@ -57,12 +55,13 @@ impl Block {
             filled: 0,
             output: Vec::new(),
             framed: 0,
-            stored: false,
         }
     }
 
-    fn frame(&self) -> &[u8] {
-        if self.stored {
+    /// The bytes to write: the compressed frame, or the input itself when nothing is
+    /// compressed.
+    fn frame(&self, stored: bool) -> &[u8] {
+        if stored {
             &self.input[..self.filled]
         } else {
             &self.output[..self.framed]
@@ -106,27 +105,29 @@ impl Encoder {
 
     fn encode(&mut self, block: &mut Block) -> io::Result<()> {
         let input = &block.input[..block.filled];
-        let bound = match self {
-            Encoder::Zstd(_) => zstd::zstd_safe::compress_bound(input.len()),
-            Encoder::Gzip(compressor) => compressor.gzip_compress_bound(input.len()),
-            Encoder::Stored => {
-                block.stored = true;
-                return Ok(());
-            }
-        };
-        if block.output.len() < bound {
-            block.output.resize(bound, 0);
-        }
-        let output = &mut block.output[..];
         block.framed = match self {
-            Encoder::Zstd(compressor) => compressor.compress_to_buffer(input, output)?,
-            Encoder::Gzip(compressor) => compressor
-                .gzip_compress(input, output)
-                .map_err(|e| io::Error::other(format!("gzip: {e:?}")))?,
-            Encoder::Stored => unreachable!("returned above"),
+            Encoder::Zstd(compressor) => {
+                let bound = zstd::zstd_safe::compress_bound(input.len());
+                compressor.compress_to_buffer(input, room(&mut block.output, bound))?
+            }
+            Encoder::Gzip(compressor) => {
+                let bound = compressor.gzip_compress_bound(input.len());
+                compressor
+                    .gzip_compress(input, room(&mut block.output, bound))
+                    .map_err(|e| io::Error::other(format!("gzip: {e:?}")))?
+            }
+            Encoder::Stored => return Ok(()),
         };
         Ok(())
     }
+}
+
+/// `output`, grown to at least `bound` bytes (once: blocks are recycled).
+fn room(output: &mut Vec<u8>, bound: usize) -> &mut [u8] {
+    if output.len() < bound {
+        output.resize(bound, 0);
+    }
+    output
 }
 
 /// The archive's tar stream: filled by the walk, compressed on `threads` threads, and
@@ -202,9 +203,10 @@ impl Frames {
             limit: options.max_bytes,
         };
         let told = Arc::clone(&abandoned);
+        let stored = options.compression == Compression::None;
         let writer = std::thread::Builder::new()
             .name("archive-writer".into())
-            .spawn(move || write_in_order(out, for_writer, give_back, &told))?;
+            .spawn(move || write_in_order(out, stored, for_writer, give_back, &told))?;
         Ok(Frames {
             block: None,
             block_size: Encoder::block_size(options.compression),
@@ -253,8 +255,6 @@ impl Frames {
         block.seq = self.next_seq;
         self.next_seq += 1;
         block.filled = 0;
-        block.framed = 0;
-        block.stored = false;
         Ok(block)
     }
 
@@ -326,6 +326,7 @@ impl Write for Frames {
 /// order of the stream and hands each block back to be filled again.
 fn write_in_order(
     mut out: ArchiveFile,
+    stored: bool,
     compressed: crossbeam_channel::Receiver<(Block, io::Result<()>)>,
     give_back: crossbeam_channel::Sender<Block>,
     abandoned: &AtomicBool,
@@ -339,7 +340,7 @@ fn write_in_order(
         encoded?;
         early.insert(block.seq, block);
         while let Some(block) = early.remove(&next) {
-            out.append(block.frame())?;
+            out.append(block.frame(stored))?;
             next += 1;
             let _ = give_back.try_send(block);
         }
