@@ -864,6 +864,65 @@ fn replaced_files_left_by_a_stopped_hoard_are_removed_at_the_next_start() {
     assert_eq!(snapshot(&f.dir()), at_backup);
 }
 
+/// Large files are restored around the page cache where the filesystem takes direct I/O,
+/// so a restore does not evict what the game beside it keeps cached; small files and the
+/// last partial block of a large one go through the cache. Either way (and on a
+/// filesystem without direct I/O) the files are exactly the backup's.
+#[test]
+fn large_files_are_restored_around_the_page_cache() {
+    let f = Fixture::new(&["--throttle-backups", "0"]);
+    // Around the edges of direct writes: below the size limit, whole blocks only, a
+    // partial last block, and one byte past a full 1 MiB write.
+    let small = ("small.dat", 200_000);
+    let large = [
+        ("world/aligned.mca", 4 << 20),
+        ("world/ragged.mca", (3 << 20) + 1),
+        ("plugins/odd.jar", 300_001),
+    ];
+    populate(&f.dir());
+    for (seed, (name, size)) in std::iter::once(small).chain(large).enumerate() {
+        write(&f.dir(), name, &noise(size, 40 + seed as u64));
+    }
+    let at_backup = snapshot(&f.dir());
+    let b = f.backup();
+    change(&f.dir());
+    let outcome = f.restore(b["uuid"].as_str().unwrap(), true);
+    assert_eq!(outcome["successful"], true, "{outcome}");
+    // Before the files are read back, which caches them.
+    if takes_direct_io(&f.dir()) {
+        assert!(cached_bytes(&f.dir().join(small.0)) >= small.1 as u64);
+        for (name, _) in large {
+            let cached = cached_bytes(&f.dir().join(name));
+            assert!(cached <= 4096, "{name}: {cached} bytes in the page cache");
+        }
+    }
+    assert_eq!(snapshot(&f.dir()), at_backup);
+}
+
+/// Whether the filesystem holding `dir` opens files for direct I/O.
+fn takes_direct_io(dir: &Path) -> bool {
+    use std::os::unix::fs::OpenOptionsExt;
+    let probe = dir.join(".direct-probe");
+    let opened = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(&probe);
+    let _ = std::fs::remove_file(&probe);
+    opened.is_ok()
+}
+
+/// Bytes of `path` in the page cache, as util-linux's `fincore` counts them.
+fn cached_bytes(path: &Path) -> u64 {
+    let out = std::process::Command::new("fincore")
+        .args(["--bytes", "--noheadings", "--output", "RES"])
+        .arg(path)
+        .output()
+        .expect("fincore (util-linux) runs");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
 /// hoard runs for months: a restore's buffers (zstd's window among them, allocated on
 /// threads that live for one job) must not stay behind after it.
 #[test]

@@ -8,6 +8,7 @@
 
 mod extract;
 mod swap;
+mod write;
 
 use crate::app::App;
 use crate::error::{Error, Result};
