@@ -7,7 +7,7 @@
 //! setuid, setgid and sticky bits are dropped; and the entry count and total size may not
 //! exceed what the backup's manifest recorded.
 
-use super::write::{self, FileError, Finish};
+use super::direct::{CopyError, FileWriter};
 use crate::archive::Progress;
 use crate::model::Compression;
 use sha2::{Digest, Sha256};
@@ -84,9 +84,9 @@ const BUFFERS: usize = 4;
 /// Extracts `archive` into the empty directory `staging`, then checks the archive's
 /// SHA-256 against `expected_sha256`. Err is a reason in words.
 ///
-/// Four threads overlap: one reads the archive and hashes it, one decompresses what was
-/// hashed, the calling thread parses the tar stream and creates the files, and one writes
-/// their data. The hash covers exactly the bytes decompressed.
+/// Three threads overlap: one reads the archive and hashes it, one decompresses what was
+/// hashed, and the calling thread parses the tar stream and writes the files (a fourth
+/// starts their writeback). The hash covers exactly the bytes decompressed.
 pub fn extract(
     archive: &Path,
     compression: Compression,
@@ -113,15 +113,13 @@ pub fn extract(
             .name("restore-decoder".into())
             .spawn_scoped(scope, move || decompress(raw, compression, to_unpacker))
             .map_err(|e| format!("cannot start the decompressor: {e}"))?;
-        let (output, writer) = write::channel(CHUNK);
-        let writing = std::thread::Builder::new()
-            .name("restore-writer".into())
-            .spawn_scoped(scope, move || writer.run())
-            .map_err(|e| format!("cannot start the file writer: {e}"))?;
-        let unpacked = unpack(&mut stream, output, staging, limits, cancel);
-        let written = writing
-            .join()
-            .unwrap_or_else(|_| Err("the file writer crashed".into()));
+        let (to_writeback, written) = crossbeam_channel::bounded(256);
+        let writeback = std::thread::Builder::new()
+            .name("restore-writeback".into())
+            .spawn_scoped(scope, move || start_writeback(written))
+            .map_err(|e| format!("cannot start the writeback thread: {e}"))?;
+        let unpacked = unpack(&mut stream, to_writeback, staging, limits, cancel);
+        let _ = writeback.join();
         // Whatever follows the tar end is read too, so the hash covers the whole file; on
         // failure, dropping the stream stops the other threads.
         if unpacked.is_ok() {
@@ -134,14 +132,10 @@ pub fn extract(
         let hashed = hashing
             .join()
             .unwrap_or_else(|_| Err("the archive reader crashed".into()));
-        // The writer's own error comes first: the unpacker only saw that it stopped.
-        let done = match (written, unpacked, decoded, hashed) {
-            (Err(reason), _, _, _)
-            | (_, Err(reason), _, _)
-            | (_, _, Err(reason), _)
-            | (_, _, _, Err(reason)) => return Err(reason),
-            (Ok(()), Ok(done), Ok(()), Ok(actual)) if actual == expected_sha256 => done,
-            (Ok(()), Ok(_), Ok(()), Ok(actual)) => {
+        let done = match (unpacked, decoded, hashed) {
+            (Err(reason), _, _) | (_, Err(reason), _) | (_, _, Err(reason)) => return Err(reason),
+            (Ok(done), Ok(()), Ok(actual)) if actual == expected_sha256 => done,
+            (Ok(_), Ok(()), Ok(actual)) => {
                 return Err(format!(
                     "the archive does not match its SHA-256 (expected {expected_sha256}, found {actual}): it is corrupt or was modified"
                 ));
@@ -149,6 +143,14 @@ pub fn extract(
         };
         Ok(done)
     })
+}
+
+/// Starts the kernel writing each finished file to disk and closes it, so that the
+/// `syncfs` before the swap finds little left to write; neither waits for the disk.
+fn start_writeback(files: crossbeam_channel::Receiver<File>) {
+    for file in files {
+        crate::storage::start_writeback(&file, 0, 0);
+    }
 }
 
 type Chunk = Result<Vec<u8>, String>;
@@ -279,7 +281,7 @@ impl Read for ChunkReader {
 /// Parses the tar stream and writes its entries into `staging`.
 fn unpack(
     stream: &mut ChunkReader,
-    output: write::Files,
+    written: crossbeam_channel::Sender<File>,
     staging: &Path,
     limits: Limits,
     cancel: &AtomicBool,
@@ -292,7 +294,8 @@ fn unpack(
         files: HashSet::new(),
         dirs: Vec::new(),
         as_root: running_as_root(),
-        output,
+        writer: FileWriter::new(CHUNK),
+        written,
     };
     let entries = tar.entries().map_err(|e| corrupt(&e))?;
     for entry in entries {
@@ -350,8 +353,10 @@ struct State<'a> {
     /// Directories with the mode and mtime to give them once their contents are in.
     dirs: Vec<(PathBuf, u32, filetime::FileTime)>,
     as_root: bool,
-    /// Takes each file's data to the writing thread.
-    output: write::Files,
+    /// Creates the files and writes their data, in writes of up to 1 MiB.
+    writer: FileWriter,
+    /// Finished files go to the writeback thread, which starts writing them to disk.
+    written: crossbeam_channel::Sender<File>,
 }
 
 impl State<'_> {
@@ -399,30 +404,33 @@ impl State<'_> {
                     ));
                 }
                 self.clear(&dest, &rel).map_err(|e| io_err("replace", e))?;
-                let file_error = |e| match e {
-                    FileError::Create(e) => io_err("create", e),
-                    FileError::Read(e) => corrupt(&e),
-                    FileError::Stopped => "the file writer stopped".to_string(),
-                };
-                self.output
-                    .create(&dest, size, &shown)
-                    .map_err(file_error)?;
-                let written = self.output.copy(entry).map_err(file_error)?;
+                let mut out = self
+                    .writer
+                    .create(&dest, size)
+                    .map_err(|e| io_err("create", e))?;
+                let written = self.writer.copy(entry, &mut out).map_err(|e| match e {
+                    CopyError::Read(e) => corrupt(&e),
+                    CopyError::Write(e) => io_err("write", e),
+                })?;
+                let out = out.file;
                 if written != size {
                     return Err(format!(
                         "the entry {shown} declares {size} bytes but the archive holds only {written}"
                     ));
                 }
                 self.done.bytes += size;
-                self.output
-                    .finish(Finish {
-                        mode,
-                        owner: self
-                            .as_root
-                            .then(|| (owner.0.map(|u| u as u32), owner.1.map(|g| g as u32))),
-                        mtime,
-                    })
-                    .map_err(file_error)?;
+                out.set_permissions(fs::Permissions::from_mode(mode))
+                    .map_err(|e| io_err("set the mode of", e))?;
+                if self.as_root {
+                    let _ = std::os::unix::fs::fchown(
+                        &out,
+                        owner.0.map(|u| u as u32),
+                        owner.1.map(|g| g as u32),
+                    );
+                }
+                filetime::set_file_handle_times(&out, None, Some(mtime))
+                    .map_err(|e| io_err("set the time of", e))?;
+                self.written(out);
                 self.files.insert(rel);
             }
             tar::EntryType::Symlink => {
@@ -473,6 +481,11 @@ impl State<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Hands a finished file to the writeback thread (or closes it if that thread is gone).
+    fn written(&self, file: File) {
+        let _ = self.written.send(file);
     }
 
     /// Makes sure every parent of `rel` is a real directory inside staging.

@@ -6,9 +6,9 @@
 //! entries moved aside and the staged ones moved in. A journal row records the step reached;
 //! a swap that fails is undone at once, and [`recover`] undoes one whose process died.
 
+mod direct;
 mod extract;
 mod swap;
-mod write;
 
 use crate::app::App;
 use crate::error::{Error, Result};
