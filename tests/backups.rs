@@ -781,17 +781,6 @@ fn a_stopped_cli_job_is_not_taken_for_dead() {
     );
 }
 
-/// Bytes of a file held in the page cache, from util-linux's `fincore`.
-fn cached_bytes(path: &std::path::Path) -> u64 {
-    let out = std::process::Command::new("fincore")
-        .args(["--bytes", "--noheadings", "--output", "RES"])
-        .arg(path)
-        .output()
-        .expect("fincore (util-linux) runs");
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
-}
-
 /// A backup streams its archive through the page cache rather than filling it: the game's
 /// cached files stay cached.
 #[test]

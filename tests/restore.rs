@@ -912,17 +912,6 @@ fn takes_direct_io(dir: &Path) -> bool {
     opened.is_ok()
 }
 
-/// Bytes of `path` in the page cache, as util-linux's `fincore` counts them.
-fn cached_bytes(path: &Path) -> u64 {
-    let out = std::process::Command::new("fincore")
-        .args(["--bytes", "--noheadings", "--output", "RES"])
-        .arg(path)
-        .output()
-        .expect("fincore (util-linux) runs");
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
-}
-
 /// hoard runs for months: a restore's buffers (zstd's window among them, allocated on
 /// threads that live for one job) must not stay behind after it.
 #[test]
