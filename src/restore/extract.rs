@@ -85,8 +85,9 @@ const BUFFERS: usize = 4;
 /// SHA-256 against `expected_sha256`. Err is a reason in words.
 ///
 /// Three threads overlap: one reads the archive and hashes it, one decompresses what was
-/// hashed, and the calling thread parses the tar stream and writes the files (a fourth
-/// starts their writeback). The hash covers exactly the bytes decompressed.
+/// hashed, and the calling thread parses the tar stream and writes the files, large ones
+/// straight to the disk (a fourth starts the others' writeback). The hash covers exactly
+/// the bytes decompressed.
 pub fn extract(
     archive: &Path,
     compression: Compression,
