@@ -35,10 +35,9 @@ pub enum CopyError {
 
 /// Creates restored files and writes their data, directly where the filesystem allows it.
 pub struct FileWriter {
-    /// Over-allocated by [`ALIGN`]: the window of `chunk` bytes from `start` is aligned.
+    /// Over-allocated by [`ALIGN`]: the window of all but that from `start` is aligned.
     buffer: Vec<u8>,
     start: usize,
-    chunk: usize,
     /// Cleared the first time the filesystem refuses direct I/O.
     direct: bool,
 }
@@ -59,9 +58,13 @@ impl FileWriter {
         FileWriter {
             buffer,
             start,
-            chunk,
             direct: true,
         }
+    }
+
+    /// The most data written in one call.
+    fn chunk(&self) -> usize {
+        self.buffer.len() - ALIGN
     }
 
     /// Creates the new file `path` (mode 0600; an existing file or link there is an error)
@@ -87,11 +90,12 @@ impl FileWriter {
 
     /// Copies everything `from` holds into `to`; returns how many bytes.
     pub fn copy(&mut self, from: &mut impl Read, to: &mut NewFile) -> Result<u64, CopyError> {
+        let (start, chunk) = (self.start, self.chunk());
         let mut total = 0;
         loop {
-            let window = &mut self.buffer[self.start..self.start + self.chunk];
-            let filled = fill(from, window).map_err(CopyError::Read)?;
-            let data = &self.buffer[self.start..self.start + filled];
+            let filled =
+                fill(from, &mut self.buffer[start..start + chunk]).map_err(CopyError::Read)?;
+            let data = &self.buffer[start..start + filled];
             let written = if to.direct {
                 write_direct(to, data, &mut self.direct)
             } else {
@@ -99,7 +103,7 @@ impl FileWriter {
             };
             written.map_err(CopyError::Write)?;
             total += filled as u64;
-            if filled < self.chunk {
+            if filled < chunk {
                 return Ok(total);
             }
         }
