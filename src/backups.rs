@@ -81,7 +81,7 @@ pub fn create(
     let root = Path::new(&server.path);
     let scan = archive::scan(
         root,
-        &Exclusions::new(root, &request.ignored),
+        &Exclusions::new(root, &request.ignored).never_enter(&app.config.data_dir),
         app.config.compression_workers() as usize,
     );
     let needed = scan.bytes;

@@ -19,6 +19,8 @@ pub mod jobs;
 pub mod links;
 pub mod model;
 pub mod restore;
+pub mod restores;
+pub mod safefs;
 pub mod servers;
 pub mod storage;
 pub mod store;

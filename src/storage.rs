@@ -3,7 +3,8 @@
 //! the directory synced, so a crash leaves either the whole archive or none.
 
 use crate::model::{Backup, Compression};
-use std::fs::{self, File};
+use crate::safefs::{free_space, sync_dir, sync_parent};
+use std::fs;
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -122,71 +123,4 @@ impl Storage {
         fs::create_dir_all(&self.root)?;
         free_space(&self.root)
     }
-}
-
-pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-pub fn sync_parent(path: &Path) -> io::Result<()> {
-    match path.parent() {
-        Some(parent) => sync_dir(parent),
-        None => Ok(()),
-    }
-}
-
-/// Starts writing a range of a file to disk without waiting for it (sync_file_range), so a
-/// later fsync or syncfs finds little left to do. A length of 0 means to the end.
-pub fn start_writeback(file: &File, offset: u64, len: u64) {
-    sync_range(file, offset, len, libc::SYNC_FILE_RANGE_WRITE);
-}
-
-/// Waits until a range of a file written earlier is on disk, then drops it from the page
-/// cache: a file written once and not read soon (an archive) then streams through a few
-/// megabytes of memory instead of evicting what the server's game keeps cached.
-pub fn drop_written(file: &File, offset: u64, len: u64) {
-    use std::os::fd::AsRawFd;
-    sync_range(
-        file,
-        offset,
-        len,
-        libc::SYNC_FILE_RANGE_WAIT_BEFORE
-            | libc::SYNC_FILE_RANGE_WRITE
-            | libc::SYNC_FILE_RANGE_WAIT_AFTER,
-    );
-    // SAFETY: posix_fadvise only reads the descriptor, which `file` keeps open.
-    unsafe {
-        libc::posix_fadvise(
-            file.as_raw_fd(),
-            offset as i64,
-            len as i64,
-            libc::POSIX_FADV_DONTNEED,
-        );
-    }
-}
-
-fn sync_range(file: &File, offset: u64, len: u64, flags: libc::c_uint) {
-    use std::os::fd::AsRawFd;
-    // SAFETY: sync_file_range only reads the descriptor, which `file` keeps open.
-    unsafe {
-        libc::sync_file_range(file.as_raw_fd(), offset as i64, len as i64, flags);
-    }
-}
-
-/// Flushes every pending write of the filesystem holding `path` (syncfs), cheaper than
-/// syncing thousands of extracted files one by one.
-pub fn sync_filesystem(path: &Path) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let dir = File::open(path)?;
-    // SAFETY: syncfs only reads the descriptor, which `dir` keeps open for the call.
-    if unsafe { libc::syncfs(dir.as_raw_fd()) } == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-/// Bytes available to unprivileged users on the filesystem holding `path`.
-pub fn free_space(path: &Path) -> io::Result<u64> {
-    fs4::available_space(path)
 }

@@ -374,7 +374,7 @@ fn a_full_disk_fails_the_backup_and_leaves_no_file() {
     let r = create(&api, &server, "{}");
     assert_eq!(r.status, 200, "{}", r.text());
     // Leave about 1 MiB free while the (throttled) archive is being written.
-    let free = hoard::storage::free_space(&backups).unwrap();
+    let free = hoard::safefs::free_space(&backups).unwrap();
     let filler = backups.join("filler");
     std::fs::write(&filler, vec![0u8; (free - (1 << 20)) as usize]).unwrap();
     let b = api.wait_backup(&server, r.json()["attributes"]["uuid"].as_str().unwrap());

@@ -8,7 +8,7 @@ use crate::auth::{self, Access};
 use crate::backups::{self, CreateRequest};
 use crate::error::{Error, Result};
 use crate::model::{Permission, Server, now};
-use crate::{archive, restore, servers, store, users};
+use crate::{archive, restores, servers, store, users};
 use serde_json::{Value, json};
 
 fn visible(ctx: &Ctx, caller: &Caller, identifier: &str) -> Result<(Server, Access)> {
@@ -273,7 +273,7 @@ pub fn restore_backup(ctx: &Ctx, caller: &Caller, id: &str, uuid: &str) -> Resul
     let mut f = Fields::new(ctx.req.json_object()?);
     let truncate = f.bool("truncate").unwrap_or(true);
     f.finish()?;
-    restore::start(ctx.app, &ctx.origin(caller), &server, uuid, truncate)?;
+    restores::start(ctx.app, &ctx.origin(caller), &server, uuid, truncate)?;
     Ok(Response::empty(202))
 }
 

@@ -4,8 +4,10 @@
 //! Unlike Pterodactyl's matcher, an excluded directory is not descended into, so nothing
 //! below it can be re-included (git's rule).
 
+use crate::safefs::Dir;
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use std::io::Read;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 pub const IGNORE_FILE: &str = ".pteroignore";
@@ -17,6 +19,37 @@ pub struct Exclusions {
     matcher: Gitignore,
     /// Why `.pteroignore` or a pattern was not used, for the backup's warnings.
     pub notes: Vec<String>,
+    /// Device and inode of hoard's data directory.
+    data_dir: Option<(u64, u64)>,
+}
+
+/// The text of `root`'s `.pteroignore`, read without following a symlink; Err is the note
+/// saying why it was not used.
+fn read_ignore_file(root: &Path) -> Result<Option<String>, String> {
+    let name = std::ffi::OsStr::new(IGNORE_FILE);
+    let opened = Dir::open(root).and_then(|dir| dir.open_file(name));
+    let file = match opened {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(format!("{IGNORE_FILE} is a symlink and was not used"));
+        }
+        Err(e) => return Err(format!("{IGNORE_FILE} could not be read: {e}")),
+    };
+    match file.metadata() {
+        Ok(meta) if !meta.is_file() => Ok(None),
+        Ok(meta) if meta.len() > MAX_IGNORE_FILE => Err(format!(
+            "{IGNORE_FILE} is larger than 32 KiB and was not used"
+        )),
+        Ok(_) => {
+            let mut text = String::new();
+            file.take(MAX_IGNORE_FILE)
+                .read_to_string(&mut text)
+                .map(|_| Some(text))
+                .map_err(|e| format!("{IGNORE_FILE} could not be read: {e}"))
+        }
+        Err(e) => Err(format!("{IGNORE_FILE} could not be read: {e}")),
+    }
 }
 
 impl Exclusions {
@@ -25,26 +58,10 @@ impl Exclusions {
     pub fn new(root: &Path, request_patterns: &[String]) -> Exclusions {
         let mut builder = GitignoreBuilder::new(root);
         let mut notes = Vec::new();
-        let file = root.join(IGNORE_FILE);
-        match std::fs::symlink_metadata(&file) {
-            Ok(meta) if meta.file_type().is_symlink() => {
-                notes.push(format!("{IGNORE_FILE} is a symlink and was not used"));
-            }
-            Ok(meta) if meta.len() > MAX_IGNORE_FILE => {
-                notes.push(format!(
-                    "{IGNORE_FILE} is larger than 32 KiB and was not used"
-                ));
-            }
-            Ok(meta) if meta.is_file() => {
-                let mut text = String::new();
-                let read = std::fs::File::open(&file)
-                    .and_then(|f| f.take(MAX_IGNORE_FILE).read_to_string(&mut text));
-                match read {
-                    Ok(_) => add_lines(&mut builder, &text, &mut notes),
-                    Err(e) => notes.push(format!("{IGNORE_FILE} could not be read: {e}")),
-                }
-            }
-            _ => {}
+        match read_ignore_file(root) {
+            Ok(Some(text)) => add_lines(&mut builder, &text, &mut notes),
+            Ok(None) => {}
+            Err(note) => notes.push(note),
         }
         for line in request_patterns {
             add_lines(&mut builder, line, &mut notes);
@@ -53,7 +70,24 @@ impl Exclusions {
             notes.push(format!("exclusion patterns could not be compiled: {e}"));
             Gitignore::empty()
         });
-        Exclusions { matcher, notes }
+        Exclusions {
+            matcher,
+            notes,
+            data_dir: None,
+        }
+    }
+
+    /// Makes the walk leave out `dir` (hoard's data directory) wherever it is met, by
+    /// device and inode: a bind mount or a link farm may bring it inside a server's tree,
+    /// and its database and secret must never end up in an archive.
+    pub fn never_enter(mut self, dir: &Path) -> Exclusions {
+        self.data_dir = std::fs::metadata(dir).ok().map(|m| (m.dev(), m.ino()));
+        self
+    }
+
+    /// Whether a directory met by the walk is the one [`Exclusions::never_enter`] names.
+    pub fn is_data_dir(&self, meta: &std::fs::Metadata) -> bool {
+        self.data_dir == Some((meta.dev(), meta.ino()))
     }
 
     /// Whether the path (relative to the root or absolute under it) is left out.

@@ -10,9 +10,10 @@ mod walk;
 pub use exclude::{Exclusions, IGNORE_FILE, split_patterns};
 
 use crate::model::Compression;
+use crate::safefs::Dir;
 use sink::Frames;
 use source::{FileReader, Throttle};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -99,6 +100,9 @@ fn classify(err: io::Error, context: &str) -> Error {
 /// Counts what a backup of `root` will hold, for progress and space checks, on `threads`
 /// threads.
 pub fn scan(root: &Path, exclusions: &Exclusions, threads: usize) -> Scan {
+    let Ok(root) = Dir::open(root) else {
+        return Scan::default();
+    };
     let (files, bytes) = walk::count(root, exclusions, threads);
     Scan { files, bytes }
 }
@@ -127,6 +131,8 @@ fn write_inner(
     progress: &Progress,
     cancel: &AtomicBool,
 ) -> Result<Output, Error> {
+    // A server directory replaced by a symlink is not followed to wherever it points.
+    let root = Dir::open(root).map_err(|e| classify(e, "cannot open the server directory"))?;
     let file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -150,6 +156,11 @@ fn write_inner(
             Step::Entry(entry) => entry,
             Step::Unreadable(rel, e) => {
                 warnings.push(format!("{}: could not be read: {e}", shown(rel)));
+                return Ok(());
+            }
+            Step::DataDir(rel) => {
+                let note = format!("{}: skipped, it is hoard's data directory", shown(rel));
+                warnings.push(note);
                 return Ok(());
             }
         };
@@ -236,11 +247,9 @@ fn append_dir(tar: &mut Tar, meta: &std::fs::Metadata, rel: &Path) -> io::Result
 }
 
 fn append_symlink(tar: &mut Tar, entry: &Entry) -> io::Result<Appended> {
-    let path = entry.path();
-    let (meta, target) = match (std::fs::symlink_metadata(&path), std::fs::read_link(&path)) {
-        (Ok(meta), Ok(target)) => (meta, target),
-        (Err(e), _) => return Ok(Appended::Skipped(format!("cannot read its metadata: {e}"))),
-        (_, Err(e)) => return Ok(Appended::Skipped(format!("cannot read the link: {e}"))),
+    let (meta, target) = match entry.read_symlink() {
+        Ok(found) => found,
+        Err(e) => return Ok(Appended::Skipped(format!("cannot read the link: {e}"))),
     };
     if !meta.file_type().is_symlink() {
         return Ok(Appended::Skipped("it is no longer a symlink".into()));
@@ -292,23 +301,4 @@ fn append_file(
         source::Outcome::Grew => Appended::Changed(size, "grew"),
         source::Outcome::ReadError => Appended::Changed(size, "could not be read completely"),
     })
-}
-
-/// Reads a whole stream into a hasher; used to verify archives.
-pub fn sha256_of(mut reader: impl Read) -> io::Result<(String, u64)> {
-    use sha2::Digest;
-    let mut hasher = sha2::Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut total = 0u64;
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        hasher.update(&buf[..n]);
-        total += n as u64;
-    }
-    Ok((hex::encode(hasher.finalize()), total))
 }

@@ -373,10 +373,10 @@ impl ArchiveFile {
         self.written += frame.len() as u64;
         if self.written - self.flushed >= WRITEBACK_EVERY {
             let window = self.written - self.flushed;
-            crate::storage::start_writeback(&self.file, self.flushed, window);
+            crate::safefs::start_writeback(&self.file, self.flushed, window);
             // The window before has had a window's time to reach the disk.
             if let Some((offset, len)) = self.previous {
-                crate::storage::drop_written(&self.file, offset, len);
+                crate::safefs::drop_written(&self.file, offset, len);
             }
             self.previous = Some((self.flushed, window));
             self.flushed = self.written;

@@ -1,17 +1,19 @@
 //! Walking a server directory the way tar does: one open directory per level, and every
-//! entry looked up relative to it (`fstatat`, `openat`). A lookup by full path walks every
-//! component again, which on a tree of many small files costs more than reading them.
+//! entry looked up relative to it. A lookup by full path walks every component again,
+//! which on a tree of many small files costs more than reading them; and a path can be
+//! changed under hoard by whoever writes in the server directory, while a descriptor keeps
+//! meaning the directory it was opened on. Every call goes through [`crate::safefs`].
 //!
-//! The walk never follows a symlink, never descends into an excluded directory, and
-//! yields each directory's entries sorted by name, so the same tree gives the same archive.
+//! The walk never follows a symlink, never descends into an excluded directory nor into
+//! hoard's own data directory, and yields each directory's entries sorted by name, so the
+//! same tree gives the same archive.
 
 use super::Exclusions;
-use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags};
-use std::ffi::{CString, OsStr};
+use crate::safefs::Dir;
+use rustix::fs::FileType;
+use std::ffi::{OsStr, OsString};
 use std::fs::{File, Metadata};
 use std::io;
-use std::os::fd::{BorrowedFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 
@@ -30,25 +32,23 @@ pub struct Entry<'a> {
     /// The path relative to the walked root.
     pub rel: &'a Path,
     pub kind: Kind,
-    parent: BorrowedFd<'a>,
-    name: &'a CString,
-    root: &'a Path,
+    parent: &'a Dir,
+    name: &'a OsStr,
 }
 
 impl Entry<'_> {
-    /// Opens a regular file for reading. O_NOFOLLOW: if it was swapped for a symlink since
-    /// the walk saw it, whatever the link points at is not read; O_NONBLOCK: a FIFO swapped
-    /// in does not hang the backup.
+    /// Opens a regular file for reading. If it was swapped for a symlink since the walk saw
+    /// it, whatever the link points at is not read, and a FIFO swapped in does not hang
+    /// the backup.
     pub fn open(&self) -> io::Result<File> {
-        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
-        let fd: OwnedFd =
-            rustix::fs::openat(self.parent, self.name.as_c_str(), flags, Mode::empty())?;
-        Ok(File::from(fd))
+        self.parent.open_file(self.name)
     }
 
-    /// The full path, for the rare calls that have no relative form (symlinks).
-    pub fn path(&self) -> PathBuf {
-        self.root.join(self.rel)
+    /// A symlink's metadata and target.
+    pub fn read_symlink(&self) -> io::Result<(Metadata, OsString)> {
+        let meta = self.parent.link_metadata(self.name)?;
+        let target = self.parent.read_link(self.name)?;
+        Ok((meta, target))
     }
 }
 
@@ -58,114 +58,90 @@ pub enum Step<'a> {
     /// An entry that could not be read: a directory that could not be opened or listed (its
     /// contents are missing), or an entry whose type could not be found out.
     Unreadable(&'a Path, io::Error),
+    /// A directory left out because it is hoard's own data directory.
+    DataDir(&'a Path),
 }
 
 /// A directory being walked: its descriptor and its remaining entries, sorted.
 struct Level {
-    dir: Dir,
+    dir: Arc<Dir>,
     rel: PathBuf,
-    entries: std::vec::IntoIter<(CString, FileType)>,
+    entries: std::vec::IntoIter<(OsString, FileType)>,
 }
 
 impl Level {
-    fn read_root(root: &Path) -> io::Result<Level> {
-        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
-        let fd = rustix::fs::open(root, flags, Mode::empty())?;
-        Level::read(fd, PathBuf::new())
-    }
-
-    fn read(fd: OwnedFd, rel: PathBuf) -> io::Result<Level> {
-        let mut dir = Dir::new(fd)?;
-        let mut entries = Vec::new();
-        for entry in &mut dir {
-            let entry = entry?;
-            let name = entry.file_name();
-            if name.to_bytes() != b"." && name.to_bytes() != b".." {
-                entries.push((name.to_owned(), entry.file_type()));
-            }
-        }
-        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    fn read(dir: Dir, rel: PathBuf) -> io::Result<Level> {
+        let entries = dir.entries()?;
         Ok(Level {
-            dir,
+            dir: Arc::new(dir),
             rel,
             entries: entries.into_iter(),
         })
     }
 }
 
-/// Opens a subdirectory to list it, refusing a symlink swapped in since it was listed.
-fn open_subdir(parent: BorrowedFd<'_>, name: &CString) -> io::Result<OwnedFd> {
-    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    Ok(rustix::fs::openat(
-        parent,
-        name.as_c_str(),
-        flags,
-        Mode::empty(),
-    )?)
+/// The type of `name` in `parent`, asking the filesystem where the listing did not say.
+fn type_of(parent: &Dir, name: &OsStr, listed: FileType) -> io::Result<FileType> {
+    match listed {
+        FileType::Unknown => match parent.stat(name)? {
+            Some(stat) => Ok(crate::safefs::kind(&stat)),
+            None => Err(io::ErrorKind::NotFound.into()),
+        },
+        known => Ok(known),
+    }
 }
 
 /// Opens a subdirectory, with its metadata for the archive.
-fn open_dir(parent: BorrowedFd<'_>, name: &CString) -> io::Result<(Metadata, OwnedFd)> {
-    let file = File::from(open_subdir(parent, name)?);
-    let meta = file.metadata()?;
-    Ok((meta, OwnedFd::from(file)))
+fn open_dir(parent: &Dir, name: &OsStr) -> io::Result<(Metadata, Dir)> {
+    let dir = parent.child(name)?;
+    let meta = dir.metadata()?;
+    Ok((meta, dir))
 }
 
 /// Walks `root` depth first, calling `visit` for every entry that is not excluded (the
 /// root itself is not visited). Stops at the first error `visit` returns.
 pub fn walk<E>(
-    root: &Path,
+    root: Dir,
     exclusions: &Exclusions,
     mut visit: impl FnMut(Step<'_>) -> Result<(), E>,
 ) -> Result<(), E> {
-    let opened = Level::read_root(root);
-    let mut stack = match opened {
+    let mut stack = match Level::read(root, PathBuf::new()) {
         Ok(level) => vec![level],
         Err(e) => return visit(Step::Unreadable(Path::new(""), e)),
     };
     while let Some(level) = stack.last_mut() {
-        let Some((name, file_type)) = level.entries.next() else {
+        let Some((name, listed)) = level.entries.next() else {
             stack.pop();
             continue;
         };
-        let rel = level.rel.join(OsStr::from_bytes(name.to_bytes()));
-        let parent = level.dir.fd().map_err(io::Error::from);
-        let parent = match parent {
-            Ok(fd) => fd,
+        let rel = level.rel.join(&name);
+        let parent = Arc::clone(&level.dir);
+        let file_type = match type_of(&parent, &name, listed) {
+            Ok(known) => known,
             Err(e) => {
                 visit(Step::Unreadable(&rel, e))?;
                 continue;
             }
-        };
-        let file_type = match file_type {
-            // Some filesystems do not say in the listing; ask.
-            FileType::Unknown => {
-                match rustix::fs::statat(parent, name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW) {
-                    Ok(stat) => FileType::from_raw_mode(stat.st_mode),
-                    Err(e) => {
-                        visit(Step::Unreadable(&rel, e.into()))?;
-                        continue;
-                    }
-                }
-            }
-            known => known,
         };
         let is_dir = file_type == FileType::Directory;
         if exclusions.excludes(&rel, is_dir) {
             continue;
         }
         let kind = match file_type {
-            FileType::Directory => match open_dir(parent, &name) {
-                Ok((meta, fd)) => {
+            FileType::Directory => match open_dir(&parent, &name) {
+                Ok((meta, _)) if exclusions.is_data_dir(&meta) => {
+                    visit(Step::DataDir(&rel))?;
+                    continue;
+                }
+                Ok((meta, dir)) => {
                     let entry = Entry {
                         rel: &rel,
                         kind: Kind::Dir(meta),
-                        parent,
+                        parent: &parent,
                         name: &name,
-                        root,
                     };
                     visit(Step::Entry(entry))?;
-                    match Level::read(fd, rel.clone()) {
+                    match Level::read(dir, rel.clone()) {
                         Ok(level) => stack.push(level),
                         Err(e) => visit(Step::Unreadable(&rel, e))?,
                     }
@@ -185,9 +161,8 @@ pub fn walk<E>(
         visit(Step::Entry(Entry {
             rel: &rel,
             kind,
-            parent,
+            parent: &parent,
             name: &name,
-            root,
         }))?;
     }
     Ok(())
@@ -196,9 +171,8 @@ pub fn walk<E>(
 /// Counts the entries of `root` and the bytes of its regular files, as [`walk`] would visit
 /// them, on `threads` threads: listing directories and `stat`ing files is all system calls,
 /// which overlap well.
-pub fn count(root: &Path, exclusions: &Exclusions, threads: usize) -> (u64, u64) {
-    let opened = Level::read_root(root);
-    let Ok(root_level) = opened else {
+pub fn count(root: Dir, exclusions: &Exclusions, threads: usize) -> (u64, u64) {
+    let Ok(root_level) = Level::read(root, PathBuf::new()) else {
         return (0, 0);
     };
     let work = Counting {
@@ -233,7 +207,7 @@ pub fn count(root: &Path, exclusions: &Exclusions, threads: usize) -> (u64, u64)
 }
 
 /// A subdirectory still to count: its parent's descriptor and its name.
-type Subdir = (Arc<Dir>, CString, PathBuf);
+type Subdir = (Arc<Dir>, OsString, PathBuf);
 
 /// Subdirectories still to count, and how many threads are counting one (and may add
 /// more): the count is over when both are zero. Only the parents' descriptors are held,
@@ -266,14 +240,13 @@ impl Counting<'_> {
             state.busy += 1;
             drop(state);
             let mut found = Vec::new();
-            let listed = parent
-                .fd()
-                .map_err(io::Error::from)
-                .and_then(|fd| open_subdir(fd, &name));
+            let opened = open_dir(&parent, &name);
             drop(parent);
-            if let Ok(fd) = listed {
+            if let Ok((meta, dir)) = opened
+                && !self.exclusions.is_data_dir(&meta)
+            {
                 entries += 1;
-                if let Ok(level) = Level::read(fd, rel) {
+                if let Ok(level) = Level::read(dir, rel) {
                     found = self.count_level(level, &mut entries, &mut bytes);
                 }
             }
@@ -290,21 +263,13 @@ impl Counting<'_> {
 
     /// Counts one directory's files and links; returns its subdirectories.
     fn count_level(&self, level: Level, entries: &mut u64, bytes: &mut u64) -> Vec<Subdir> {
-        let dir = Arc::new(level.dir);
+        let dir = level.dir;
         let mut found = Vec::new();
-        let Ok(parent) = dir.fd() else {
-            return found;
-        };
-        for (name, file_type) in level.entries {
-            let stat = || rustix::fs::statat(parent, name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW);
-            let file_type = match file_type {
-                FileType::Unknown => match stat() {
-                    Ok(s) => FileType::from_raw_mode(s.st_mode),
-                    Err(_) => continue,
-                },
-                known => known,
+        for (name, listed) in level.entries {
+            let Ok(file_type) = type_of(&dir, &name, listed) else {
+                continue;
             };
-            let rel = level.rel.join(OsStr::from_bytes(name.to_bytes()));
+            let rel = level.rel.join(&name);
             let is_dir = file_type == FileType::Directory;
             if self.exclusions.excludes(&rel, is_dir) {
                 continue;
@@ -313,7 +278,11 @@ impl Counting<'_> {
                 FileType::Directory => found.push((Arc::clone(&dir), name, rel)),
                 FileType::RegularFile => {
                     *entries += 1;
-                    *bytes += stat().map_or(0, |s| s.st_size.max(0) as u64);
+                    *bytes += dir
+                        .stat(&name)
+                        .ok()
+                        .flatten()
+                        .map_or(0, |s| s.st_size.max(0) as u64);
                 }
                 FileType::Symlink => *entries += 1,
                 _ => {}

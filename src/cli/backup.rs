@@ -10,7 +10,7 @@ use crate::backups::{self, CreateRequest};
 use crate::jobs::{Jobs, Task};
 use crate::model::{Backup, BackupStatus, Origin, now};
 use crate::store::restores::Step;
-use crate::{restore, servers, store};
+use crate::{restores, servers, store};
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
@@ -189,7 +189,7 @@ pub fn run(app: App, out: &Out, data_dir: &Path, command: BackupCommand) -> CliR
             wait,
         } => {
             let server = servers::find(&*app.db.conn()?, &server)?;
-            let started = restore::start(&app, &origin, &server, &backup, !no_truncate)?;
+            let started = restores::start(&app, &origin, &server, &backup, !no_truncate)?;
             let task = Task::Restore(started.id);
             if !wait {
                 detach(&app, data_dir, task)?;

@@ -120,7 +120,7 @@ fn archive_server(
             server.path
         )));
     }
-    let exclusions = Exclusions::new(root, &backup.ignored_files);
+    let exclusions = Exclusions::new(root, &backup.ignored_files).never_enter(&app.config.data_dir);
     let internal = |e: Error| no_warnings(format!("internal error: {e}"));
     {
         // The create request sized the directory already; the totals only drive the

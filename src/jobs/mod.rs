@@ -5,6 +5,7 @@
 
 mod backup;
 pub mod hooks;
+mod restore;
 
 use crate::app::App;
 use crate::archive;
@@ -208,7 +209,7 @@ fn work(app: &App) {
         };
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match task {
             Task::Backup(id) => backup::run(app, id, &tracker),
-            Task::Restore(id) => crate::restore::run(app, id, &tracker),
+            Task::Restore(id) => restore::run(app, id, &tracker),
         }));
         if outcome.is_err() {
             log::error!("job {task:?} panicked");
@@ -230,7 +231,7 @@ fn work(app: &App) {
 fn abandon(app: &App, task: Task, why: &str) {
     let result = match task {
         Task::Backup(id) => backup::fail_by_id(app, id, why),
-        Task::Restore(id) => crate::restore::abandon(app, id, why),
+        Task::Restore(id) => restore::abandon(app, id, why),
     };
     if let Err(e) = result {
         log::error!("cannot record that job {task:?} stopped: {e}");
@@ -287,7 +288,7 @@ fn record_heartbeats(app: &App, trackers: &[(Task, Arc<Tracker>)]) -> crate::err
 /// Fails (or, for restores, resolves) every job whose process died mid-way.
 pub fn reap(app: &App) -> crate::error::Result<()> {
     backup::reap(app)?;
-    crate::restore::recover(app)?;
+    restore::recover(app)?;
     Ok(())
 }
 
@@ -296,7 +297,7 @@ pub fn reap(app: &App) -> crate::error::Result<()> {
 /// that still runs the job is never taken for dead, however old its heartbeat: it may be
 /// stopped (Ctrl-Z, a paused machine) and resume, and undoing its work under it would
 /// lose files.
-pub fn is_dead(app: &App, task: Task, heartbeat_at: i64, pid: Option<i64>) -> bool {
+fn is_dead(app: &App, task: Task, heartbeat_at: i64, pid: Option<i64>) -> bool {
     if app.jobs.is_tracked(task) {
         return false;
     }
@@ -334,7 +335,7 @@ fn is_live_hoard(pid: i64) -> bool {
 
 /// Whether a job may still be at work: tracked by this process, or recorded as run by
 /// another process that is alive.
-pub fn may_be_running(app: &App, task: Task, pid: Option<i64>) -> bool {
+fn may_be_running(app: &App, task: Task, pid: Option<i64>) -> bool {
     app.jobs.is_tracked(task)
         || pid.is_some_and(|pid| pid != std::process::id() as i64 && process_alive(pid))
 }

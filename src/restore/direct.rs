@@ -12,10 +12,11 @@
 //! file is written through the cache. A filesystem that refuses direct I/O (at the open or
 //! at a write) gets buffered writes from then on: the data is the same either way.
 
-use std::fs::{File, OpenOptions};
+use crate::safefs::Dir;
+use rustix::fs::OFlags;
+use std::ffi::OsStr;
+use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
 
 /// Alignment of direct writes, in memory and in the file: the largest logical block size
 /// in common use.
@@ -67,21 +68,18 @@ impl FileWriter {
         self.buffer.len() - ALIGN
     }
 
-    /// Creates the new file `path` (mode 0600; an existing file or link there is an error)
-    /// for `size` bytes: for direct writes if it is large enough and the filesystem takes
-    /// them.
-    pub fn create(&mut self, path: &Path, size: u64) -> io::Result<NewFile> {
-        let mut options = OpenOptions::new();
-        options.write(true).create_new(true).mode(0o600);
+    /// Creates the new file `name` in `dir` (mode 0600; an existing file or link there is
+    /// an error) for `size` bytes: for direct writes if it is large enough and the
+    /// filesystem takes them.
+    pub fn create(&mut self, dir: &Dir, name: &OsStr, size: u64) -> io::Result<NewFile> {
         if self.direct && size >= DIRECT_MIN {
-            options.custom_flags(libc::O_NOFOLLOW | libc::O_DIRECT);
-            match options.open(path) {
+            match dir.create_file(name, 0o600, OFlags::DIRECT) {
                 Ok(file) => return Ok(NewFile { file, direct: true }),
                 Err(e) if e.raw_os_error() == Some(libc::EINVAL) => self.direct = false,
                 Err(e) => return Err(e),
             }
         }
-        let file = options.custom_flags(libc::O_NOFOLLOW).open(path)?;
+        let file = dir.create_file(name, 0o600, OFlags::empty())?;
         Ok(NewFile {
             file,
             direct: false,
@@ -165,10 +163,13 @@ mod tests {
     /// without direct I/O would: the file goes on buffered, with every byte in place.
     #[test]
     fn a_refused_direct_write_goes_on_buffered() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("region.mca");
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("region.mca");
+        let dir = Dir::open(tmp.path()).unwrap();
         let mut writer = FileWriter::new(4 * ALIGN);
-        let mut to = writer.create(&path, DIRECT_MIN).unwrap();
+        let mut to = writer
+            .create(&dir, OsStr::new("region.mca"), DIRECT_MIN)
+            .unwrap();
         if !to.direct {
             // This filesystem refuses direct I/O at the open already, which `create`
             // handled: there is no direct write to refuse.

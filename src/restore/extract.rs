@@ -7,13 +7,16 @@
 //! setuid, setgid and sticky bits are dropped; and the entry count and total size may not
 //! exceed what the backup's manifest recorded.
 
+use super::Error;
 use super::direct::{CopyError, FileWriter};
 use crate::archive::Progress;
 use crate::model::Compression;
+use crate::safefs::{self, Dir, Time};
+use rustix::fs::FileType;
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::ffi::OsStr;
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::{self, BufRead, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
@@ -82,7 +85,7 @@ const CHUNK: usize = 1 << 20;
 const BUFFERS: usize = 4;
 
 /// Extracts `archive` into the empty directory `staging`, then checks the archive's
-/// SHA-256 against `expected_sha256`. Err is a reason in words.
+/// SHA-256 against `expected_sha256`.
 ///
 /// Three threads overlap: one reads the archive and hashes it, one decompresses what was
 /// hashed, and the calling thread parses the tar stream and writes the files, large ones
@@ -92,12 +95,12 @@ pub fn extract(
     archive: &Path,
     compression: Compression,
     expected_sha256: &str,
-    staging: &Path,
+    staging: &Dir,
     limits: Limits,
     progress: &Progress,
     cancel: &AtomicBool,
-) -> Result<Extracted, String> {
-    let file = File::open(archive).map_err(|e| format!("cannot open the archive: {e}"))?;
+) -> Result<Extracted, Error> {
+    let file = File::open(archive).map_err(|e| Error::io("open", "the archive", e))?;
     // The buffers are made here, on the job's long-lived thread, and lent to the others:
     // memory first allocated by a thread that then exits tends to stay with the process.
     let (to_decoder, raw) = Hop::new(RAW_CHUNK);
@@ -109,16 +112,16 @@ pub fn extract(
         let hashing = std::thread::Builder::new()
             .name("restore-hasher".into())
             .spawn_scoped(scope, move || read_and_hash(file, progress, to_decoder))
-            .map_err(|e| format!("cannot start the archive reader: {e}"))?;
+            .map_err(|e| Error::io("start", "the archive reader", e))?;
         let decompressing = std::thread::Builder::new()
             .name("restore-decoder".into())
             .spawn_scoped(scope, move || decompress(raw, compression, to_unpacker))
-            .map_err(|e| format!("cannot start the decompressor: {e}"))?;
+            .map_err(|e| Error::io("start", "the decompressor", e))?;
         let (to_writeback, written) = crossbeam_channel::bounded(256);
         let writeback = std::thread::Builder::new()
             .name("restore-writeback".into())
             .spawn_scoped(scope, move || start_writeback(written))
-            .map_err(|e| format!("cannot start the writeback thread: {e}"))?;
+            .map_err(|e| Error::io("start", "the writeback thread", e))?;
         let unpacked = unpack(&mut stream, to_writeback, staging, limits, cancel);
         let _ = writeback.join();
         // Whatever follows the tar end is read too, so the hash covers the whole file; on
@@ -133,16 +136,18 @@ pub fn extract(
         let hashed = hashing
             .join()
             .unwrap_or_else(|_| Err("the archive reader crashed".into()));
-        let done = match (unpacked, decoded, hashed) {
-            (Err(reason), _, _) | (_, Err(reason), _) | (_, _, Err(reason)) => return Err(reason),
-            (Ok(done), Ok(()), Ok(actual)) if actual == expected_sha256 => done,
-            (Ok(_), Ok(()), Ok(actual)) => {
-                return Err(format!(
-                    "the archive does not match its SHA-256 (expected {expected_sha256}, found {actual}): it is corrupt or was modified"
-                ));
-            }
-        };
-        Ok(done)
+        match (
+            unpacked,
+            decoded.map_err(Error::Archive),
+            hashed.map_err(Error::Archive),
+        ) {
+            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => Err(e),
+            (Ok(done), Ok(()), Ok(actual)) if actual == expected_sha256 => Ok(done),
+            (Ok(_), Ok(()), Ok(found)) => Err(Error::Mismatch {
+                expected: expected_sha256.to_string(),
+                found,
+            }),
+        }
     })
 }
 
@@ -150,7 +155,7 @@ pub fn extract(
 /// `syncfs` before the swap finds little left to write; neither waits for the disk.
 fn start_writeback(files: crossbeam_channel::Receiver<File>) {
     for file in files {
-        crate::storage::start_writeback(&file, 0, 0);
+        safefs::start_writeback(&file, 0, 0);
     }
 }
 
@@ -198,7 +203,7 @@ impl Hop {
                     .map_err(|_| "extraction stopped".into())
             }
             Err(e) => {
-                let reason = corrupt(&e);
+                let reason = corrupt_reason(&e);
                 let _ = self.out.send(Err(reason.clone()));
                 Err(reason)
             }
@@ -226,7 +231,7 @@ fn decompress(raw: ChunkReader, compression: Compression, out: Hop) -> Result<()
     let mut decoder = match Decoder::new(raw, compression) {
         Ok(decoder) => decoder,
         Err(e) => {
-            let reason = corrupt(&e);
+            let reason = corrupt_reason(&e);
             let _ = out.out.send(Err(reason.clone()));
             return Err(reason);
         }
@@ -234,7 +239,7 @@ fn decompress(raw: ChunkReader, compression: Compression, out: Hop) -> Result<()
     while out.pass(&mut decoder, |_| {})? {}
     drop(out);
     let mut source = decoder.into_source();
-    io::copy(&mut source, &mut io::sink()).map_err(|e| corrupt(&e))?;
+    io::copy(&mut source, &mut io::sink()).map_err(|e| corrupt_reason(&e))?;
     Ok(())
 }
 
@@ -283,13 +288,17 @@ impl Read for ChunkReader {
 fn unpack(
     stream: &mut ChunkReader,
     written: crossbeam_channel::Sender<File>,
-    staging: &Path,
+    staging: &Dir,
     limits: Limits,
     cancel: &AtomicBool,
-) -> Result<Extracted, String> {
+) -> Result<Extracted, Error> {
     let mut tar = tar::Archive::new(stream);
     let mut state = State {
         staging,
+        cwd: staging
+            .try_clone()
+            .map_err(|e| Error::io("open", "the staging directory", e))?,
+        cwd_rel: PathBuf::new(),
         limits,
         done: Extracted::default(),
         files: HashSet::new(),
@@ -301,7 +310,7 @@ fn unpack(
     let entries = tar.entries().map_err(|e| corrupt(&e))?;
     for entry in entries {
         if cancel.load(Ordering::Relaxed) {
-            return Err("cancelled: hoard is shutting down".into());
+            return Err(Error::Cancelled);
         }
         let mut entry = entry.map_err(|e| corrupt(&e))?;
         state.entry(&mut entry)?;
@@ -310,7 +319,11 @@ fn unpack(
     Ok(state.done)
 }
 
-fn corrupt(e: &io::Error) -> String {
+fn corrupt(e: &io::Error) -> Error {
+    Error::Archive(corrupt_reason(e))
+}
+
+fn corrupt_reason(e: &io::Error) -> String {
     let text = e.to_string();
     if text.starts_with("the archive is corrupt") {
         text
@@ -325,19 +338,21 @@ fn running_as_root() -> bool {
 }
 
 /// A relative path with no `..` and no root; None for the archive root itself.
-fn safe_relative(bytes: &[u8]) -> Result<Option<PathBuf>, String> {
+fn safe_relative(bytes: &[u8]) -> Result<Option<PathBuf>, Error> {
     let shown = String::from_utf8_lossy(bytes);
     if bytes.first() == Some(&b'/') {
-        return Err(format!("the archive holds an absolute path ({shown})"));
+        return Err(Error::Archive(format!(
+            "the archive holds an absolute path ({shown})"
+        )));
     }
     let mut out = PathBuf::new();
     for part in bytes.split(|&b| b == b'/') {
         match part {
             b"" | b"." => continue,
             b".." => {
-                return Err(format!(
+                return Err(Error::Archive(format!(
                     "the archive holds a path that climbs out with '..' ({shown})"
-                ));
+                )));
             }
             _ => out.push(OsStr::from_bytes(part)),
         }
@@ -346,13 +361,17 @@ fn safe_relative(bytes: &[u8]) -> Result<Option<PathBuf>, String> {
 }
 
 struct State<'a> {
-    staging: &'a Path,
+    staging: &'a Dir,
+    /// The directory the last entry went into, and its path: archives list a directory's
+    /// entries together, so most entries go where the one before went.
+    cwd: Dir,
+    cwd_rel: PathBuf,
     limits: Limits,
     done: Extracted,
     /// Regular files written so far: the only valid hard-link targets.
     files: HashSet<PathBuf>,
     /// Directories with the mode and mtime to give them once their contents are in.
-    dirs: Vec<(PathBuf, u32, filetime::FileTime)>,
+    dirs: Vec<(PathBuf, u32, Time)>,
     as_root: bool,
     /// Creates the files and writes their data, in writes of up to 1 MiB.
     writer: FileWriter,
@@ -361,53 +380,64 @@ struct State<'a> {
 }
 
 impl State<'_> {
-    fn entry<R: Read>(&mut self, entry: &mut tar::Entry<R>) -> Result<(), String> {
+    fn entry<R: Read>(&mut self, entry: &mut tar::Entry<R>) -> Result<(), Error> {
         let Some(rel) = safe_relative(&entry.path_bytes())? else {
             return Ok(());
         };
         let shown = rel.display().to_string();
         self.done.entries += 1;
         if self.done.entries > self.limits.max_entries {
-            return Err(format!(
+            return Err(Error::Archive(format!(
                 "the archive holds more entries than its manifest records ({}): it was tampered with",
                 self.limits.max_entries
-            ));
+            )));
         }
         let header = entry.header();
         let kind = header.entry_type();
         let mode = header.mode().unwrap_or(0o644) & 0o777;
         // Archives written before hoard kept times before 1970 out of them hold such a time
         // as its two's complement: read as signed, it is that time again.
-        let mtime = filetime::FileTime::from_unix_time(header.mtime().unwrap_or(0) as i64, 0);
-        let owner = (header.uid().ok(), header.gid().ok());
-        let dest = self.staging.join(&rel);
-        self.make_parents(&rel)?;
-        let io_err = |what: &str, e: io::Error| format!("cannot {what} {shown}: {e}");
+        let mtime = Time {
+            secs: header.mtime().unwrap_or(0) as i64,
+            nanos: 0,
+        };
+        let owner = (
+            header.uid().ok().map(|u| u as u32),
+            header.gid().ok().map(|g| g as u32),
+        );
+        let name = rel.file_name().unwrap_or_default().to_os_string();
+        self.enter_parent(&rel)?;
+        let io_err = |action: &'static str, e: io::Error| Error::io(action, &shown, e);
         match kind {
             tar::EntryType::Directory => {
-                match fs::symlink_metadata(&dest) {
-                    Ok(m) if m.is_dir() => {}
-                    Ok(_) => {
-                        self.remove(&dest, &rel).map_err(|e| io_err("replace", e))?;
-                        fs::create_dir(&dest).map_err(|e| io_err("create", e))?;
+                match self.cwd.stat(&name).map_err(|e| io_err("inspect", e))? {
+                    Some(found) if safefs::kind(&found) == FileType::Directory => {}
+                    Some(_) => {
+                        self.remove(&name, &rel).map_err(|e| io_err("replace", e))?;
+                        self.cwd
+                            .create_dir(&name, 0o700)
+                            .map_err(|e| io_err("create", e))?;
                     }
-                    Err(_) => fs::create_dir(&dest).map_err(|e| io_err("create", e))?,
+                    None => self
+                        .cwd
+                        .create_dir(&name, 0o700)
+                        .map_err(|e| io_err("create", e))?,
                 }
-                self.chown(&dest, owner);
-                self.dirs.push((dest, mode, mtime));
+                self.chown(&name, owner);
+                self.dirs.push((rel, mode, mtime));
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 let size = entry.size();
                 if self.done.bytes + size > self.limits.max_bytes {
-                    return Err(format!(
+                    return Err(Error::Archive(format!(
                         "the archive holds more data than its manifest records ({} bytes): it was tampered with",
                         self.limits.max_bytes
-                    ));
+                    )));
                 }
-                self.clear(&dest, &rel).map_err(|e| io_err("replace", e))?;
+                self.remove(&name, &rel).map_err(|e| io_err("replace", e))?;
                 let mut out = self
                     .writer
-                    .create(&dest, size)
+                    .create(&self.cwd, &name, size)
                     .map_err(|e| io_err("create", e))?;
                 let written = self.writer.copy(entry, &mut out).map_err(|e| match e {
                     CopyError::Read(e) => corrupt(&e),
@@ -415,20 +445,17 @@ impl State<'_> {
                 })?;
                 let out = out.file;
                 if written != size {
-                    return Err(format!(
+                    return Err(Error::Archive(format!(
                         "the entry {shown} declares {size} bytes but the archive holds only {written}"
-                    ));
+                    )));
                 }
                 self.done.bytes += size;
-                out.set_permissions(fs::Permissions::from_mode(mode))
+                out.set_permissions(std::fs::Permissions::from_mode(mode))
                     .map_err(|e| io_err("set the mode of", e))?;
                 if self.as_root {
-                    let _ = std::os::unix::fs::fchown(
-                        &out,
-                        owner.0.map(|u| u as u32),
-                        owner.1.map(|g| g as u32),
-                    );
+                    let _ = std::os::unix::fs::fchown(&out, owner.0, owner.1);
                 }
+                let mtime = filetime::FileTime::from_unix_time(mtime.secs, mtime.nanos);
                 filetime::set_file_handle_times(&out, None, Some(mtime))
                     .map_err(|e| io_err("set the time of", e))?;
                 self.written(out);
@@ -437,29 +464,35 @@ impl State<'_> {
             tar::EntryType::Symlink => {
                 let target = entry
                     .link_name_bytes()
-                    .ok_or_else(|| format!("the symlink {shown} has no target"))?
+                    .ok_or_else(|| Error::Archive(format!("the symlink {shown} has no target")))?
                     .into_owned();
-                self.clear(&dest, &rel).map_err(|e| io_err("replace", e))?;
-                std::os::unix::fs::symlink(OsStr::from_bytes(&target), &dest)
+                self.remove(&name, &rel).map_err(|e| io_err("replace", e))?;
+                self.cwd
+                    .symlink(OsStr::from_bytes(&target), &name)
                     .map_err(|e| io_err("create", e))?;
-                self.chown(&dest, owner);
-                let _ = filetime::set_symlink_file_times(&dest, mtime, mtime);
+                self.chown(&name, owner);
+                let _ = self.cwd.set_time_of(&name, mtime);
             }
             tar::EntryType::Link => {
                 let target = entry
                     .link_name_bytes()
-                    .ok_or_else(|| format!("the hard link {shown} has no target"))?
+                    .ok_or_else(|| Error::Archive(format!("the hard link {shown} has no target")))?
                     .into_owned();
                 let target = safe_relative(&target)?
                     .filter(|t| self.files.contains(t))
                     .ok_or_else(|| {
-                        format!(
+                        Error::Archive(format!(
                             "the hard link {shown} points at {}, which is not a file extracted before it",
                             String::from_utf8_lossy(&target)
-                        )
+                        ))
                     })?;
-                self.clear(&dest, &rel).map_err(|e| io_err("replace", e))?;
-                fs::hard_link(self.staging.join(&target), &dest)
+                self.remove(&name, &rel).map_err(|e| io_err("replace", e))?;
+                let target_dir = self
+                    .staging
+                    .open_dir(target.parent().unwrap_or(Path::new("")))
+                    .map_err(|e| io_err("link", e))?;
+                self.cwd
+                    .hard_link(&target_dir, target.file_name().unwrap_or_default(), &name)
                     .map_err(|e| io_err("create", e))?;
                 self.files.insert(rel);
             }
@@ -489,53 +522,60 @@ impl State<'_> {
         let _ = self.written.send(file);
     }
 
-    /// Makes sure every parent of `rel` is a real directory inside staging.
-    fn make_parents(&mut self, rel: &Path) -> Result<(), String> {
-        let Some(parent) = rel.parent() else {
+    /// Opens the directory `rel` goes into as `cwd`, creating what is missing of it: each
+    /// step must be a real directory inside staging, never a symlink or a file.
+    fn enter_parent(&mut self, rel: &Path) -> Result<(), Error> {
+        let parent = rel.parent().unwrap_or(Path::new(""));
+        if parent == self.cwd_rel {
             return Ok(());
+        }
+        let opened = match parent.strip_prefix(&self.cwd_rel) {
+            Ok(rest) => self
+                .cwd
+                .try_clone()
+                .map(|d| (d, self.cwd_rel.clone(), rest)),
+            Err(_) => self
+                .staging
+                .try_clone()
+                .map(|d| (d, PathBuf::new(), parent)),
         };
-        let mut dir = self.staging.to_path_buf();
-        for part in parent.components() {
-            dir.push(part);
-            match fs::symlink_metadata(&dir) {
-                Ok(m) if m.is_dir() => {}
-                Ok(_) => {
-                    return Err(format!(
+        let (mut dir, mut at, rest) =
+            opened.map_err(|e| Error::io("open", "the staging directory", e))?;
+        for part in rest.iter() {
+            at.push(part);
+            dir = match dir.child(part) {
+                Ok(next) => next,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => dir
+                    .create_dir(part, 0o755)
+                    .and_then(|()| dir.child(part))
+                    .map_err(|e| Error::io("create", &at.display().to_string(), e))?,
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTDIR | libc::ELOOP)) => {
+                    return Err(Error::Archive(format!(
                         "the archive writes through {}, which is not a directory (a symlink or file): refused",
-                        dir.strip_prefix(self.staging).unwrap_or(&dir).display()
-                    ));
+                        at.display()
+                    )));
                 }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    fs::create_dir(&dir)
-                        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-                }
-                Err(e) => return Err(format!("cannot inspect {}: {e}", dir.display())),
-            }
+                Err(e) => return Err(Error::io("inspect", &at.display().to_string(), e)),
+            };
+        }
+        self.cwd = dir;
+        self.cwd_rel = at;
+        Ok(())
+    }
+
+    /// Removes what a later entry of the same path replaces (never following links), and
+    /// forgets it as a link target and a directory to finish.
+    fn remove(&mut self, name: &OsStr, rel: &Path) -> io::Result<()> {
+        if self.cwd.remove(name)? {
+            self.files.retain(|f| !f.starts_with(rel));
+            self.dirs.retain(|(d, _, _)| !d.starts_with(rel));
         }
         Ok(())
     }
 
-    /// Removes what a later entry of the same path replaces (never following links).
-    fn clear(&mut self, dest: &Path, rel: &Path) -> io::Result<()> {
-        match fs::symlink_metadata(dest) {
-            Ok(_) => self.remove(dest, rel),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e),
-        }
-    }
-
-    fn remove(&mut self, dest: &Path, rel: &Path) -> io::Result<()> {
-        self.files.retain(|f| !f.starts_with(rel));
-        self.dirs.retain(|(d, _, _)| !d.starts_with(dest));
-        match fs::symlink_metadata(dest) {
-            Ok(m) if m.is_dir() => fs::remove_dir_all(dest),
-            _ => fs::remove_file(dest),
-        }
-    }
-
-    fn chown(&self, path: &Path, (uid, gid): (Option<u64>, Option<u64>)) {
+    fn chown(&self, name: &OsStr, (uid, gid): (Option<u32>, Option<u32>)) {
         if self.as_root {
-            let _ = std::os::unix::fs::lchown(path, uid.map(|u| u as u32), gid.map(|g| g as u32));
+            let _ = self.cwd.set_owner_of(name, uid, gid);
         }
     }
 
@@ -543,9 +583,10 @@ impl State<'_> {
     /// written into them.
     fn finish_dirs(&mut self) {
         self.dirs.sort_by(|a, b| b.0.cmp(&a.0));
-        for (dir, mode, mtime) in &self.dirs {
-            let _ = fs::set_permissions(dir, fs::Permissions::from_mode(*mode));
-            let _ = filetime::set_file_mtime(dir, *mtime);
+        for (rel, mode, mtime) in &self.dirs {
+            if let Ok(dir) = self.staging.open_dir(rel) {
+                let _ = dir.set_mode_and_time(*mode, *mtime);
+            }
         }
     }
 }

@@ -1,70 +1,42 @@
 //! Moving extracted files into a server directory, and back out again. Every move is a
-//! rename within one filesystem, and each phase can be undone from what is on disk, so a
-//! restore that fails or is interrupted at any point leaves the server's files as they were.
+//! rename between directories hoard holds open, within one filesystem, and each phase can
+//! be undone from what is on disk, so a restore that fails or is interrupted at any point
+//! leaves the server's files as they were.
 //!
-//! The server directory itself is never renamed or removed: it may be a mount point.
+//! The server directory itself is never renamed or removed: it may be a mount point. Its
+//! subdirectories are opened without following symlinks, so whoever writes in it cannot
+//! turn a move or a metadata change into one outside it.
 
+use crate::safefs::{self, Dir, Stat, Time};
+use rustix::fs::FileType;
 use serde::{Deserialize, Serialize};
-use std::ffi::{OsStr, OsString};
-use std::fs;
+use std::ffi::OsStr;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-/// Names in `dir`, except `skip` (the work directory when it lives inside `dir`).
-fn names(dir: &Path, skip: Option<&OsString>) -> io::Result<Vec<OsString>> {
-    let mut out = Vec::new();
-    for entry in fs::read_dir(dir)? {
-        let name = entry?.file_name();
-        if Some(&name) != skip {
-            out.push(name);
+/// An error about the entry `name`, naming it.
+fn about(name: &Path, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("{}: {e}", name.display()))
+}
+
+/// Moves every entry of `from` into `to`, except `skip` (the work directory, when it lives
+/// inside `from`, recognised by device and inode whatever it is named now). An entry of
+/// the same name in `to` stops the move: nothing is ever replaced.
+pub fn move_all(from: &Dir, to: &Dir, skip: Option<&Stat>) -> io::Result<()> {
+    for (name, _) in from.entries()? {
+        if let Some(skip) = skip
+            && from
+                .stat(&name)?
+                .is_some_and(|found| safefs::same_file(&found, skip))
+        {
+            continue;
         }
+        from.rename(&name, to, &name)
+            .map_err(|e| about(Path::new(&name), e))?;
     }
-    out.sort();
-    Ok(out)
-}
-
-fn exists(path: &Path) -> bool {
-    fs::symlink_metadata(path).is_ok()
-}
-
-/// Moves every entry of `from` into `to` (which must not hold the same names).
-pub fn move_all(from: &Path, to: &Path, skip: Option<&OsString>) -> io::Result<()> {
-    fs::create_dir_all(to)?;
-    for name in names(from, skip)? {
-        let dest = to.join(&name);
-        if exists(&dest) {
-            return Err(io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                format!("{} already exists", dest.display()),
-            ));
-        }
-        fs::rename(from.join(&name), dest)?;
-    }
-    crate::storage::sync_dir(from)?;
-    crate::storage::sync_dir(to)
-}
-
-/// A time as the plan keeps it.
-#[derive(Serialize, Deserialize, Clone, Copy)]
-struct Time {
-    secs: i64,
-    nanos: u32,
-}
-
-impl Time {
-    fn of(meta: &fs::Metadata) -> Time {
-        let t = filetime::FileTime::from_last_modification_time(meta);
-        Time {
-            secs: t.unix_seconds(),
-            nanos: t.nanoseconds(),
-        }
-    }
-
-    fn file_time(self) -> filetime::FileTime {
-        filetime::FileTime::from_unix_time(self.secs, self.nanos)
-    }
+    from.sync()?;
+    to.sync()
 }
 
 /// One step of laying the staged files over the server's, in the order they are taken.
@@ -94,6 +66,17 @@ fn decode(rel: &str) -> io::Result<PathBuf> {
     Ok(PathBuf::from(OsStr::from_bytes(&bytes)))
 }
 
+/// The directory part and the name of a relative path.
+fn split(rel: &Path) -> io::Result<(&Path, &OsStr)> {
+    match (rel.parent(), rel.file_name()) {
+        (Some(parent), Some(name)) => Ok((parent, name)),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{} is not a path inside the server", rel.display()),
+        )),
+    }
+}
+
 /// Laying `staging` over `server` (`truncate: false`): staged files replace the server's,
 /// directories merge, and nothing else is touched. Planned before anything moves and kept
 /// on disk, so that [`Overlay::undo`] can put every moved entry back after a failure or a
@@ -104,64 +87,69 @@ pub struct Overlay {
 }
 
 impl Overlay {
-    pub fn plan(staging: &Path, server: &Path) -> io::Result<Overlay> {
+    pub fn plan(staging: &Dir, server: &Dir) -> io::Result<Overlay> {
         let mut steps = Vec::new();
         plan_dir(staging, server, Path::new(""), &mut steps)?;
         Ok(Overlay { steps })
     }
 
-    /// Writes the plan to `path`, durably: it must be there before the first move.
-    pub fn save(&self, path: &Path) -> io::Result<()> {
-        let mut out = io::BufWriter::new(fs::File::create(path)?);
+    /// Writes the plan as `name` in `dir`, durably: it must be there before the first move.
+    pub fn save(&self, dir: &Dir, name: &OsStr) -> io::Result<()> {
+        let file = dir.create_file(name, 0o600, rustix::fs::OFlags::empty())?;
+        let mut out = io::BufWriter::new(file);
         serde_json::to_writer(&mut out, self)?;
         let file = out.into_inner().map_err(io::IntoInnerError::into_error)?;
         file.sync_all()?;
-        crate::storage::sync_parent(path)
+        dir.sync()
     }
 
-    pub fn load(path: &Path) -> io::Result<Overlay> {
-        let text = fs::read(path)?;
+    pub fn load(dir: &Dir, name: &OsStr) -> io::Result<Overlay> {
+        let mut text = Vec::new();
+        io::Read::read_to_end(&mut dir.open_file(name)?, &mut text)?;
         serde_json::from_slice(&text).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
     }
 
-    pub fn apply(&self, staging: &Path, server: &Path, trash: &Path) -> io::Result<()> {
+    pub fn apply(&self, staging: &Dir, server: &Dir, trash: &Dir) -> io::Result<()> {
         for step in &self.steps {
             match step {
                 Step::Put(rel) => {
                     let rel = decode(rel)?;
-                    let dest = server.join(&rel);
-                    if exists(&dest) {
-                        let aside = trash.join(&rel);
-                        if let Some(parent) = aside.parent() {
-                            fs::create_dir_all(parent)?;
-                        }
-                        fs::rename(&dest, aside)?;
+                    let (parent, name) = split(&rel)?;
+                    let into = server.open_dir(parent)?;
+                    if into.stat(name)?.is_some() {
+                        let aside = trash.create_dirs(parent, 0o700)?;
+                        into.rename(name, &aside, name)
+                            .map_err(|e| about(&rel, e))?;
                     }
-                    fs::rename(staging.join(&rel), dest)?;
+                    staging
+                        .open_dir(parent)?
+                        .rename(name, &into, name)
+                        .map_err(|e| about(&rel, e))?;
                 }
                 Step::Merge {
                     path, mode, time, ..
-                } => set_meta(&server.join(decode(path)?), *mode, *time)?,
+                } => server
+                    .open_dir(&decode(path)?)?
+                    .set_mode_and_time(*mode, *time)?,
             }
         }
-        crate::storage::sync_dir(server)
+        server.sync()
     }
 
     /// Puts the server's files back as they were, however far [`Overlay::apply`] got: an
     /// entry no longer in staging was moved in and goes back there, and an entry in the
     /// trash returns to its place. Running it again after an interruption finishes it.
-    pub fn undo(&self, staging: &Path, server: &Path, trash: &Path) -> io::Result<()> {
+    ///
+    /// An entry that cannot go back (its place in the server was changed meanwhile, by
+    /// someone writing there) is left where it is, and the rest are still put back: the
+    /// first such error is returned at the end.
+    pub fn undo(&self, staging: &Dir, server: &Dir, trash: &Dir) -> io::Result<()> {
+        let mut first_error = None;
         for step in self.steps.iter().rev() {
-            if let Step::Put(rel) = step {
-                let rel = decode(rel)?;
-                let (staged, current, aside) =
-                    (staging.join(&rel), server.join(&rel), trash.join(&rel));
-                if !exists(&staged) && exists(&current) {
-                    fs::rename(&current, &staged)?;
-                }
-                if exists(&aside) {
-                    fs::rename(&aside, &current)?;
-                }
+            if let Step::Put(rel) = step
+                && let Err(e) = undo_put(staging, server, trash, &decode(rel)?)
+            {
+                first_error.get_or_insert(e);
             }
         }
         // Moving entries in and out changed the merged directories' times: set them last.
@@ -173,36 +161,75 @@ impl Overlay {
                 ..
             } = step
             {
-                set_meta(&server.join(decode(path)?), *old_mode, *old_time)?;
+                let restored = server
+                    .open_dir(&decode(path)?)
+                    .and_then(|dir| dir.set_mode_and_time(*old_mode, *old_time));
+                if let Err(e) = restored {
+                    first_error.get_or_insert(e);
+                }
             }
         }
-        crate::storage::sync_dir(server)
+        server.sync()?;
+        first_error.map_or(Ok(()), Err)
     }
 }
 
-fn set_meta(dir: &Path, mode: u32, time: Time) -> io::Result<()> {
-    fs::set_permissions(dir, fs::Permissions::from_mode(mode))?;
-    filetime::set_file_mtime(dir, time.file_time())
+fn undo_put(staging: &Dir, server: &Dir, trash: &Dir, rel: &Path) -> io::Result<()> {
+    let (parent, name) = split(rel)?;
+    let present = |dir: &Dir, name: &OsStr| dir.stat(name).map(|s| s.is_some());
+    let opened = |root: &Dir| match root.open_dir(parent) {
+        Ok(dir) => Ok(Some(dir)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    };
+    let (staged, current, aside) = (opened(staging)?, opened(server)?, opened(trash)?);
+    if let (Some(staged), Some(current)) = (&staged, &current)
+        && !present(staged, name)?
+        && present(current, name)?
+    {
+        current
+            .rename(name, staged, name)
+            .map_err(|e| about(rel, e))?;
+    }
+    if let Some(aside) = &aside
+        && present(aside, name)?
+    {
+        let current = current.ok_or_else(|| {
+            about(
+                rel,
+                io::Error::new(io::ErrorKind::NotFound, "its directory is gone"),
+            )
+        })?;
+        aside
+            .rename(name, &current, name)
+            .map_err(|e| about(rel, e))?;
+    }
+    Ok(())
 }
 
-fn plan_dir(staging: &Path, server: &Path, rel: &Path, steps: &mut Vec<Step>) -> io::Result<()> {
-    for name in names(&staging.join(rel), None)? {
-        let rel = rel.join(&name);
-        let staged = fs::symlink_metadata(staging.join(&rel))?;
-        match fs::symlink_metadata(server.join(&rel)) {
-            Ok(current) if staged.is_dir() && current.is_dir() => {
-                plan_dir(staging, server, &rel, steps)?;
+fn plan_dir(staging: &Dir, server: &Dir, rel: &Path, steps: &mut Vec<Step>) -> io::Result<()> {
+    for (name, _) in staging.entries()? {
+        let path = rel.join(&name);
+        let staged = staging
+            .stat(&name)?
+            .ok_or_else(|| about(&path, io::ErrorKind::NotFound.into()))?;
+        let is_dir = |stat: &Stat| safefs::kind(stat) == FileType::Directory;
+        match server.stat(&name)? {
+            Some(current) if is_dir(&staged) && is_dir(&current) => {
+                let (inner_staged, inner_server) = (
+                    staging.child(&name),
+                    server.child(&name).map_err(|e| about(&path, e))?,
+                );
+                plan_dir(&inner_staged?, &inner_server, &path, steps)?;
                 steps.push(Step::Merge {
-                    path: encode(&rel),
-                    mode: staged.permissions().mode() & 0o7777,
-                    time: Time::of(&staged),
-                    old_mode: current.permissions().mode() & 0o7777,
-                    old_time: Time::of(&current),
+                    path: encode(&path),
+                    mode: staged.st_mode & 0o7777,
+                    time: Time::modified(&staged),
+                    old_mode: current.st_mode & 0o7777,
+                    old_time: Time::modified(&current),
                 });
             }
-            Ok(_) => steps.push(Step::Put(encode(&rel))),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => steps.push(Step::Put(encode(&rel))),
-            Err(e) => return Err(e),
+            _ => steps.push(Step::Put(encode(&path))),
         }
     }
     Ok(())

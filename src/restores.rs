@@ -1,0 +1,112 @@
+//! Restores as users see them: the rules for starting one (under one transaction with its
+//! journal row), and where its archive is. The job that runs it is `jobs::restore`; the
+//! engine that moves the files, `restore`.
+
+use crate::app::App;
+use crate::error::{Error, Result};
+use crate::jobs::Task;
+use crate::model::{Backup, BackupStatus, Origin, Server, ServerStatus, event, now};
+use crate::restore::Workspace;
+use crate::safefs::Dir;
+use crate::store::restores::Restore;
+use crate::store::{self, TransactionBehavior};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+
+/// Starts a restore: checks, journal row, server status, queued job.
+pub fn start(
+    app: &App,
+    origin: &Origin,
+    server: &Server,
+    backup_uuid: &str,
+    truncate: bool,
+) -> Result<Restore> {
+    let mut conn = app.db.conn()?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let server =
+        store::servers::by_id(&tx, server.id)?.ok_or_else(|| Error::not_found("server"))?;
+    let backup = store::backups::for_server(&tx, server.id, backup_uuid)?
+        .ok_or_else(|| Error::not_found("backup"))?;
+    match backup.status {
+        BackupStatus::Creating => {
+            return Err(Error::BackupNotCompleted(
+                "This backup has not completed yet and cannot be restored.".into(),
+            ));
+        }
+        BackupStatus::Failed => {
+            return Err(Error::BackupFailed(
+                "This backup failed and cannot be restored.".into(),
+            ));
+        }
+        BackupStatus::Completed => {}
+    }
+    crate::backups::ensure_idle(&tx, &server, "restore backup")?;
+    if !archive_of(app, &backup)?.is_file() {
+        return Err(Error::BadRequest(
+            "The archive of this backup is missing from storage.".into(),
+        ));
+    }
+    let server_dir = Path::new(&server.path);
+    let unusable = |e: std::io::Error| {
+        Error::Conflict(format!(
+            "The server directory cannot be restored into: {e}."
+        ))
+    };
+    let free = Dir::open(server_dir)
+        .and_then(|dir| dir.free_space())
+        .map_err(unusable)?;
+    if free < backup.content_bytes as u64 {
+        return Err(Error::InsufficientStorage(format!(
+            "Not enough storage space to restore: the backup holds {} bytes but only {free} bytes are free beside the server directory.",
+            backup.content_bytes
+        )));
+    }
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let work = Workspace::location(server_dir, &uuid).map_err(unusable)?;
+    let restore = store::restores::insert(
+        &tx,
+        &store::restores::NewRestore {
+            uuid: &uuid,
+            server_id: server.id,
+            backup_id: backup.id,
+            backup_uuid: &backup.uuid,
+            user_id: origin.user_id,
+            truncate,
+            staging_path: &work.join("staging").to_string_lossy(),
+            trash_path: &work.join("trash").to_string_lossy(),
+            bytes_total: backup.bytes,
+            now: now(),
+        },
+    )?;
+    store::restores::set_pid(&tx, restore.id, Some(std::process::id()))?;
+    store::servers::set_status(&tx, server.id, Some(ServerStatus::RestoringBackup))?;
+    store::activity::record(
+        &tx,
+        event::BACKUP_RESTORE,
+        origin.user_id,
+        Some(server.id),
+        &json!({"backup": backup.uuid, "name": backup.name, "truncate": truncate}),
+        origin.ip.as_deref(),
+        now(),
+    )?;
+    tx.commit()?;
+    app.jobs.submit(Task::Restore(restore.id));
+    Ok(restore)
+}
+
+/// Where the archive of `backup` is.
+pub fn archive_of(app: &App, backup: &Backup) -> Result<PathBuf> {
+    backup
+        .storage_path
+        .as_deref()
+        .and_then(|p| app.storage().resolve(p))
+        .ok_or_else(|| {
+            Error::BadRequest("The archive of this backup is missing from storage.".into())
+        })
+}
+
+/// The work directory a journal row records (staging and trash live in it).
+pub fn work_dir(restore: &Restore) -> PathBuf {
+    let staging = Path::new(&restore.staging_path);
+    staging.parent().unwrap_or(staging).to_path_buf()
+}
