@@ -62,7 +62,10 @@ fn listing(root: &Path) -> BTreeMap<PathBuf, String> {
         }
     }
     let meta = std::fs::metadata(root).unwrap();
-    out.insert(PathBuf::new(), format!("{:o} {}:{}", meta.mode(), meta.uid(), meta.gid()));
+    out.insert(
+        PathBuf::new(),
+        format!("{:o} {}:{}", meta.mode(), meta.uid(), meta.gid()),
+    );
     out
 }
 
@@ -95,7 +98,11 @@ fn populate(dir: &Path) {
         write(dir, &format!("world/region/r.{i}.0.mca"), &noise(4096, i));
     }
     for i in 0..8 {
-        write(dir, &format!("world/playerdata/{i}.dat"), &noise(300, 10 + i));
+        write(
+            dir,
+            &format!("world/playerdata/{i}.dat"),
+            &noise(300, 10 + i),
+        );
     }
     write(dir, "world/level.dat", b"level");
     write(dir, "plugins/essentials/config.yml", b"motd: hi\n");
@@ -213,7 +220,12 @@ fn restores_hold_against_the_server_owner(mount_point: bool, truncate: bool) {
         if r.status != 202 {
             // Refused before it started (the server directory was a link at that
             // moment): a clear error, and nothing ran.
-            assert!(r.status == 409, "{case}, restore {i}: {} {}", r.status, r.text());
+            assert!(
+                r.status == 409,
+                "{case}, restore {i}: {} {}",
+                r.status,
+                r.text()
+            );
             failed += 1;
             continue;
         }
@@ -291,7 +303,11 @@ fn a_server_directory_replaced_by_a_symlink_is_not_followed() {
                 .output()
                 .unwrap();
             let names = String::from_utf8_lossy(&out.stdout);
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             assert!(
                 !names.contains("secret.key") && !names.contains("hoard.db"),
                 "{names}"

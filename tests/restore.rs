@@ -1059,3 +1059,47 @@ fn a_rollback_stopped_while_clearing_up_is_finished_at_the_next_start() {
     assert!(!work.exists());
     assert_eq!(snapshot(&f.dir()), before);
 }
+
+/// A `truncate: true` restore keeps in place what the backup's own rules left out: the
+/// patterns of the `.pteroignore` it was made with and the request's `ignored`, also deep
+/// in the tree. Everything else is exactly the backup's.
+#[test]
+fn a_truncating_restore_keeps_what_the_backup_left_out() {
+    let f = Fixture::new(&["--throttle-backups", "0"]);
+    populate(&f.dir());
+    write(&f.dir(), ".pteroignore", b"logs/\n*.tmp\n");
+    write(&f.dir(), "logs/latest.log", b"old log\n");
+    write(&f.dir(), "world/cache.tmp", b"old cache");
+    write(&f.dir(), "plugins/dynmap/web/tile.png", b"old tile");
+    write(&f.dir(), "plugins/dynmap/config.yml", b"dynmap: 1\n");
+    let b = f
+        .api
+        .backup_and_wait(&f.server, r#"{"ignored":"plugins/dynmap/web/\n"}"#);
+    assert_eq!(b["status"], "completed", "{b}");
+    let mut expected = snapshot(&f.dir());
+    change(&f.dir());
+    write(&f.dir(), "logs/latest.log", b"the log of today\n");
+    write(&f.dir(), "logs/2026-12-01.log.gz", b"yesterday");
+    write(&f.dir(), "world/cache.tmp", b"new cache");
+    write(&f.dir(), "world/region/deep.tmp", b"deep");
+    write(&f.dir(), "plugins/dynmap/web/tile.png", b"new tile");
+    write(&f.dir(), "plugins/dynmap/config.yml", b"dynmap: 2\n");
+    let now = snapshot(&f.dir());
+    for (rel, _) in now.iter() {
+        let rel_str = rel.to_string_lossy();
+        let kept = rel_str.starts_with("logs")
+            || rel_str.ends_with(".tmp")
+            || rel_str.starts_with("plugins/dynmap/web");
+        if kept {
+            expected.insert(rel.clone(), now[rel].clone());
+        }
+    }
+    let outcome = f.restore(b["uuid"].as_str().unwrap(), true);
+    assert_eq!(outcome["successful"], true, "{outcome}");
+    assert_eq!(snapshot(&f.dir()), expected);
+    assert_eq!(
+        std::fs::read(f.dir().join("plugins/dynmap/config.yml")).unwrap(),
+        b"dynmap: 1\n"
+    );
+    assert!(f.work_dirs_left().is_empty(), "{:?}", f.work_dirs_left());
+}

@@ -23,11 +23,10 @@ pub struct Exclusions {
     data_dir: Option<(u64, u64)>,
 }
 
-/// The text of `root`'s `.pteroignore`, read without following a symlink; Err is the note
-/// saying why it was not used.
-fn read_ignore_file(root: &Path) -> Result<Option<String>, String> {
-    let name = std::ffi::OsStr::new(IGNORE_FILE);
-    let opened = Dir::open(root).and_then(|dir| dir.open_file(name));
+/// The text of the `.pteroignore` in `root`, read without following a symlink; Err is the
+/// note saying why it was not used.
+fn read_ignore_file(root: &Dir) -> Result<Option<String>, String> {
+    let opened = root.open_file(std::ffi::OsStr::new(IGNORE_FILE));
     let file = match opened {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -56,9 +55,16 @@ impl Exclusions {
     /// Builds the matcher for `root` from its `.pteroignore` (unless it is a symlink or too
     /// large) and the request's patterns, one per line.
     pub fn new(root: &Path, request_patterns: &[String]) -> Exclusions {
-        let mut builder = GitignoreBuilder::new(root);
+        // A root that cannot be opened fails the backup where the walk opens it.
+        Exclusions::of_dir(Dir::open(root).ok().as_ref(), request_patterns)
+    }
+
+    /// [`Exclusions::new`] for a directory already open (a restore's staging directory,
+    /// which holds the `.pteroignore` the backup was made with).
+    pub fn of_dir(root: Option<&Dir>, request_patterns: &[String]) -> Exclusions {
+        let mut builder = GitignoreBuilder::new("");
         let mut notes = Vec::new();
-        match read_ignore_file(root) {
+        match root.map_or(Ok(None), read_ignore_file) {
             Ok(Some(text)) => add_lines(&mut builder, &text, &mut notes),
             Ok(None) => {}
             Err(note) => notes.push(note),
@@ -90,7 +96,12 @@ impl Exclusions {
         self.data_dir == Some((meta.dev(), meta.ino()))
     }
 
-    /// Whether the path (relative to the root or absolute under it) is left out.
+    /// Whether no pattern leaves anything out.
+    pub fn is_empty(&self) -> bool {
+        self.matcher.is_empty()
+    }
+
+    /// Whether the path (relative to the root) is left out.
     pub fn excludes(&self, path: &Path, is_dir: bool) -> bool {
         self.matcher.matched(path, is_dir).is_ignore()
     }

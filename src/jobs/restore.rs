@@ -10,6 +10,7 @@
 
 use super::{Task, Tracker, hooks};
 use crate::app::App;
+use crate::archive::Exclusions;
 use crate::model::{Server, event, now};
 use crate::restore::{self, Limits, Workspace, extract, swap};
 use crate::restores;
@@ -223,7 +224,8 @@ fn restore_files(
         return Err(files("flush the restored files to disk")(e).into());
     }
     let swapped = if restore.truncate {
-        replace(app, restore, &ws)
+        let rules = Exclusions::of_dir(Some(&ws.staging), &backup.ignored_files);
+        replace(app, restore, &ws, &rules)
     } else {
         overlay(app, restore, &ws)
     };
@@ -258,16 +260,44 @@ fn drop_work(restore: &Restore, ws: Workspace) {
 /// A swap that stopped: the step it had reached (as recorded), and why.
 type Stopped = (Step, Failure);
 
-/// `truncate: true`: the server's entries go to the trash, then the staged ones move in.
+/// `truncate: true`: the server's entries go to the trash, then the staged ones move in,
+/// then what the backup's own rules (`rules`) left out comes back from the trash.
 /// The journal names each phase before its first move, so a crash is undone by the step,
 /// and says `cleanup` once the swap is whole: only then may the replaced files go.
-fn replace(app: &App, restore: &Restore, ws: &Workspace) -> Result<(), Stopped> {
+fn replace(
+    app: &App,
+    restore: &Restore,
+    ws: &Workspace,
+    rules: &Exclusions,
+) -> Result<(), Stopped> {
+    let kept = if rules.is_empty() {
+        swap::Kept::default()
+    } else {
+        swap::Kept::find(&ws.server, ws.skip(), &|rel, is_dir| {
+            rules.excludes(rel, is_dir)
+        })
+        .and_then(|kept| ws.save_kept(&kept).map(|()| kept))
+        .map_err(|e| {
+            (
+                Step::Extracting,
+                files("list the files the backup left out")(e),
+            )
+        })?
+    };
     set_step(app, restore.id, Step::Evacuating).map_err(|e| (Step::Extracting, e))?;
     swap::move_all(&ws.server, &ws.trash, ws.skip())
         .map_err(|e| (Step::Evacuating, files("move the current files aside")(e)))?;
     set_step(app, restore.id, Step::Installing).map_err(|e| (Step::Evacuating, e))?;
     swap::move_all(&ws.staging, &ws.server, ws.skip())
         .map_err(|e| (Step::Installing, files("move the restored files in")(e)))?;
+    if !kept.is_empty() {
+        kept.put_back(&ws.trash, &ws.server).map_err(|e| {
+            (
+                Step::Installing,
+                files("put back the files the backup left out")(e),
+            )
+        })?;
+    }
     set_step(app, restore.id, Step::Cleanup).map_err(|e| (Step::Installing, e))
 }
 
@@ -319,10 +349,16 @@ fn roll_back(app: &App, restore: &Restore, ws: Workspace, reached: Step) -> Resu
         Step::Evacuating => swap::move_all(&ws.trash, &ws.server, ws.skip()),
         // The staged entries go back to staging first; only once the journal says so may
         // the old ones return, or a second run would take them for staged ones.
-        Step::Installing => swap::move_all(&ws.server, &ws.staging, ws.skip()).and_then(|()| {
-            set_step(app, restore.id, Step::Evacuating).map_err(io::Error::other)?;
-            swap::move_all(&ws.trash, &ws.server, ws.skip())
-        }),
+        // Kept entries put back go to the trash again first, or they would be taken for
+        // staged ones.
+        Step::Installing => ws
+            .load_kept()
+            .and_then(|kept| kept.take_out(&ws.trash, &ws.server))
+            .and_then(|()| swap::move_all(&ws.server, &ws.staging, ws.skip()))
+            .and_then(|()| {
+                set_step(app, restore.id, Step::Evacuating).map_err(io::Error::other)?;
+                swap::move_all(&ws.trash, &ws.server, ws.skip())
+            }),
         Step::Overlaying => ws
             .load_plan()
             .and_then(|plan| plan.undo(&ws.staging, &ws.server, &ws.trash)),

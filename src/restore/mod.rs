@@ -52,6 +52,7 @@ impl Error {
 const STAGING: &str = "staging";
 const TRASH: &str = "trash";
 const OVERLAY_PLAN: &str = "overlay-plan.json";
+const KEPT: &str = "kept.json";
 
 /// Where a restore puts the backup's files before the swap and the server's files it
 /// replaced: a directory made by hoard, mode 0700 (only root enters it), and used only
@@ -200,14 +201,50 @@ impl Workspace {
         self.staging.clear()
     }
 
+    /// Writes the overlay's plan, durably: it must be there before the first move.
     pub fn save_plan(&self, plan: &swap::Overlay) -> io::Result<()> {
-        let name = OsStr::new(OVERLAY_PLAN);
-        self.work.remove(name)?;
-        plan.save(&self.work, name)
+        self.save(OVERLAY_PLAN, plan)
     }
 
     pub fn load_plan(&self) -> io::Result<swap::Overlay> {
-        swap::Overlay::load(&self.work, OsStr::new(OVERLAY_PLAN))
+        self.load(OVERLAY_PLAN)?
+            .ok_or_else(|| io::ErrorKind::NotFound.into())
+    }
+
+    /// Writes the list of kept entries, durably: it must be there before the first move.
+    pub fn save_kept(&self, kept: &swap::Kept) -> io::Result<()> {
+        self.save(KEPT, kept)
+    }
+
+    /// The kept entries saved by [`Workspace::save_kept`]; none if nothing was kept.
+    pub fn load_kept(&self) -> io::Result<swap::Kept> {
+        Ok(self.load(KEPT)?.unwrap_or_default())
+    }
+
+    fn save(&self, name: &str, value: &impl serde::Serialize) -> io::Result<()> {
+        let name = OsStr::new(name);
+        self.work.remove(name)?;
+        let file = self
+            .work
+            .create_file(name, 0o600, rustix::fs::OFlags::empty())?;
+        let mut out = io::BufWriter::new(file);
+        serde_json::to_writer(&mut out, value)?;
+        out.into_inner()
+            .map_err(io::IntoInnerError::into_error)?
+            .sync_all()?;
+        self.work.sync()
+    }
+
+    fn load<T: serde::de::DeserializeOwned>(&self, name: &str) -> io::Result<Option<T>> {
+        let mut text = Vec::new();
+        match self.work.open_file(OsStr::new(name)) {
+            Ok(mut file) => io::Read::read_to_end(&mut file, &mut text)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        serde_json::from_slice(&text)
+            .map(Some)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
     }
 
     /// Removes the work directory and everything in it.

@@ -93,22 +93,6 @@ impl Overlay {
         Ok(Overlay { steps })
     }
 
-    /// Writes the plan as `name` in `dir`, durably: it must be there before the first move.
-    pub fn save(&self, dir: &Dir, name: &OsStr) -> io::Result<()> {
-        let file = dir.create_file(name, 0o600, rustix::fs::OFlags::empty())?;
-        let mut out = io::BufWriter::new(file);
-        serde_json::to_writer(&mut out, self)?;
-        let file = out.into_inner().map_err(io::IntoInnerError::into_error)?;
-        file.sync_all()?;
-        dir.sync()
-    }
-
-    pub fn load(dir: &Dir, name: &OsStr) -> io::Result<Overlay> {
-        let mut text = Vec::new();
-        io::Read::read_to_end(&mut dir.open_file(name)?, &mut text)?;
-        serde_json::from_slice(&text).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
-    }
-
     pub fn apply(&self, staging: &Dir, server: &Dir, trash: &Dir) -> io::Result<()> {
         for step in &self.steps {
             match step {
@@ -230,6 +214,138 @@ fn plan_dir(staging: &Dir, server: &Dir, rel: &Path, steps: &mut Vec<Step>) -> i
                 });
             }
             _ => steps.push(Step::Put(encode(&path))),
+        }
+    }
+    Ok(())
+}
+
+/// What a `truncate: true` restore keeps in place: the entries of the server directory
+/// that the backup's own rules left out (`.pteroignore` and the request's `ignored`), so
+/// that restoring a backup made without `logs/` does not delete the logs. Listed before
+/// anything moves and kept on disk, so that a rollback can take them out again.
+#[derive(Serialize, Deserialize, Default)]
+pub struct Kept {
+    paths: Vec<String>,
+}
+
+impl Kept {
+    /// The topmost entries of `server` that `keeps` matches (given the relative path and
+    /// whether it is a directory), leaving out `skip` (the work directory).
+    pub fn find(
+        server: &Dir,
+        skip: Option<&Stat>,
+        keeps: &dyn Fn(&Path, bool) -> bool,
+    ) -> io::Result<Kept> {
+        let mut paths = Vec::new();
+        find_kept(server, skip, Path::new(""), keeps, &mut paths)?;
+        Ok(Kept { paths })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.paths.is_empty()
+    }
+
+    /// Moves each kept entry from the trash back to its place in the server directory,
+    /// making the directories it was in where the backup has none. Where the backup has an
+    /// entry of the same path, the backup's wins and the kept one goes with the replaced
+    /// files.
+    pub fn put_back(&self, trash: &Dir, server: &Dir) -> io::Result<()> {
+        for rel in &self.paths {
+            let rel = decode(rel)?;
+            let (parent, name) = split(&rel)?;
+            let Some(from) = open_if_there(trash, parent)? else {
+                continue;
+            };
+            if from.stat(name)?.is_none() {
+                continue;
+            }
+            let Some(into) = make_like(server, trash, parent)? else {
+                log::warn!(
+                    "{}: kept aside, the backup has a file where its directory was",
+                    rel.display()
+                );
+                continue;
+            };
+            if into.stat(name)?.is_none() {
+                // The directory keeps the backup's time, as if the entry had been in it.
+                let before = into.stat_self()?;
+                from.rename(name, &into, name).map_err(|e| about(&rel, e))?;
+                into.set_mode_and_time(before.st_mode & 0o7777, Time::modified(&before))?;
+            }
+        }
+        server.sync()
+    }
+
+    /// Undoes [`Kept::put_back`], however far it got: a kept entry in the server directory
+    /// and not in the trash goes back to the trash.
+    pub fn take_out(&self, trash: &Dir, server: &Dir) -> io::Result<()> {
+        for rel in &self.paths {
+            let rel = decode(rel)?;
+            let (parent, name) = split(&rel)?;
+            let Some(from) = open_if_there(server, parent)? else {
+                continue;
+            };
+            let into = trash.create_dirs(parent, 0o700)?;
+            if from.stat(name)?.is_some() && into.stat(name)?.is_none() {
+                from.rename(name, &into, name).map_err(|e| about(&rel, e))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn open_if_there(root: &Dir, rel: &Path) -> io::Result<Option<Dir>> {
+    match root.open_dir(rel) {
+        Ok(dir) => Ok(Some(dir)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Opens `rel` in `server`, making each missing directory of it with the mode and owner of
+/// its counterpart in `like`; None where a non-directory is in the way.
+fn make_like(server: &Dir, like: &Dir, rel: &Path) -> io::Result<Option<Dir>> {
+    let (mut dir, mut model) = (server.try_clone()?, like.try_clone()?);
+    for part in rel.iter() {
+        model = model.child(part)?;
+        if dir.stat(part)?.is_none() {
+            let stat = model.stat_self()?;
+            dir.create_dir(part, 0o700)?;
+            dir.set_owner_of(part, Some(stat.st_uid), Some(stat.st_gid))?;
+            dir.child(part)?
+                .set_mode_and_time(stat.st_mode & 0o7777, Time::modified(&stat))?;
+        }
+        dir = match dir.child(part) {
+            Ok(next) => next,
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTDIR | libc::ELOOP)) => {
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+    }
+    Ok(Some(dir))
+}
+
+fn find_kept(
+    dir: &Dir,
+    skip: Option<&Stat>,
+    rel: &Path,
+    keeps: &dyn Fn(&Path, bool) -> bool,
+    out: &mut Vec<String>,
+) -> io::Result<()> {
+    for (name, _) in dir.entries()? {
+        let Some(stat) = dir.stat(&name)? else {
+            continue;
+        };
+        if skip.is_some_and(|skip| safefs::same_file(&stat, skip)) {
+            continue;
+        }
+        let path = rel.join(&name);
+        let is_dir = safefs::kind(&stat) == FileType::Directory;
+        if keeps(&path, is_dir) {
+            out.push(encode(&path));
+        } else if is_dir {
+            find_kept(&dir.child(&name)?, None, &path, keeps, out)?;
         }
     }
     Ok(())
