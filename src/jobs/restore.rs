@@ -17,8 +17,10 @@ use crate::restores;
 use crate::store::restores::{Restore, Step};
 use crate::store::{self, TransactionBehavior};
 use serde_json::json;
+use std::collections::HashSet;
 use std::io;
 use std::path::PathBuf;
+use std::sync::{LazyLock, Mutex, MutexGuard};
 use std::time::Duration;
 
 /// Why a restore failed. The server's files are as they were unless it says otherwise.
@@ -149,20 +151,31 @@ pub fn run(app: &App, id: i64, tracker: &Tracker) {
     // The old files go once the server has its new ones, on a thread of their own: the
     // server's next job need not wait for thousands of deletes.
     if let Some(work) = leftovers {
-        let uuid = restore.uuid.clone();
+        let (id, uuid) = (restore.id, restore.uuid.clone());
+        cleaning().insert(id);
         let spawned = std::thread::Builder::new()
             .name("restore-cleanup".into())
             .spawn(move || {
                 super::lower_priority();
                 remove_leftovers(&uuid, work);
+                cleaning().remove(&id);
             });
         if let Err(e) = spawned {
+            // Recovery removes them later.
+            cleaning().remove(&id);
             log::warn!(
                 "restore {}: cannot start removing the replaced files: {e}",
                 restore.uuid
             );
         }
     }
+}
+
+/// Restores whose replaced files are being deleted in the background, which recovery
+/// leaves alone.
+fn cleaning() -> MutexGuard<'static, HashSet<i64>> {
+    static CLEANING: LazyLock<Mutex<HashSet<i64>>> = LazyLock::new(Default::default);
+    CLEANING.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Removes a successful restore's work directory (the replaced files).
@@ -469,16 +482,18 @@ pub fn abandon(app: &App, id: i64, why: &str) -> crate::error::Result<()> {
 /// A restore that had finished its swap and was deleting the replaced files is finished.
 pub fn recover(app: &App) -> crate::error::Result<()> {
     for (restore, pid) in store::restores::succeeded(&*app.db.conn()?)? {
-        let work = restores::work_dir(&restore);
-        if work.exists() && !super::may_be_running(app, Task::Restore(restore.id), pid) {
+        if super::may_be_running(app, Task::Restore(restore.id), pid)
+            || cleaning().contains(&restore.id)
+        {
+            continue;
+        }
+        if let Some(ws) = open_work(&restore, &server_path(app, &restore)?) {
             log::info!(
                 "removing {}, left over from restore {}",
-                work.display(),
+                restores::work_dir(&restore).display(),
                 restore.uuid
             );
-            if let Some(ws) = open_work(&restore, &server_path(app, &restore)?) {
-                remove_leftovers(&restore.uuid, ws);
-            }
+            remove_leftovers(&restore.uuid, ws);
         }
     }
     let unfinished = store::restores::unfinished(&*app.db.conn()?)?;
