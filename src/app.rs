@@ -4,7 +4,7 @@
 use crate::auth;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::model::Origin;
+use crate::model::Actor;
 use crate::store::{self, Db};
 use std::fs;
 use std::io::{Read, Write};
@@ -66,7 +66,7 @@ impl App {
             Ok(p) if !p.is_empty() => (p, false),
             _ => (auth::random_base62(20), true),
         };
-        crate::users::create(&conn, &Origin::system(), "admin", &password, true)?;
+        crate::users::create(&conn, &Actor::Hoard, "admin", &password, true)?;
         Ok(generated.then_some(password))
     }
 }

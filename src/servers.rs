@@ -1,9 +1,7 @@
 //! Servers and their subusers: path rules, limits, and who may do what on each.
 
 use crate::error::{Error, FieldError, Result};
-use crate::model::{
-    Compression, Hooks, Origin, Permission, Server, ServerStatus, User, event, now,
-};
+use crate::model::{Actor, Compression, Hooks, Permission, Server, ServerStatus, User, event, now};
 use crate::store::{self, Connection};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -321,7 +319,7 @@ pub fn parse_permissions<S: AsRef<str>>(names: &[S]) -> Result<Vec<Permission>> 
 /// Grants `user` the permissions on `server`, adding them as a subuser if needed.
 pub fn set_subuser(
     c: &Connection,
-    origin: &Origin,
+    actor: &Actor,
     server: &Server,
     user: &User,
     perms: &[Permission],
@@ -337,32 +335,28 @@ pub fn set_subuser(
     store::subusers::upsert(c, server.id, user.id, perms, now())?;
     store::activity::record(
         c,
+        actor,
         if existed {
             event::SUBUSER_UPDATE
         } else {
             event::SUBUSER_CREATE
         },
-        origin.user_id,
         Some(server.id),
         &json!({"username": user.username, "permissions": perms.iter().map(|p| p.as_str()).collect::<Vec<_>>()}),
-        origin.ip.as_deref(),
-        now(),
     )?;
     Ok(())
 }
 
-pub fn remove_subuser(c: &Connection, origin: &Origin, server: &Server, user: &User) -> Result<()> {
+pub fn remove_subuser(c: &Connection, actor: &Actor, server: &Server, user: &User) -> Result<()> {
     if !store::subusers::delete(c, server.id, user.id)? {
         return Err(Error::not_found("subuser"));
     }
     store::activity::record(
         c,
+        actor,
         event::SUBUSER_DELETE,
-        origin.user_id,
         Some(server.id),
         &json!({"username": user.username}),
-        origin.ip.as_deref(),
-        now(),
     )?;
     Ok(())
 }

@@ -135,7 +135,7 @@ pub fn create_key(ctx: &Ctx, caller: &Caller) -> Result<Response> {
     f.finish()?;
     let (key, token) = users::create_key(
         &*ctx.app.db.conn()?,
-        &ctx.origin(caller),
+        &ctx.actor(caller),
         &caller.user,
         &description,
     )?;
@@ -151,7 +151,7 @@ pub fn create_key(ctx: &Ctx, caller: &Caller) -> Result<Response> {
 pub fn delete_key(ctx: &Ctx, caller: &Caller, identifier: &str) -> Result<Response> {
     users::revoke_key(
         &*ctx.app.db.conn()?,
-        &ctx.origin(caller),
+        &ctx.actor(caller),
         &caller.user,
         identifier,
     )?;
@@ -236,7 +236,7 @@ pub fn create_backup(ctx: &Ctx, caller: &Caller, id: &str) -> Result<Response> {
             .unwrap_or_default(),
         is_locked,
     };
-    let backup = backups::create(ctx.app, &ctx.origin(caller), &server, &access, request)?;
+    let backup = backups::create(ctx.app, &ctx.actor(caller), &server, &access, request)?;
     backups::queue(ctx.app, &backup)?;
     Ok(Response::json(200, &wire::backup(&backup)))
 }
@@ -244,21 +244,21 @@ pub fn create_backup(ctx: &Ctx, caller: &Caller, id: &str) -> Result<Response> {
 pub fn delete_backup(ctx: &Ctx, caller: &Caller, id: &str, uuid: &str) -> Result<Response> {
     let (server, access) = visible(ctx, caller, id)?;
     access.require(Permission::BackupDelete)?;
-    backups::delete(ctx.app, &ctx.origin(caller), &server, uuid)?;
+    backups::delete(ctx.app, &ctx.actor(caller), &server, uuid)?;
     Ok(Response::empty(204))
 }
 
 pub fn toggle_lock(ctx: &Ctx, caller: &Caller, id: &str, uuid: &str) -> Result<Response> {
     let (server, access) = visible(ctx, caller, id)?;
     access.require(Permission::BackupDelete)?;
-    backups::toggle_lock(ctx.app, &ctx.origin(caller), &server, uuid)?;
+    backups::toggle_lock(ctx.app, &ctx.actor(caller), &server, uuid)?;
     Ok(Response::empty(204))
 }
 
 pub fn download_link(ctx: &Ctx, caller: &Caller, id: &str, uuid: &str) -> Result<Response> {
     let (server, access) = visible(ctx, caller, id)?;
     access.require(Permission::BackupDownload)?;
-    let path = backups::download_link(ctx.app, &ctx.origin(caller), &caller.user, &server, uuid)?;
+    let path = backups::download_link(ctx.app, &ctx.actor(caller), &caller.user, &server, uuid)?;
     let url = format!("{}{path}", ctx.base_url());
     Ok(Response::json(
         200,
@@ -273,7 +273,7 @@ pub fn restore_backup(ctx: &Ctx, caller: &Caller, id: &str, uuid: &str) -> Resul
     let mut f = Fields::new(ctx.req.json_object()?);
     let truncate = f.bool("truncate").unwrap_or(true);
     f.finish()?;
-    restore::start(ctx.app, &ctx.origin(caller), &server, uuid, truncate)?;
+    restore::start(ctx.app, &ctx.actor(caller), &server, uuid, truncate)?;
     Ok(Response::empty(202))
 }
 
@@ -352,7 +352,7 @@ pub fn add_subuser(ctx: &Ctx, caller: &Caller, id: &str) -> Result<Response> {
             format!("'{username}' is already a subuser of this server."),
         ));
     }
-    servers::set_subuser(&conn, &ctx.origin(caller), &server, &user, &permissions)?;
+    servers::set_subuser(&conn, &ctx.actor(caller), &server, &user, &permissions)?;
     let subuser = store::subusers::get(&conn, server.id, user.id)?
         .ok_or_else(|| Error::not_found("subuser"))?;
     Ok(Response::json(200, &wire::subuser(&subuser)))
@@ -375,7 +375,7 @@ pub fn update_subuser(ctx: &Ctx, caller: &Caller, id: &str, user_uuid: &str) -> 
     let conn = ctx.app.db.conn()?;
     servers::set_subuser(
         &conn,
-        &ctx.origin(caller),
+        &ctx.actor(caller),
         &server,
         &existing.user,
         &permissions.unwrap_or_default(),
@@ -390,7 +390,7 @@ pub fn remove_subuser(ctx: &Ctx, caller: &Caller, id: &str, user_uuid: &str) -> 
     let existing = subuser_target(ctx, &server, user_uuid)?;
     servers::remove_subuser(
         &*ctx.app.db.conn()?,
-        &ctx.origin(caller),
+        &ctx.actor(caller),
         &server,
         &existing.user,
     )?;

@@ -72,8 +72,8 @@ impl Ctx<'_> {
         })
     }
 
-    pub fn origin(&self, caller: &Caller) -> crate::model::Origin {
-        crate::model::Origin::user(&caller.user, self.req.ip.clone())
+    pub fn actor(&self, caller: &Caller) -> crate::model::Actor {
+        crate::model::Actor::user(&caller.user, self.req.ip.clone())
     }
 
     /// Base of absolute links: the configured public URL, else this request's host.

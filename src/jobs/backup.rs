@@ -4,7 +4,7 @@ use super::{Task, Tracker, hooks};
 use crate::app::App;
 use crate::archive::{self, Exclusions};
 use crate::error::{Error, Result};
-use crate::model::{Backup, BackupStatus, Server, event, now};
+use crate::model::{Actor, Backup, BackupStatus, Server, event, now};
 use crate::store::{self, TransactionBehavior};
 use serde_json::json;
 use std::time::Duration;
@@ -213,12 +213,10 @@ fn record(
         )?;
         store::activity::record(
             &tx,
+            &Actor::Hoard,
             event::BACKUP_COMPLETE,
-            None,
             Some(server.id),
             &json!({"backup": backup.uuid, "name": backup.name, "bytes": output.bytes}),
-            None,
-            now(),
         )?;
         tx.commit()?;
         Ok(())
@@ -261,12 +259,10 @@ fn fail(
     store::backups::mark_failed(&conn, backup.id, message, warnings)?;
     store::activity::record(
         &conn,
+        &Actor::Hoard,
         event::BACKUP_FAIL,
-        None,
         Some(server.id),
         &json!({"backup": backup.uuid, "name": backup.name, "error": message}),
-        None,
-        now(),
     )?;
     Ok(())
 }

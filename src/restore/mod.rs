@@ -13,7 +13,7 @@ mod swap;
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::jobs::{Task, Tracker, hooks};
-use crate::model::{Backup, BackupStatus, Origin, Server, ServerStatus, event, now};
+use crate::model::{Actor, Backup, BackupStatus, Server, ServerStatus, event, now};
 use crate::store::restores::{Restore, Step};
 use crate::store::{self, TransactionBehavior};
 use serde_json::json;
@@ -27,7 +27,7 @@ pub use extract::{Extracted, Limits, extract};
 /// Starts a restore: checks, journal row, server status, queued job.
 pub fn start(
     app: &App,
-    origin: &Origin,
+    actor: &Actor,
     server: &Server,
     backup_uuid: &str,
     truncate: bool,
@@ -81,7 +81,7 @@ pub fn start(
             server_id: server.id,
             backup_id: backup.id,
             backup_uuid: &backup.uuid,
-            user_id: origin.user_id,
+            user_id: actor.user_id(),
             truncate,
             staging_path: &work.join("staging").to_string_lossy(),
             trash_path: &work.join("trash").to_string_lossy(),
@@ -93,12 +93,10 @@ pub fn start(
     store::servers::set_status(&tx, server.id, Some(ServerStatus::RestoringBackup))?;
     store::activity::record(
         &tx,
+        actor,
         event::BACKUP_RESTORE,
-        origin.user_id,
         Some(server.id),
         &json!({"backup": backup.uuid, "name": backup.name, "truncate": truncate}),
-        origin.ip.as_deref(),
-        now(),
     )?;
     tx.commit()?;
     app.jobs.submit(Task::Restore(restore.id));
@@ -532,12 +530,10 @@ fn conclude(
         store::servers::set_status(&tx, server.id, None)?;
         store::activity::record(
             &tx,
+            &Actor::on_behalf_of(restore.user_id),
             name,
-            restore.user_id,
             Some(server.id),
             &json!({"backup": restore.backup_uuid, "truncate": restore.truncate, "error": error}),
-            None,
-            now(),
         )?;
         tx.commit()?;
         Ok(())
