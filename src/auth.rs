@@ -2,7 +2,7 @@
 //! login throttle and the permission rules.
 
 use crate::error::{Error, Result};
-use crate::model::{Actor, Permission, Server, Timestamp, User, event, now};
+use crate::model::{Actor, Permission, Server, ServerStatus, Timestamp, User, event, now};
 use crate::store::{self, Connection};
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
@@ -365,15 +365,17 @@ pub fn login(
 /// What a user may do on one server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Access {
-    /// Admin or owner: everything.
-    Full,
+    /// Everything, on every server, suspended or not.
+    Admin,
+    /// Everything on their own server.
+    Owner,
     Subuser(Vec<Permission>),
 }
 
 impl Access {
     pub fn has(&self, perm: Permission) -> bool {
         match self {
-            Access::Full => true,
+            Access::Admin | Access::Owner => true,
             Access::Subuser(perms) => perms.contains(&perm),
         }
     }
@@ -387,22 +389,38 @@ impl Access {
         }
     }
 
+    /// Ok unless the server is suspended and the caller is not an admin (409): a suspended
+    /// server's users may look at its backups but not create, restore, delete, lock or
+    /// download them.
+    pub fn require_unsuspended(&self, server: &Server) -> Result<()> {
+        if server.status == Some(ServerStatus::Suspended) && *self != Access::Admin {
+            return Err(Error::Conflict(
+                "This server is suspended: only an administrator can change or download its backups.".into(),
+            ));
+        }
+        Ok(())
+    }
+
     pub fn permissions(&self) -> Vec<Permission> {
         match self {
-            Access::Full => Permission::ALL.to_vec(),
+            Access::Admin | Access::Owner => Permission::ALL.to_vec(),
             Access::Subuser(perms) => perms.clone(),
         }
     }
 
+    /// Admin or owner: whoever manages the server (its subusers, its hooks' output).
     pub fn is_full(&self) -> bool {
-        matches!(self, Access::Full)
+        matches!(self, Access::Admin | Access::Owner)
     }
 }
 
 /// The user's access to a server, or None when they may not even see it.
 pub fn access(c: &Connection, user: &User, server: &Server) -> Result<Option<Access>> {
-    if user.is_admin || server.owner_id == Some(user.id) {
-        return Ok(Some(Access::Full));
+    if user.is_admin {
+        return Ok(Some(Access::Admin));
+    }
+    if server.owner_id == Some(user.id) {
+        return Ok(Some(Access::Owner));
     }
     Ok(store::subusers::permissions(c, server.id, user.id)?.map(Access::Subuser))
 }

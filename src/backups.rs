@@ -174,18 +174,20 @@ fn may_start(app: &App, c: &Connection, server: &Server, now: i64) -> Result<()>
     Ok(())
 }
 
-/// Refuses (409) to `action` a server that is installing, suspended, restoring, or making
-/// a backup: at most one backup or restore runs per server. Call inside the transaction
-/// that then records the new job.
+/// Refuses (409) to `action` a server that is installing, restoring, or making a backup: at
+/// most one backup or restore runs per server. Call inside the transaction that then
+/// records the new job. (Suspension is a matter of who asks: see
+/// [`crate::auth::Access::require_unsuspended`].)
 pub fn ensure_idle(c: &Connection, server: &Server, action: &str) -> Result<()> {
     let busy = match server.status {
         Some(ServerStatus::Installing) => Some("server is installing"),
-        Some(ServerStatus::Suspended) => Some("server is suspended"),
         Some(ServerStatus::RestoringBackup) => Some("a restore is in progress"),
-        None if store::backups::count_creating(c, server.id)? > 0 => {
+        None | Some(ServerStatus::Suspended)
+            if store::backups::count_creating(c, server.id)? > 0 =>
+        {
             Some("another backup is in progress")
         }
-        None => None,
+        None | Some(ServerStatus::Suspended) => None,
     };
     match busy {
         Some(why) => Err(Error::Conflict(format!("Cannot {action} while {why}."))),
@@ -266,6 +268,20 @@ pub fn toggle_lock(app: &App, actor: &Actor, server: &Server, uuid: &str) -> Res
     Ok(locked)
 }
 
+/// Refuses (400) a backup that is still being created or failed: only a completed one can
+/// be `action` (downloaded, restored).
+pub fn ensure_completed(backup: &Backup, action: &str) -> Result<()> {
+    match backup.status {
+        BackupStatus::Creating => Err(Error::BackupNotCompleted(format!(
+            "This backup has not completed yet and cannot be {action}."
+        ))),
+        BackupStatus::Failed => Err(Error::BackupFailed(format!(
+            "This backup failed and cannot be {action}."
+        ))),
+        BackupStatus::Completed => Ok(()),
+    }
+}
+
 /// A fresh signed link to a completed backup, as a path and query.
 pub fn download_link(
     app: &App,
@@ -276,19 +292,7 @@ pub fn download_link(
 ) -> Result<String> {
     let conn = app.db.conn()?;
     let backup = get(&conn, server, uuid)?;
-    match backup.status {
-        BackupStatus::Creating => {
-            return Err(Error::BackupNotCompleted(
-                "This backup has not completed yet and cannot be downloaded.".into(),
-            ));
-        }
-        BackupStatus::Failed => {
-            return Err(Error::BackupFailed(
-                "This backup failed and cannot be downloaded.".into(),
-            ));
-        }
-        BackupStatus::Completed => {}
-    }
+    ensure_completed(&backup, "downloaded")?;
     let expires = now() + app.config.download_link_ttl_secs as i64;
     record_event(&conn, event::BACKUP_DOWNLOAD, actor, server, &backup)?;
     Ok(crate::links::path(

@@ -15,6 +15,19 @@ fn visible(ctx: &Ctx, caller: &Caller, identifier: &str) -> Result<(Server, Acce
     auth::visible_server(&*ctx.app.db.conn()?, &caller.user, identifier)
 }
 
+/// The server, when the caller holds `perm` on it and may act on it in its state.
+fn actionable(
+    ctx: &Ctx,
+    caller: &Caller,
+    identifier: &str,
+    perm: Permission,
+) -> Result<(Server, Access)> {
+    let (server, access) = visible(ctx, caller, identifier)?;
+    access.require(perm)?;
+    access.require_unsuspended(&server)?;
+    Ok((server, access))
+}
+
 /// A server's client view, including its active restore's progress.
 fn server_item(ctx: &Ctx, server: &Server, is_owner: bool) -> Result<Value> {
     let conn = ctx.app.db.conn()?;
@@ -211,8 +224,7 @@ pub fn show_backup(ctx: &Ctx, caller: &Caller, id: &str, uuid: &str) -> Result<R
 }
 
 pub fn create_backup(ctx: &Ctx, caller: &Caller, id: &str) -> Result<Response> {
-    let (server, access) = visible(ctx, caller, id)?;
-    access.require(Permission::BackupCreate)?;
+    let (server, access) = actionable(ctx, caller, id, Permission::BackupCreate)?;
     let mut f = Fields::new(ctx.req.json_object()?);
     let name = f.string("name");
     let ignored = f.string("ignored");
@@ -242,22 +254,19 @@ pub fn create_backup(ctx: &Ctx, caller: &Caller, id: &str) -> Result<Response> {
 }
 
 pub fn delete_backup(ctx: &Ctx, caller: &Caller, id: &str, uuid: &str) -> Result<Response> {
-    let (server, access) = visible(ctx, caller, id)?;
-    access.require(Permission::BackupDelete)?;
+    let (server, _) = actionable(ctx, caller, id, Permission::BackupDelete)?;
     backups::delete(ctx.app, &ctx.actor(caller), &server, uuid)?;
     Ok(Response::empty(204))
 }
 
 pub fn toggle_lock(ctx: &Ctx, caller: &Caller, id: &str, uuid: &str) -> Result<Response> {
-    let (server, access) = visible(ctx, caller, id)?;
-    access.require(Permission::BackupDelete)?;
+    let (server, _) = actionable(ctx, caller, id, Permission::BackupDelete)?;
     backups::toggle_lock(ctx.app, &ctx.actor(caller), &server, uuid)?;
     Ok(Response::empty(204))
 }
 
 pub fn download_link(ctx: &Ctx, caller: &Caller, id: &str, uuid: &str) -> Result<Response> {
-    let (server, access) = visible(ctx, caller, id)?;
-    access.require(Permission::BackupDownload)?;
+    let (server, _) = actionable(ctx, caller, id, Permission::BackupDownload)?;
     let path = backups::download_link(ctx.app, &ctx.actor(caller), &caller.user, &server, uuid)?;
     let url = format!("{}{path}", ctx.base_url());
     Ok(Response::json(
@@ -267,8 +276,7 @@ pub fn download_link(ctx: &Ctx, caller: &Caller, id: &str, uuid: &str) -> Result
 }
 
 pub fn restore_backup(ctx: &Ctx, caller: &Caller, id: &str, uuid: &str) -> Result<Response> {
-    let (server, access) = visible(ctx, caller, id)?;
-    access.require(Permission::BackupRestore)?;
+    let (server, _) = actionable(ctx, caller, id, Permission::BackupRestore)?;
     backups::get(&*ctx.app.db.conn()?, &server, uuid)?;
     let mut f = Fields::new(ctx.req.json_object()?);
     let truncate = f.bool("truncate").unwrap_or(true);

@@ -112,7 +112,7 @@ pub fn run(app: App, out: &Out, data_dir: &Path, command: BackupCommand) -> CliR
                     .collect(),
                 is_locked: lock,
             };
-            let backup = backups::create(&app, &actor, &server, &Access::Full, request)?;
+            let backup = backups::create(&app, &actor, &server, &Access::Admin, request)?;
             if !wait {
                 detach(&app, data_dir, Task::Backup(backup.id))?;
                 out.print(&wire::backup_value(&backup), || {
@@ -315,9 +315,7 @@ fn run_here(app: &Arc<App>, task: Task, quiet: bool) {
 
 /// Copies the archive to `dest` through a hasher; the file appears only if the hash matches.
 fn copy_verified(app: &App, backup: &Backup, dest: &Path) -> Result<u64, Failure> {
-    if backup.status != BackupStatus::Completed {
-        return Err(Failure("only completed backups can be downloaded".into()));
-    }
+    backups::ensure_completed(backup, "downloaded")?;
     let source = backup
         .storage_path
         .as_deref()

@@ -13,7 +13,7 @@ mod swap;
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::jobs::{Task, Tracker, hooks};
-use crate::model::{Actor, Backup, BackupStatus, Server, ServerStatus, event, now};
+use crate::model::{Actor, Backup, Server, ServerStatus, event, now};
 use crate::store::restores::{Restore, Step};
 use crate::store::{self, TransactionBehavior};
 use serde_json::json;
@@ -38,19 +38,7 @@ pub fn start(
         store::servers::by_id(&tx, server.id)?.ok_or_else(|| Error::not_found("server"))?;
     let backup = store::backups::for_server(&tx, server.id, backup_uuid)?
         .ok_or_else(|| Error::not_found("backup"))?;
-    match backup.status {
-        BackupStatus::Creating => {
-            return Err(Error::BackupNotCompleted(
-                "This backup has not completed yet and cannot be restored.".into(),
-            ));
-        }
-        BackupStatus::Failed => {
-            return Err(Error::BackupFailed(
-                "This backup failed and cannot be restored.".into(),
-            ));
-        }
-        BackupStatus::Completed => {}
-    }
+    crate::backups::ensure_completed(&backup, "restored")?;
     crate::backups::ensure_idle(&tx, &server, "restore backup")?;
     let archive = archive_path(app, &backup)?;
     if !archive.is_file() {
