@@ -416,13 +416,26 @@ impl Access {
 
 /// The user's access to a server, or None when they may not even see it.
 pub fn access(c: &Connection, user: &User, server: &Server) -> Result<Option<Access>> {
+    if user.is_admin || server.owner_id == Some(user.id) {
+        return Ok(access_given(user, server, None));
+    }
+    let subuser = store::subusers::permissions(c, server.id, user.id)?;
+    Ok(access_given(user, server, subuser))
+}
+
+/// The user's access to a server, knowing their permissions on it as a subuser, if any.
+pub fn access_given(
+    user: &User,
+    server: &Server,
+    subuser_permissions: Option<Vec<Permission>>,
+) -> Option<Access> {
     if user.is_admin {
-        return Ok(Some(Access::Admin));
+        Some(Access::Admin)
+    } else if server.owner_id == Some(user.id) {
+        Some(Access::Owner)
+    } else {
+        subuser_permissions.map(Access::Subuser)
     }
-    if server.owner_id == Some(user.id) {
-        return Ok(Some(Access::Owner));
-    }
-    Ok(store::subusers::permissions(c, server.id, user.id)?.map(Access::Subuser))
 }
 
 /// Finds a server by UUID or short id that the user can see, else 404.

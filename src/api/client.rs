@@ -7,9 +7,9 @@ use super::{Caller, Ctx, wire};
 use crate::auth::{self, Access};
 use crate::backups::{self, CreateRequest};
 use crate::error::{Error, Result};
-use crate::model::{Permission, Server, now};
+use crate::model::{Permission, Server};
 use crate::{archive, restore, servers, store, users};
-use serde_json::{Value, json};
+use serde_json::json;
 
 fn visible(ctx: &Ctx, caller: &Caller, identifier: &str) -> Result<(Server, Access)> {
     auth::visible_server(&*ctx.app.db.conn()?, &caller.user, identifier)
@@ -28,70 +28,26 @@ fn actionable(
     Ok((server, access))
 }
 
-/// A server's client view, including its active restore's progress.
-fn server_item(ctx: &Ctx, server: &Server, is_owner: bool) -> Result<Value> {
-    let conn = ctx.app.db.conn()?;
-    let count = store::backups::count_live(&conn, server.id)?;
-    let last = store::backups::latest(&conn, server.id)?;
-    let mut item = wire::client_server(server, is_owner, count, last.as_ref());
-    let restore = store::restores::active_for_server(&conn, server.id)?.map(|r| {
-        let progress = crate::model::Progress {
-            bytes_processed: r.bytes_processed,
-            bytes_total: r.bytes_total,
-            files_processed: 0,
-            files_total: 0,
-            started_at: Some(r.started_at),
-        };
-        json!({
-            "uuid": r.uuid,
-            "backup_uuid": r.backup_uuid,
-            "truncate": r.truncate,
-            "step": r.step.as_str(),
-            "bytes_processed": r.bytes_processed,
-            "bytes_total": r.bytes_total,
-            "percent": (progress.percent() * 10.0).round() / 10.0,
-            "eta_seconds": progress.eta_seconds(now()),
-        })
-    });
-    item["attributes"]["restore"] = restore.unwrap_or(Value::Null);
-    item["attributes"]["last_restore"] = store::restores::last_finished(&conn, server.id)?
-        .map(|r| {
-            json!({
-                "uuid": r.uuid,
-                "backup_uuid": r.backup_uuid,
-                "successful": r.step == store::restores::Step::Done,
-                "error": r.error,
-                "finished_at": r.finished_at.map(crate::model::rfc3339),
-            })
-        })
-        .unwrap_or(Value::Null);
-    Ok(item)
-}
-
 pub fn index(ctx: &Ctx, caller: &Caller) -> Result<Response> {
-    let conn = ctx.app.db.conn()?;
-    let user = &caller.user;
-    let servers = if user.is_admin {
-        store::servers::list(&conn)?
-    } else {
-        store::servers::list_visible_to(&conn, user.id)?
-    };
-    drop(conn);
-    let items = servers
+    let views = servers::views(&*ctx.app.db.conn()?, &caller.user, None)?;
+    let items = views
         .iter()
-        .map(|s| server_item(ctx, s, s.owner_id == Some(user.id)))
-        .collect::<Result<Vec<_>>>()?;
+        .map(|v| wire::client_server(v, &caller.user))
+        .collect();
     let body = wire::single_page(items, format!("{}/api/client", ctx.base_url()));
     Ok(Response::json(200, &body))
 }
 
 pub fn server(ctx: &Ctx, caller: &Caller, id: &str) -> Result<Response> {
-    let (server, access) = visible(ctx, caller, id)?;
-    let is_owner = server.owner_id == Some(caller.user.id);
-    let mut body = server_item(ctx, &server, is_owner)?;
+    let conn = ctx.app.db.conn()?;
+    let (server, _) = auth::visible_server(&conn, &caller.user, id)?;
+    let view = servers::views(&conn, &caller.user, Some(&server))?
+        .pop()
+        .ok_or_else(|| Error::not_found("server"))?;
+    let mut body = wire::client_server(&view, &caller.user);
     body["meta"] = json!({
-        "is_server_owner": is_owner,
-        "user_permissions": access.permissions().iter().map(|p| p.as_str()).collect::<Vec<_>>(),
+        "is_server_owner": server.owner_id == Some(caller.user.id),
+        "user_permissions": view.access.permissions().iter().map(|p| p.as_str()).collect::<Vec<_>>(),
     });
     Ok(Response::json(200, &body))
 }

@@ -1,7 +1,9 @@
 //! The JSON shapes of the API: Pterodactyl's envelopes and attribute sets, plus hoard's
 //! documented extensions.
 
-use crate::model::{ApiKey, Backup, BackupStatus, Server, Subuser, User, now, rfc3339};
+use crate::model::{ApiKey, Backup, BackupStatus, Progress, Server, Subuser, User, now, rfc3339};
+use crate::servers::View;
+use crate::store::restores::{Restore, Step};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -162,18 +164,14 @@ pub fn single_page(items: Vec<Value>, base: String) -> Value {
     body
 }
 
-/// The client API's view of a server.
-pub fn client_server(
-    s: &Server,
-    is_owner: bool,
-    backup_count: i64,
-    last_backup: Option<&Backup>,
-) -> Value {
+/// The client API's view of a server, as `user` sees it.
+pub fn client_server(view: &View, user: &User) -> Value {
+    let s = &view.server;
     let status = s.status.map(|st| st.as_str());
     item(
         "server",
         json!({
-            "server_owner": is_owner,
+            "server_owner": s.owner_id == Some(user.id),
             "identifier": s.short_id,
             "uuid": s.uuid,
             "name": s.name,
@@ -182,16 +180,45 @@ pub fn client_server(
             "is_suspended": status == Some("suspended"),
             "is_installing": status == Some("installing"),
             "feature_limits": {"databases": 0, "allocations": 0, "backups": s.backup_limit},
-            "backup_count": backup_count,
-            "last_backup": last_backup.map(|b| json!({
+            "backup_count": view.backup_count,
+            "last_backup": view.last_backup.as_ref().map(|b| json!({
                 "uuid": b.uuid,
                 "name": b.name,
                 "status": b.status.as_str(),
                 "created_at": rfc3339(b.created_at),
                 "completed_at": ts(b.completed_at),
             })),
+            "restore": view.running_restore.as_ref().map(running_restore),
+            "last_restore": view.last_restore.as_ref().map(|r| json!({
+                "uuid": r.uuid,
+                "backup_uuid": r.backup_uuid,
+                "successful": r.step == Step::Done,
+                "error": r.error,
+                "finished_at": ts(r.finished_at),
+            })),
         }),
     )
+}
+
+/// A running restore's step and progress.
+fn running_restore(r: &Restore) -> Value {
+    let progress = Progress {
+        bytes_processed: r.bytes_processed,
+        bytes_total: r.bytes_total,
+        files_processed: 0,
+        files_total: 0,
+        started_at: Some(r.started_at),
+    };
+    json!({
+        "uuid": r.uuid,
+        "backup_uuid": r.backup_uuid,
+        "truncate": r.truncate,
+        "step": r.step.as_str(),
+        "bytes_processed": r.bytes_processed,
+        "bytes_total": r.bytes_total,
+        "percent": (progress.percent() * 10.0).round() / 10.0,
+        "eta_seconds": progress.eta_seconds(now()),
+    })
 }
 
 /// The administration API's view of a server: every setting.

@@ -104,6 +104,16 @@ pub fn for_server(c: &Connection, server_id: i64, uuid: &str) -> Result<Option<B
         .optional()?)
 }
 
+/// The backups with these ids, in no particular order.
+pub fn by_ids(c: &Connection, ids: &[i64]) -> Result<Vec<Backup>> {
+    let sql =
+        format!("SELECT {COLUMNS} FROM backups WHERE id IN (SELECT value FROM json_each(?1))");
+    let ids = serde_json::to_string(ids).expect("integers serialise");
+    let mut stmt = c.prepare_cached(&sql)?;
+    let rows = stmt.query_map([ids], from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 /// One page of a server's backups, newest first.
 pub fn page(c: &Connection, server_id: i64, limit: i64, offset: i64) -> Result<Vec<Backup>> {
     let sql = format!(
@@ -160,11 +170,6 @@ pub fn completed_bytes(c: &Connection, server_id: i64) -> Result<i64> {
         "SELECT COALESCE(SUM(bytes), 0) FROM backups WHERE server_id = ?1 AND status = 'completed'",
     )?
     .query_row([server_id], |r| r.get(0))?)
-}
-
-/// The newest backup of a server, if any.
-pub fn latest(c: &Connection, server_id: i64) -> Result<Option<Backup>> {
-    Ok(page(c, server_id, 1, 0)?.into_iter().next())
 }
 
 /// Records that archiving began (after the hooks), the start of the ETA's clock.

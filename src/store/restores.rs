@@ -130,15 +130,14 @@ pub fn by_id(c: &Connection, id: i64) -> Result<Option<Restore>> {
         .optional()?)
 }
 
-/// The unfinished restore of a server, if any.
-pub fn active_for_server(c: &Connection, server_id: i64) -> Result<Option<Restore>> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM restores WHERE server_id = ?1 AND step NOT IN ('done', 'failed')
-         ORDER BY id DESC LIMIT 1"
-    );
-    Ok(c.prepare_cached(&sql)?
-        .query_row([server_id], from_row)
-        .optional()?)
+/// The restores with these ids, in no particular order.
+pub fn by_ids(c: &Connection, ids: &[i64]) -> Result<Vec<Restore>> {
+    let sql =
+        format!("SELECT {COLUMNS} FROM restores WHERE id IN (SELECT value FROM json_each(?1))");
+    let ids = serde_json::to_string(ids).expect("integers serialise");
+    let mut stmt = c.prepare_cached(&sql)?;
+    let rows = stmt.query_map([ids], from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// Whether an unfinished restore reads this backup.
@@ -223,15 +222,4 @@ pub fn claim(
         params![id, step.as_str(), from, to, now],
     )?;
     Ok(changed == 1)
-}
-
-/// The most recent finished restore of a server.
-pub fn last_finished(c: &Connection, server_id: i64) -> Result<Option<Restore>> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM restores WHERE server_id = ?1 AND step IN ('done', 'failed')
-         ORDER BY id DESC LIMIT 1"
-    );
-    Ok(c.prepare_cached(&sql)?
-        .query_row([server_id], from_row)
-        .optional()?)
 }
