@@ -229,6 +229,8 @@ pub struct Backup {
     pub bytes: i64,
     pub storage_path: Option<String>,
     pub error: Option<String>,
+    /// What a failed hook printed: for the server's owner and admins only.
+    pub error_detail: Option<String>,
     pub warnings: Vec<String>,
     pub content_bytes: i64,
     pub content_files: i64,

@@ -513,11 +513,14 @@ fn hooks_run_around_backups() {
     ]);
     let failed = api.backup_and_wait(&server, r#"{"name":"refused"}"#);
     assert_eq!(failed["status"], "failed");
+    // The owner sees what the hook printed; the summary alone is for everyone.
     let error = failed["error"].as_str().unwrap();
     assert!(
-        error.contains("RCON refused") && error.contains("status 1"),
+        error.contains("pre_backup hook exited with status 1") && !error.contains("RCON"),
         "{error}"
     );
+    let detail = failed["error_detail"].as_str().unwrap();
+    assert!(detail.contains("RCON refused"), "{detail}");
     let lines = std::fs::read_to_string(&post).unwrap();
     assert_eq!(lines, "completed hooked mc\nfailed refused mc\n");
 }

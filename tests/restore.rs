@@ -282,7 +282,17 @@ fn a_failing_pre_restore_hook_changes_nothing_and_hooks_see_the_outcome() {
     let outcome = f.restore(b["uuid"].as_str().unwrap(), true);
     assert_eq!(outcome["successful"], false);
     assert!(
-        outcome["error"].as_str().unwrap().contains("cannot stop"),
+        outcome["error"]
+            .as_str()
+            .unwrap()
+            .contains("pre_restore hook exited with status 2"),
+        "{outcome}"
+    );
+    assert!(
+        outcome["error_detail"]
+            .as_str()
+            .unwrap()
+            .contains("cannot stop"),
         "{outcome}"
     );
     assert_eq!(snapshot(&f.dir()), before);

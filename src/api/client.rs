@@ -168,7 +168,14 @@ pub fn list_backups(ctx: &Ctx, caller: &Caller, id: &str) -> Result<Response> {
         }),
         "backup_count": listing.backup_count,
     });
-    let body = wire::List::new(listing.backups.iter().map(wire::backup).collect(), meta);
+    let body = wire::List::new(
+        listing
+            .backups
+            .iter()
+            .map(|b| wire::backup(b, &access))
+            .collect(),
+        meta,
+    );
     Ok(Response::json(200, &body))
 }
 
@@ -176,7 +183,7 @@ pub fn show_backup(ctx: &Ctx, caller: &Caller, id: &str, uuid: &str) -> Result<R
     let (server, access) = visible(ctx, caller, id)?;
     access.require(Permission::BackupRead)?;
     let backup = backups::get(&*ctx.app.db.conn()?, &server, uuid)?;
-    Ok(Response::json(200, &wire::backup(&backup)))
+    Ok(Response::json(200, &wire::backup(&backup, &access)))
 }
 
 pub fn create_backup(ctx: &Ctx, caller: &Caller, id: &str) -> Result<Response> {
@@ -206,7 +213,7 @@ pub fn create_backup(ctx: &Ctx, caller: &Caller, id: &str) -> Result<Response> {
     };
     let backup = backups::create(ctx.app, &ctx.actor(caller), &server, &access, request)?;
     backups::queue(ctx.app, &backup)?;
-    Ok(Response::json(200, &wire::backup(&backup)))
+    Ok(Response::json(200, &wire::backup(&backup, &access)))
 }
 
 pub fn delete_backup(ctx: &Ctx, caller: &Caller, id: &str, uuid: &str) -> Result<Response> {

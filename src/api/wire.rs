@@ -1,6 +1,7 @@
 //! The JSON shapes of the API: Pterodactyl's envelopes and attribute sets, plus hoard's
 //! documented extensions.
 
+use crate::auth::Access;
 use crate::model::{ApiKey, Backup, BackupStatus, Progress, Server, Subuser, User, now, rfc3339};
 use crate::servers::View;
 use crate::store::restores::{Restore, Step};
@@ -62,6 +63,7 @@ pub struct BackupAttributes<'a> {
     progress: Option<BackupProgress>,
     compression: &'static str,
     error: Option<&'a str>,
+    error_detail: Option<&'a str>,
     warnings: &'a [String],
 }
 
@@ -75,7 +77,9 @@ pub struct BackupProgress {
     eta_seconds: Option<i64>,
 }
 
-pub fn backup(b: &Backup) -> Item<BackupAttributes<'_>> {
+/// A backup as a user with `access` to its server sees it: what a failed hook printed is for
+/// the owner and admins only.
+pub fn backup<'a>(b: &'a Backup, access: &Access) -> Item<BackupAttributes<'a>> {
     let p = &b.progress;
     let progress = (b.status == BackupStatus::Creating).then(|| BackupProgress {
         bytes_processed: p.bytes_processed,
@@ -107,14 +111,15 @@ pub fn backup(b: &Backup) -> Item<BackupAttributes<'_>> {
             progress,
             compression: b.compression.as_str(),
             error: b.error.as_deref(),
+            error_detail: b.error_detail.as_deref().filter(|_| access.is_full()),
             warnings: &b.warnings,
         },
     }
 }
 
-/// The backup as a JSON value, for callers that print or extend it.
+/// The backup as a JSON value, as an admin sees it, for the command line.
 pub fn backup_value(b: &Backup) -> Value {
-    serde_json::to_value(backup(b)).expect("backup attributes serialise")
+    serde_json::to_value(backup(b, &Access::Admin)).expect("backup attributes serialise")
 }
 
 /// Page links and counts, in Pterodactyl's `meta.pagination` shape.
@@ -194,6 +199,7 @@ pub fn client_server(view: &View, user: &User) -> Value {
                 "backup_uuid": r.backup_uuid,
                 "successful": r.step == Step::Done,
                 "error": r.error,
+                "error_detail": r.error_detail.as_deref().filter(|_| view.access.is_full()),
                 "finished_at": ts(r.finished_at),
             })),
         }),

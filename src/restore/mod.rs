@@ -249,7 +249,14 @@ pub fn run(app: &App, id: i64, tracker: &Tracker) {
             timeout,
         )
     {
-        conclude(app, &restore, &server, Err(e), false);
+        conclude(
+            app,
+            &restore,
+            &server,
+            Err(e.to_string()),
+            e.output(),
+            false,
+        );
         return;
     }
     let outcome = match restore_files(app, &restore, &paths, tracker) {
@@ -265,7 +272,7 @@ pub fn run(app: &App, id: i64, tracker: &Tracker) {
         }
     };
     let succeeded = outcome.is_ok();
-    conclude(app, &restore, &server, outcome, true);
+    conclude(app, &restore, &server, outcome, None, true);
     if succeeded {
         // The old files go once the server has its new ones: nobody waits on the delete.
         remove_leftovers(&restore, &paths.work);
@@ -468,12 +475,14 @@ fn roll_back(
     }
 }
 
-/// Runs the post-restore hook, then records the outcome and clears the server's status.
+/// Runs the post-restore hook, then records the outcome (with `detail`, what a failed hook
+/// printed) and clears the server's status.
 fn conclude(
     app: &App,
     restore: &Restore,
     server: &Server,
     outcome: std::result::Result<(), String>,
+    detail: Option<&str>,
     run_post_hook: bool,
 ) {
     let (step, error, name) = match &outcome {
@@ -514,7 +523,7 @@ fn conclude(
     let recorded = (|| -> Result<()> {
         let mut conn = app.db.conn()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        store::restores::finish(&tx, restore.id, step, error, now())?;
+        store::restores::finish(&tx, restore.id, step, error, detail, now())?;
         store::servers::set_status(&tx, server.id, None)?;
         store::activity::record(
             &tx,
@@ -618,5 +627,5 @@ fn resolve(app: &App, restore: &Restore, server: &Server, why: &str) {
         Step::Done | Step::Failed => return,
     };
     let ran_pre_hook = restore.step != Step::Queued;
-    conclude(app, restore, server, outcome, ran_pre_hook);
+    conclude(app, restore, server, outcome, None, ran_pre_hook);
 }

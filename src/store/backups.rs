@@ -5,7 +5,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 const COLUMNS: &str = "id, uuid, server_id, name, ignored_files, status, is_locked, compression, \
     sha256_hash, bytes, storage_path, error, warnings, content_bytes, content_files, \
     bytes_processed, bytes_total, files_processed, files_total, started_at, heartbeat_at, \
-    created_at, completed_at";
+    created_at, completed_at, error_detail";
 
 fn json_list(text: String) -> Vec<String> {
     serde_json::from_str(&text).unwrap_or_default()
@@ -42,6 +42,7 @@ fn from_row(r: &Row) -> rusqlite::Result<Backup> {
         heartbeat_at: r.get(20)?,
         created_at: r.get(21)?,
         completed_at: r.get(22)?,
+        error_detail: r.get(23)?,
     })
 }
 
@@ -228,15 +229,25 @@ pub fn mark_completed(c: &Connection, id: i64, done: &Completion) -> Result<()> 
     Ok(())
 }
 
-pub fn mark_failed(c: &Connection, id: i64, error: &str, warnings: &[String]) -> Result<()> {
+/// Why a backup failed.
+pub struct Failure<'a> {
+    pub error: &'a str,
+    /// What a failed hook printed, for the owner and admins only.
+    pub error_detail: Option<&'a str>,
+    pub warnings: &'a [String],
+}
+
+pub fn mark_failed(c: &Connection, id: i64, failure: &Failure) -> Result<()> {
     c.execute(
-        "UPDATE backups SET status = 'failed', error = ?2, warnings = ?3, heartbeat_at = NULL,
-             sha256_hash = NULL, bytes = 0, storage_path = NULL, completed_at = NULL
+        "UPDATE backups SET status = 'failed', error = ?2, error_detail = ?3, warnings = ?4,
+             heartbeat_at = NULL, sha256_hash = NULL, bytes = 0, storage_path = NULL,
+             completed_at = NULL
          WHERE id = ?1",
         params![
             id,
-            error,
-            serde_json::to_string(warnings).expect("strings serialise")
+            failure.error,
+            failure.error_detail,
+            serde_json::to_string(failure.warnings).expect("strings serialise")
         ],
     )?;
     Ok(())
@@ -246,7 +257,7 @@ pub fn mark_failed(c: &Connection, id: i64, error: &str, warnings: &[String]) ->
 pub fn creating(c: &Connection) -> Result<Vec<(Backup, Option<i64>)>> {
     let sql = format!("SELECT {COLUMNS}, job_pid FROM backups WHERE status = 'creating'");
     let mut stmt = c.prepare(&sql)?;
-    let rows = stmt.query_map([], |r| Ok((from_row(r)?, r.get(23)?)))?;
+    let rows = stmt.query_map([], |r| Ok((from_row(r)?, r.get(24)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 

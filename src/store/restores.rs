@@ -61,11 +61,13 @@ pub struct Restore {
     pub heartbeat_at: Option<Timestamp>,
     pub finished_at: Option<Timestamp>,
     pub error: Option<String>,
+    /// What a failed hook printed: for the server's owner and admins only.
+    pub error_detail: Option<String>,
 }
 
 const COLUMNS: &str = "id, uuid, server_id, backup_id, backup_uuid, user_id, truncate, step, \
     staging_path, trash_path, bytes_processed, bytes_total, started_at, heartbeat_at, \
-    finished_at, error";
+    finished_at, error, error_detail";
 
 fn from_row(r: &Row) -> rusqlite::Result<Restore> {
     let step: String = r.get(7)?;
@@ -86,6 +88,7 @@ fn from_row(r: &Row) -> rusqlite::Result<Restore> {
         heartbeat_at: r.get(13)?,
         finished_at: r.get(14)?,
         error: r.get(15)?,
+        error_detail: r.get(16)?,
     })
 }
 
@@ -153,7 +156,7 @@ pub fn unfinished(c: &Connection) -> Result<Vec<(Restore, Option<i64>)>> {
     let sql =
         format!("SELECT {COLUMNS}, job_pid FROM restores WHERE step NOT IN ('done', 'failed')");
     let mut stmt = c.prepare(&sql)?;
-    let rows = stmt.query_map([], |r| Ok((from_row(r)?, r.get(16)?)))?;
+    let rows = stmt.query_map([], |r| Ok((from_row(r)?, r.get(17)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
@@ -163,7 +166,7 @@ pub fn unfinished(c: &Connection) -> Result<Vec<(Restore, Option<i64>)>> {
 pub fn succeeded(c: &Connection) -> Result<Vec<(Restore, Option<i64>)>> {
     let sql = format!("SELECT {COLUMNS}, job_pid FROM restores WHERE step = 'done'");
     let mut stmt = c.prepare(&sql)?;
-    let rows = stmt.query_map([], |r| Ok((from_row(r)?, r.get(16)?)))?;
+    let rows = stmt.query_map([], |r| Ok((from_row(r)?, r.get(17)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
@@ -180,11 +183,14 @@ pub fn finish(
     id: i64,
     step: Step,
     error: Option<&str>,
+    error_detail: Option<&str>,
     now: Timestamp,
 ) -> Result<()> {
     c.execute(
-        "UPDATE restores SET step = ?2, error = ?3, finished_at = ?4, heartbeat_at = NULL WHERE id = ?1",
-        params![id, step.as_str(), error, now],
+        "UPDATE restores SET step = ?2, error = ?3, error_detail = ?4, finished_at = ?5,
+             heartbeat_at = NULL
+         WHERE id = ?1",
+        params![id, step.as_str(), error, error_detail, now],
     )?;
     Ok(())
 }
