@@ -74,6 +74,7 @@ pub fn start(
             staging_path: &work.join("staging").to_string_lossy(),
             trash_path: &work.join("trash").to_string_lossy(),
             bytes_total: backup.bytes,
+            server_status: server.status,
             now: now(),
         },
     )?;
@@ -524,7 +525,7 @@ fn conclude(
         let mut conn = app.db.conn()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         store::restores::finish(&tx, restore.id, step, error, detail, now())?;
-        store::servers::set_status(&tx, server.id, None)?;
+        store::servers::set_status(&tx, server.id, restore.server_status)?;
         store::activity::record(
             &tx,
             &Actor::on_behalf_of(restore.user_id),

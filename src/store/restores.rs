@@ -1,5 +1,5 @@
 use super::Result;
-use crate::model::Timestamp;
+use crate::model::{ServerStatus, Timestamp};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 /// The step a restore has reached; see `sql/0002_restores.sql`.
@@ -63,14 +63,17 @@ pub struct Restore {
     pub error: Option<String>,
     /// What a failed hook printed: for the server's owner and admins only.
     pub error_detail: Option<String>,
+    /// The server's status before the restore, which it gets back at the end.
+    pub server_status: Option<ServerStatus>,
 }
 
 const COLUMNS: &str = "id, uuid, server_id, backup_id, backup_uuid, user_id, truncate, step, \
     staging_path, trash_path, bytes_processed, bytes_total, started_at, heartbeat_at, \
-    finished_at, error, error_detail";
+    finished_at, error, error_detail, server_status";
 
 fn from_row(r: &Row) -> rusqlite::Result<Restore> {
     let step: String = r.get(7)?;
+    let server_status: Option<String> = r.get(17)?;
     Ok(Restore {
         id: r.get(0)?,
         uuid: r.get(1)?,
@@ -89,6 +92,7 @@ fn from_row(r: &Row) -> rusqlite::Result<Restore> {
         finished_at: r.get(14)?,
         error: r.get(15)?,
         error_detail: r.get(16)?,
+        server_status: server_status.and_then(|s| s.parse().ok()),
     })
 }
 
@@ -102,14 +106,15 @@ pub struct NewRestore<'a> {
     pub staging_path: &'a str,
     pub trash_path: &'a str,
     pub bytes_total: i64,
+    pub server_status: Option<ServerStatus>,
     pub now: Timestamp,
 }
 
 pub fn insert(c: &Connection, r: &NewRestore) -> Result<Restore> {
     c.execute(
         "INSERT INTO restores (uuid, server_id, backup_id, backup_uuid, user_id, truncate, step,
-             staging_path, trash_path, bytes_total, started_at, heartbeat_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?8, ?9, ?10, ?10)",
+             staging_path, trash_path, bytes_total, started_at, heartbeat_at, server_status)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?8, ?9, ?10, ?10, ?11)",
         params![
             r.uuid,
             r.server_id,
@@ -120,7 +125,8 @@ pub fn insert(c: &Connection, r: &NewRestore) -> Result<Restore> {
             r.staging_path,
             r.trash_path,
             r.bytes_total,
-            r.now
+            r.now,
+            r.server_status.map(|s| s.as_str())
         ],
     )?;
     Ok(by_id(c, c.last_insert_rowid())?.expect("row just inserted"))
@@ -156,7 +162,7 @@ pub fn unfinished(c: &Connection) -> Result<Vec<(Restore, Option<i64>)>> {
     let sql =
         format!("SELECT {COLUMNS}, job_pid FROM restores WHERE step NOT IN ('done', 'failed')");
     let mut stmt = c.prepare(&sql)?;
-    let rows = stmt.query_map([], |r| Ok((from_row(r)?, r.get(17)?)))?;
+    let rows = stmt.query_map([], |r| Ok((from_row(r)?, r.get(18)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
@@ -166,7 +172,7 @@ pub fn unfinished(c: &Connection) -> Result<Vec<(Restore, Option<i64>)>> {
 pub fn succeeded(c: &Connection) -> Result<Vec<(Restore, Option<i64>)>> {
     let sql = format!("SELECT {COLUMNS}, job_pid FROM restores WHERE step = 'done'");
     let mut stmt = c.prepare(&sql)?;
-    let rows = stmt.query_map([], |r| Ok((from_row(r)?, r.get(17)?)))?;
+    let rows = stmt.query_map([], |r| Ok((from_row(r)?, r.get(18)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
