@@ -44,7 +44,8 @@ pub fn server(ctx: &Ctx, caller: &Caller, id: &str) -> Result<Response> {
     let view = servers::views(&conn, &caller.user, Some(&server))?
         .pop()
         .ok_or_else(|| Error::not_found("server"))?;
-    let mut body = wire::client_server(&view, &caller.user);
+    let mut body =
+        serde_json::to_value(wire::client_server(&view, &caller.user)).map_err(Error::internal)?;
     body["meta"] = json!({
         "is_server_owner": server.owner_id == Some(caller.user.id),
         "user_permissions": view.access.permissions().iter().map(|p| p.as_str()).collect::<Vec<_>>(),

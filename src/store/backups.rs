@@ -107,8 +107,11 @@ pub fn for_server(c: &Connection, server_id: i64, uuid: &str) -> Result<Option<B
 
 /// The backups with these ids, in no particular order.
 pub fn by_ids(c: &Connection, ids: &[i64]) -> Result<Vec<Backup>> {
-    let sql =
-        format!("SELECT {COLUMNS} FROM backups WHERE id IN (SELECT value FROM json_each(?1))");
+    // Driven by the list, so that no temporary index is built for it.
+    let sql = format!(
+        "SELECT {COLUMNS} FROM (SELECT value AS wanted FROM json_each(?1))
+         JOIN backups ON backups.id = wanted"
+    );
     let ids = serde_json::to_string(ids).expect("integers serialise");
     let mut stmt = c.prepare_cached(&sql)?;
     let rows = stmt.query_map([ids], from_row)?;

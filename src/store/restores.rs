@@ -141,8 +141,11 @@ pub fn by_id(c: &Connection, id: i64) -> Result<Option<Restore>> {
 
 /// The restores with these ids, in no particular order.
 pub fn by_ids(c: &Connection, ids: &[i64]) -> Result<Vec<Restore>> {
-    let sql =
-        format!("SELECT {COLUMNS} FROM restores WHERE id IN (SELECT value FROM json_each(?1))");
+    // Driven by the list, so that no temporary index is built for it.
+    let sql = format!(
+        "SELECT {COLUMNS} FROM (SELECT value AS wanted FROM json_each(?1))
+         JOIN restores ON restores.id = wanted"
+    );
     let ids = serde_json::to_string(ids).expect("integers serialise");
     let mut stmt = c.prepare_cached(&sql)?;
     let rows = stmt.query_map([ids], from_row)?;

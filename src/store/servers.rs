@@ -151,10 +151,10 @@ pub fn overviews(
              (SELECT COUNT(*) FROM backups b WHERE b.server_id = s.id AND b.status != 'failed'),
              (SELECT b.id FROM backups b WHERE b.server_id = s.id
                  ORDER BY b.created_at DESC, b.id DESC LIMIT 1),
-             (SELECT r.id FROM restores r WHERE r.server_id = s.id
-                 AND r.step NOT IN ('done', 'failed') ORDER BY r.id DESC LIMIT 1),
-             (SELECT r.id FROM restores r WHERE r.server_id = s.id
-                 AND r.step IN ('done', 'failed') ORDER BY r.id DESC LIMIT 1)
+             (SELECT MAX(r.id) FROM restores r WHERE r.server_id = s.id
+                 AND r.step NOT IN ('done', 'failed')),
+             (SELECT MAX(r.id) FROM restores r WHERE r.server_id = s.id
+                 AND r.step IN ('done', 'failed'))
          FROM servers s LEFT JOIN subusers u ON u.server_id = s.id AND u.user_id = ?1
          WHERE (?2 OR s.owner_id = ?1 OR u.user_id IS NOT NULL) AND (?3 IS NULL OR s.id = ?3)
          ORDER BY s.name, s.id"
