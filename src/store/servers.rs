@@ -139,7 +139,9 @@ pub struct Overview {
 
 /// The servers `user_id` may see (all of them for an admin), or just `only` among them, each
 /// with its live backup count and the ids of its newest backup, running restore and last
-/// finished restore: one statement however many servers there are.
+/// finished restore: one statement however many servers there are. (A LEFT JOIN on the
+/// subusers with `?1` in its ON clause made SQLite re-prepare the statement at every use:
+/// its plan depended on the bound value, and the statement cache clears the bindings.)
 pub fn overviews(
     c: &Connection,
     user_id: i64,
@@ -147,7 +149,9 @@ pub fn overviews(
     only: Option<i64>,
 ) -> Result<Vec<Overview>> {
     let sql = format!(
-        "SELECT {COLUMNS}, u.permissions,
+        "SELECT {COLUMNS},
+             (SELECT u.permissions FROM subusers u WHERE u.server_id = s.id AND u.user_id = ?1)
+                 AS permissions,
              (SELECT COUNT(*) FROM backups b WHERE b.server_id = s.id AND b.status != 'failed'),
              (SELECT b.id FROM backups b WHERE b.server_id = s.id
                  ORDER BY b.created_at DESC, b.id DESC LIMIT 1),
@@ -155,8 +159,8 @@ pub fn overviews(
                  AND r.step NOT IN ('done', 'failed')),
              (SELECT MAX(r.id) FROM restores r WHERE r.server_id = s.id
                  AND r.step IN ('done', 'failed'))
-         FROM servers s LEFT JOIN subusers u ON u.server_id = s.id AND u.user_id = ?1
-         WHERE (?2 OR s.owner_id = ?1 OR u.user_id IS NOT NULL) AND (?3 IS NULL OR s.id = ?3)
+         FROM servers s
+         WHERE (?2 OR s.owner_id = ?1 OR permissions IS NOT NULL) AND (?3 IS NULL OR s.id = ?3)
          ORDER BY s.name, s.id"
     );
     let mut stmt = c.prepare_cached(&sql)?;
