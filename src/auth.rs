@@ -62,7 +62,7 @@ pub fn verify_password(hash: &str, password: &str) -> bool {
 }
 
 /// Burns the time of one password check, so unknown usernames answer as slowly as known ones.
-pub fn verify_dummy_password(password: &str) {
+fn verify_dummy_password(password: &str) {
     static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let hash = DUMMY.get_or_init(|| hash_password("not a real password").unwrap_or_default());
     verify_password(hash, password);
@@ -156,7 +156,7 @@ pub struct NewSession {
     pub csrf_token: String,
 }
 
-pub fn create_session(
+fn create_session(
     c: &Connection,
     user: &User,
     now: Timestamp,
