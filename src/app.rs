@@ -40,7 +40,7 @@ impl App {
                     config.data_dir.display()
                 ))
             })?;
-        make_private(&config.data_dir)?;
+        make_private(&config.data_dir);
         let secret = load_or_create_secret(&config.secret_path())?;
         let db = Db::open(&config.database_path()).map_err(|e| Error::Internal(e.to_string()))?;
         let app = App {
@@ -92,16 +92,18 @@ pub fn inherited_umask() -> libc::mode_t {
 /// Takes group and other access away from the data directory and everything in it (a
 /// directory that existed before the first start, files copied in by hand or written by an
 /// older hoard): directories become 0700, files 0600. Symbolic links are left alone.
-fn make_private(dir: &Path) -> Result<()> {
+fn make_private(dir: &Path) {
     let mut fixed = Vec::new();
+    // A file that vanishes meanwhile (a CLI command's journal) or that hoard's user does not
+    // own is reported, not a reason to refuse to start.
+    let cannot = |path: &Path, e: &dyn std::fmt::Display| {
+        log::warn!("cannot make {} private: {e}", path.display());
+    };
     for entry in walkdir::WalkDir::new(dir) {
         let entry = match entry {
             Ok(entry) => entry,
             Err(e) => {
-                log::warn!(
-                    "cannot check the mode of everything in {}: {e}",
-                    dir.display()
-                );
+                cannot(e.path().unwrap_or(dir), &e);
                 continue;
             }
         };
@@ -109,24 +111,22 @@ fn make_private(dir: &Path) -> Result<()> {
         if kind.is_symlink() {
             continue;
         }
-        let mode = entry
-            .metadata()
-            .map_err(std::io::Error::from)?
-            .permissions()
-            .mode()
-            & 0o7777;
+        let mode = match entry.metadata() {
+            Ok(meta) => meta.permissions().mode() & 0o7777,
+            Err(e) => {
+                cannot(entry.path(), &e);
+                continue;
+            }
+        };
         let wanted = match (kind.is_dir(), mode & 0o7077 != 0) {
             (true, _) if mode != 0o700 => 0o700,
             (false, true) => 0o600,
             _ => continue,
         };
-        fs::set_permissions(entry.path(), fs::Permissions::from_mode(wanted)).map_err(|e| {
-            Error::internal(format!(
-                "cannot make {} private: {e}",
-                entry.path().display()
-            ))
-        })?;
-        fixed.push(entry.into_path());
+        match fs::set_permissions(entry.path(), fs::Permissions::from_mode(wanted)) {
+            Ok(()) => fixed.push(entry.into_path()),
+            Err(e) => cannot(entry.path(), &e),
+        }
     }
     if let Some(first) = fixed.first() {
         log::warn!(
@@ -135,7 +135,6 @@ fn make_private(dir: &Path) -> Result<()> {
             first.display()
         );
     }
-    Ok(())
 }
 
 fn load_or_create_secret(path: &Path) -> Result<[u8; 32]> {

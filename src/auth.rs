@@ -2,7 +2,7 @@
 //! login throttle and the permission rules.
 
 use crate::error::{Error, Result};
-use crate::model::{Actor, Permission, Server, ServerStatus, Timestamp, User, event, now};
+use crate::model::{Actor, ApiKey, Permission, Server, ServerStatus, Timestamp, User, event, now};
 use crate::store::{self, Connection};
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
@@ -115,8 +115,8 @@ fn split_key(token: &str) -> Option<(&str, &str)> {
     Some(token.split_at(KEY_PREFIX.len() + KEY_IDENTIFIER_CHARS))
 }
 
-/// The user a bearer token acts as; records the key's use.
-pub fn authenticate_key(c: &Connection, token: &str, now: Timestamp) -> Result<User> {
+/// The user a bearer token acts as, and its key; records the key's use.
+pub fn authenticate_key(c: &Connection, token: &str, now: Timestamp) -> Result<(User, ApiKey)> {
     let (identifier, secret) = split_key(token).ok_or(Error::Unauthorized)?;
     let (key, stored_hash) =
         store::keys::by_identifier(c, identifier)?.ok_or(Error::Unauthorized)?;
@@ -127,7 +127,8 @@ pub fn authenticate_key(c: &Connection, token: &str, now: Timestamp) -> Result<U
     if claim_use_record(key.id, key.last_used_at, now) {
         store::keys::touch(c, key.id, now)?;
     }
-    store::users::by_id(c, key.user_id)?.ok_or(Error::Unauthorized)
+    let user = store::users::by_id(c, key.user_id)?.ok_or(Error::Unauthorized)?;
+    Ok((user, key))
 }
 
 /// Whether this request should record the key's use: at most once a minute per key, and by

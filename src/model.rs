@@ -320,6 +320,12 @@ pub enum Actor {
     /// A user, through the API or the UI, and the address the request came from (none when
     /// a job acts for the user who started it).
     User { id: i64, ip: Option<String> },
+    /// A user through one of their API keys, from an address.
+    ApiKey {
+        user_id: i64,
+        key_id: i64,
+        ip: Option<String>,
+    },
     /// A client that has not signed in (a failed login), by its address.
     Anonymous { ip: Option<String> },
     /// hoard itself: its jobs and the local command line.
@@ -338,14 +344,23 @@ impl Actor {
 
     pub fn user_id(&self) -> Option<i64> {
         match self {
-            Actor::User { id, .. } => Some(*id),
+            Actor::User { id, .. } | Actor::ApiKey { user_id: id, .. } => Some(*id),
             Actor::Anonymous { .. } | Actor::Hoard => None,
+        }
+    }
+
+    pub fn api_key_id(&self) -> Option<i64> {
+        match self {
+            Actor::ApiKey { key_id, .. } => Some(*key_id),
+            _ => None,
         }
     }
 
     pub fn ip(&self) -> Option<&str> {
         match self {
-            Actor::User { ip, .. } | Actor::Anonymous { ip } => ip.as_deref(),
+            Actor::User { ip, .. } | Actor::ApiKey { ip, .. } | Actor::Anonymous { ip } => {
+                ip.as_deref()
+            }
             Actor::Hoard => None,
         }
     }

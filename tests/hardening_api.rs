@@ -526,3 +526,76 @@ fn the_server_list_is_right_for_twenty_servers() {
         }
     }
 }
+
+/// Each event names who acted: the user and the API key they used, the user alone in the
+/// browser, and nobody (hoard) for what a job did.
+#[test]
+fn activity_records_the_actor() {
+    let s = shared(&[]);
+    let token = s.owner.token.clone().unwrap();
+    let backup = s.owner.backup_and_wait(&s.server, "{}");
+    let uuid = backup["uuid"].as_str().unwrap();
+
+    let browser = login_session(&s.hoard, "olive", "olive-password-1");
+    let r = browser.request(
+        "POST",
+        &format!("/api/client/servers/{}/backups/{uuid}/lock", s.server),
+        Some(""),
+        &[],
+    );
+    assert_eq!(r.status, 204, "{}", r.text());
+
+    let db = rusqlite::Connection::open(s.hoard.data.path().join("hoard.db")).unwrap();
+    let olive: i64 = db
+        .query_row("SELECT id FROM users WHERE username = 'olive'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let key: i64 = db
+        .query_row(
+            "SELECT id FROM api_keys WHERE ?1 LIKE identifier || '%'",
+            [&token],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let actor = |event: &str| -> (Option<i64>, Option<i64>, Option<String>) {
+        db.query_row(
+            "SELECT user_id, api_key_id, ip FROM activity_log WHERE event = ?1",
+            [event],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap()
+    };
+    let local = Some("127.0.0.1".to_string());
+    assert_eq!(
+        actor("server:backup.start"),
+        (Some(olive), Some(key), local.clone())
+    );
+    assert_eq!(actor("server:backup.complete"), (None, None, None));
+    assert_eq!(
+        actor("server:backup.lock"),
+        (Some(olive), None, local.clone())
+    );
+    assert_eq!(actor("auth:success"), (Some(olive), None, local));
+}
+
+/// A browser session: its cookie and CSRF token on every request.
+fn login_session(hoard: &Hoard, username: &str, password: &str) -> Api {
+    let r = hoard.anon().post(
+        "/auth/login",
+        &serde_json::json!({"username": username, "password": password}).to_string(),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let cookie = r
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let csrf = r.json()["meta"]["csrf_token"].as_str().unwrap().to_string();
+    hoard
+        .anon()
+        .with_header("Cookie", &cookie)
+        .with_header("X-CSRF-Token", &csrf)
+}

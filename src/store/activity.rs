@@ -22,12 +22,14 @@ pub fn record(
     properties: &serde_json::Value,
 ) -> Result<()> {
     c.prepare_cached(
-        "INSERT INTO activity_log (event, user_id, server_id, properties, ip, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO activity_log (event, user_id, api_key_id, server_id, properties, ip,
+             created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
     .execute(params![
         event,
         actor.user_id(),
+        actor.api_key_id(),
         server_id,
         properties.to_string(),
         actor.ip(),

@@ -10,8 +10,8 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_initial", include_str!("../../sql/0001_initial.sql")),
     ("0002_restores", include_str!("../../sql/0002_restores.sql")),
     (
-        "0003_hook_output_restore_status_server_names",
-        include_str!("../../sql/0003_hook_output_restore_status_server_names.sql"),
+        "0003_hardening_lesser_points",
+        include_str!("../../sql/0003_hardening_lesser_points.sql"),
     ),
 ];
 

@@ -10,3 +10,6 @@ ALTER TABLE restores ADD COLUMN server_status TEXT CHECK (server_status IN ('ins
 
 -- Server lists are sorted by name: read in that order rather than sorted per request.
 CREATE INDEX servers_name ON servers(name, id);
+
+-- The API key an action was taken with (NULL in the browser, the command line and jobs).
+ALTER TABLE activity_log ADD COLUMN api_key_id INTEGER REFERENCES api_keys(id) ON DELETE SET NULL;
