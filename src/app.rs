@@ -4,12 +4,13 @@
 use crate::auth;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::model::Origin;
+use crate::model::Actor;
 use crate::store::{self, Db};
 use std::fs;
 use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 pub struct App {
     pub config: Config,
@@ -39,6 +40,7 @@ impl App {
                     config.data_dir.display()
                 ))
             })?;
+        make_private(&config.data_dir);
         let secret = load_or_create_secret(&config.secret_path())?;
         let db = Db::open(&config.database_path()).map_err(|e| Error::Internal(e.to_string()))?;
         let app = App {
@@ -66,8 +68,72 @@ impl App {
             Ok(p) if !p.is_empty() => (p, false),
             _ => (auth::random_base62(20), true),
         };
-        crate::users::create(&conn, &Origin::system(), "admin", &password, true)?;
+        crate::users::create(&conn, &Actor::Hoard, "admin", &password, true)?;
         Ok(generated.then_some(password))
+    }
+}
+
+/// The umask hoard was started with, kept for the hooks: what they create belongs to the
+/// game server, not to hoard.
+static INHERITED_UMASK: AtomicU32 = AtomicU32::new(0o022);
+
+/// Makes every file hoard creates private to its user (the database and its WAL hold
+/// password hashes and session tokens); call first thing, before any thread starts.
+pub fn restrict_umask() {
+    // SAFETY: umask(2) cannot fail; it changes this process's mask only.
+    let inherited = unsafe { libc::umask(0o077) };
+    INHERITED_UMASK.store(inherited as u32, Ordering::Relaxed);
+}
+
+pub fn inherited_umask() -> libc::mode_t {
+    INHERITED_UMASK.load(Ordering::Relaxed) as libc::mode_t
+}
+
+/// Takes group and other access away from the data directory and everything in it (a
+/// directory that existed before the first start, files copied in by hand or written by an
+/// older hoard): directories become 0700, files 0600. Symbolic links are left alone.
+fn make_private(dir: &Path) {
+    let mut fixed = Vec::new();
+    // A file that vanishes meanwhile (a CLI command's journal) or that hoard's user does not
+    // own is reported, not a reason to refuse to start.
+    let cannot = |path: &Path, e: &dyn std::fmt::Display| {
+        log::warn!("cannot make {} private: {e}", path.display());
+    };
+    for entry in walkdir::WalkDir::new(dir) {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) => {
+                cannot(e.path().unwrap_or(dir), &e);
+                continue;
+            }
+        };
+        let kind = entry.file_type();
+        if kind.is_symlink() {
+            continue;
+        }
+        let mode = match entry.metadata() {
+            Ok(meta) => meta.permissions().mode() & 0o7777,
+            Err(e) => {
+                cannot(entry.path(), &e);
+                continue;
+            }
+        };
+        let wanted = match (kind.is_dir(), mode & 0o7077 != 0) {
+            (true, _) if mode != 0o700 => 0o700,
+            (false, true) => 0o600,
+            _ => continue,
+        };
+        match fs::set_permissions(entry.path(), fs::Permissions::from_mode(wanted)) {
+            Ok(()) => fixed.push(entry.into_path()),
+            Err(e) => cannot(entry.path(), &e),
+        }
+    }
+    if let Some(first) = fixed.first() {
+        log::warn!(
+            "made {} entries of the data directory private (directories 0700, files 0600), {} among them: they were open to other users",
+            fixed.len(),
+            first.display()
+        );
     }
 }
 
@@ -89,14 +155,6 @@ fn load_or_create_secret(path: &Path) -> Result<[u8; 32]> {
         }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             let mut file = fs::File::open(path).map_err(cannot)?;
-            let mode = file.metadata().map_err(cannot)?.permissions().mode();
-            if mode & 0o077 != 0 {
-                log::warn!(
-                    "{} is readable by other users (mode {:o}): run chmod 600 on it",
-                    path.display(),
-                    mode & 0o777
-                );
-            }
             let mut secret = [0u8; 32];
             let mut rest = Vec::new();
             file.read_exact(&mut secret).map_err(cannot)?;

@@ -2,10 +2,11 @@
 //! login throttle and the permission rules.
 
 use crate::error::{Error, Result};
-use crate::model::{Permission, Server, Timestamp, User};
+use crate::model::{Actor, ApiKey, Permission, Server, ServerStatus, Timestamp, User, event, now};
 use crate::store::{self, Connection};
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -61,7 +62,7 @@ pub fn verify_password(hash: &str, password: &str) -> bool {
 }
 
 /// Burns the time of one password check, so unknown usernames answer as slowly as known ones.
-pub fn verify_dummy_password(password: &str) {
+fn verify_dummy_password(password: &str) {
     static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let hash = DUMMY.get_or_init(|| hash_password("not a real password").unwrap_or_default());
     verify_password(hash, password);
@@ -114,8 +115,8 @@ fn split_key(token: &str) -> Option<(&str, &str)> {
     Some(token.split_at(KEY_PREFIX.len() + KEY_IDENTIFIER_CHARS))
 }
 
-/// The user a bearer token acts as; records the key's use.
-pub fn authenticate_key(c: &Connection, token: &str, now: Timestamp) -> Result<User> {
+/// The user a bearer token acts as, and its key; records the key's use.
+pub fn authenticate_key(c: &Connection, token: &str, now: Timestamp) -> Result<(User, ApiKey)> {
     let (identifier, secret) = split_key(token).ok_or(Error::Unauthorized)?;
     let (key, stored_hash) =
         store::keys::by_identifier(c, identifier)?.ok_or(Error::Unauthorized)?;
@@ -126,7 +127,8 @@ pub fn authenticate_key(c: &Connection, token: &str, now: Timestamp) -> Result<U
     if claim_use_record(key.id, key.last_used_at, now) {
         store::keys::touch(c, key.id, now)?;
     }
-    store::users::by_id(c, key.user_id)?.ok_or(Error::Unauthorized)
+    let user = store::users::by_id(c, key.user_id)?.ok_or(Error::Unauthorized)?;
+    Ok((user, key))
 }
 
 /// Whether this request should record the key's use: at most once a minute per key, and by
@@ -155,7 +157,7 @@ pub struct NewSession {
     pub csrf_token: String,
 }
 
-pub fn create_session(
+fn create_session(
     c: &Connection,
     user: &User,
     now: Timestamp,
@@ -194,32 +196,43 @@ pub fn csrf_matches(session: &store::sessions::Session, header: Option<&str>) ->
     header.is_some_and(|h| bool::from(h.as_bytes().ct_eq(session.csrf_token.as_bytes())))
 }
 
-/// Counts failed logins per username and refuses further tries past a limit.
+/// Failed logins a (username, address) pair may make per window.
+const FAILURES_PER_NAME: usize = 5;
+/// Failed logins one address may make per window, whatever the usernames.
+const FAILURES_PER_ADDRESS: usize = 20;
+/// Keys remembered before old ones are pruned, so a flood cannot grow memory without bound.
+const MAX_TRACKED: usize = 10_000;
+
+/// Counts failed logins per (username, client address) and per address, and refuses
+/// further tries past a limit. Counting a username per address (not on its own) means no
+/// client can lock a user out of logging in from elsewhere.
 pub struct LoginThrottle {
-    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
-    limit: usize,
+    by_name: Failures,
+    by_address: Failures,
     window: Duration,
 }
 
-impl Default for LoginThrottle {
-    fn default() -> Self {
-        LoginThrottle {
-            failures: Mutex::new(HashMap::new()),
-            limit: 5,
-            window: Duration::from_secs(60),
-        }
-    }
+/// Failure times per key, the oldest first.
+struct Failures {
+    times: Mutex<HashMap<String, VecDeque<Instant>>>,
+    limit: usize,
 }
 
-impl LoginThrottle {
-    /// Seconds to wait before `username` may try again, if it is locked out.
-    pub fn retry_after(&self, username: &str) -> Option<u64> {
-        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let times = map.get_mut(&username.to_lowercase())?;
+impl Failures {
+    fn new(limit: usize) -> Failures {
+        Failures {
+            times: Mutex::new(HashMap::new()),
+            limit,
+        }
+    }
+
+    fn retry_after(&self, key: &str, window: Duration) -> Option<u64> {
+        let mut map = self.times.lock().unwrap_or_else(|e| e.into_inner());
+        let times = map.get_mut(key)?;
         let now = Instant::now();
         while times
             .front()
-            .is_some_and(|t| now.duration_since(*t) >= self.window)
+            .is_some_and(|t| now.duration_since(*t) >= window)
         {
             times.pop_front();
         }
@@ -227,44 +240,143 @@ impl LoginThrottle {
             return None;
         }
         let oldest = *times.front()?;
-        let wait = self.window.saturating_sub(now.duration_since(oldest));
-        Some(wait.as_secs().max(1))
+        Some(
+            window
+                .saturating_sub(now.duration_since(oldest))
+                .as_secs()
+                .max(1),
+        )
     }
 
-    pub fn record_failure(&self, username: &str) {
-        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() > 10_000 {
-            // Bounded memory under a flood of made-up usernames: forget failures past the
-            // window, then names that are not locked out; a lockout in force stays.
-            let now = Instant::now();
+    fn record(&self, key: String, window: Duration) {
+        let mut map = self.times.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        if map.len() > MAX_TRACKED {
+            // Forget failures past the window, then keys that are not locked out; a lockout
+            // in force stays.
             map.retain(|_, times| {
-                times.retain(|t| now.duration_since(*t) < self.window);
+                times.retain(|t| now.duration_since(*t) < window);
                 times.len() >= self.limit
             });
         }
-        map.entry(username.to_lowercase())
-            .or_default()
-            .push_back(Instant::now());
+        map.entry(key).or_default().push_back(now);
     }
 
-    pub fn clear(&self, username: &str) {
-        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        map.remove(&username.to_lowercase());
+    fn clear(&self, key: &str) {
+        self.times
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
     }
+}
+
+impl Default for LoginThrottle {
+    fn default() -> Self {
+        LoginThrottle {
+            by_name: Failures::new(FAILURES_PER_NAME),
+            by_address: Failures::new(FAILURES_PER_ADDRESS),
+            window: Duration::from_secs(60),
+        }
+    }
+}
+
+fn name_key(username: &str, address: &str) -> String {
+    format!("{}\n{address}", username.to_lowercase())
+}
+
+impl LoginThrottle {
+    /// Seconds to wait before `username` may try again from `address`, if either the pair or
+    /// the address is locked out.
+    pub fn retry_after(&self, username: &str, address: &str) -> Option<u64> {
+        let by_name = self
+            .by_name
+            .retry_after(&name_key(username, address), self.window);
+        let by_address = self.by_address.retry_after(address, self.window);
+        by_name.max(by_address)
+    }
+
+    pub fn record_failure(&self, username: &str, address: &str) {
+        self.by_name
+            .record(name_key(username, address), self.window);
+        self.by_address.record(address.to_string(), self.window);
+    }
+
+    /// Forgets the pair's failures after a successful login; the address keeps its count, so
+    /// one good account does not reset guessing at others.
+    pub fn clear(&self, username: &str, address: &str) {
+        self.by_name.clear(&name_key(username, address));
+    }
+}
+
+/// A browser sign-in: who, and from which client address (the connection's peer, never a
+/// header a client could choose).
+pub struct Login<'a> {
+    pub username: &'a str,
+    pub password: &'a str,
+    pub address: Option<&'a str>,
+}
+
+/// Checks a sign-in against the throttle and the password, records it, and opens a session.
+/// Unknown usernames take as long as wrong passwords, so timing does not tell which
+/// accounts exist.
+pub fn login(
+    c: &Connection,
+    throttle: &LoginThrottle,
+    login: &Login,
+    session_ttl_secs: u64,
+) -> Result<(User, NewSession)> {
+    // No account has such a name: refused before it can reach the throttle or the log.
+    if crate::users::check_username(login.username).is_err() {
+        return Err(Error::LoginFailed);
+    }
+    let address = login.address.unwrap_or("unknown");
+    if let Some(retry_after) = throttle.retry_after(login.username, address) {
+        return Err(Error::TooManyRequests {
+            detail: format!("Too many failed logins: try again in {retry_after} seconds."),
+            retry_after,
+        });
+    }
+    let user = store::users::by_username(c, login.username)?;
+    let verified = match &user {
+        Some(u) => verify_password(&u.password_hash, login.password),
+        None => {
+            verify_dummy_password(login.password);
+            false
+        }
+    };
+    let ip = login.address.map(str::to_string);
+    let Some(user) = user.filter(|_| verified) else {
+        throttle.record_failure(login.username, address);
+        store::activity::record(
+            c,
+            &Actor::Anonymous { ip },
+            event::LOGIN_FAILED,
+            None,
+            &json!({"username": login.username}),
+        )?;
+        return Err(Error::LoginFailed);
+    };
+    throttle.clear(login.username, address);
+    store::sessions::delete_expired(c, now())?;
+    let session = create_session(c, &user, now(), session_ttl_secs)?;
+    store::activity::record(c, &Actor::user(&user, ip), event::LOGIN, None, &json!({}))?;
+    Ok((user, session))
 }
 
 /// What a user may do on one server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Access {
-    /// Admin or owner: everything.
-    Full,
+    /// Everything, on every server, suspended or not.
+    Admin,
+    /// Everything on their own server.
+    Owner,
     Subuser(Vec<Permission>),
 }
 
 impl Access {
     pub fn has(&self, perm: Permission) -> bool {
         match self {
-            Access::Full => true,
+            Access::Admin | Access::Owner => true,
             Access::Subuser(perms) => perms.contains(&perm),
         }
     }
@@ -278,24 +390,53 @@ impl Access {
         }
     }
 
+    /// Ok unless the server is suspended and the caller is not an admin (409): a suspended
+    /// server's users may look at its backups but not create, restore, delete, lock or
+    /// download them.
+    pub fn require_unsuspended(&self, server: &Server) -> Result<()> {
+        if server.status == Some(ServerStatus::Suspended) && *self != Access::Admin {
+            return Err(Error::Conflict(
+                "This server is suspended: only an administrator can change or download its backups.".into(),
+            ));
+        }
+        Ok(())
+    }
+
     pub fn permissions(&self) -> Vec<Permission> {
         match self {
-            Access::Full => Permission::ALL.to_vec(),
+            Access::Admin | Access::Owner => Permission::ALL.to_vec(),
             Access::Subuser(perms) => perms.clone(),
         }
     }
 
+    /// Admin or owner: whoever manages the server (its subusers, its hooks' output).
     pub fn is_full(&self) -> bool {
-        matches!(self, Access::Full)
+        matches!(self, Access::Admin | Access::Owner)
     }
 }
 
 /// The user's access to a server, or None when they may not even see it.
 pub fn access(c: &Connection, user: &User, server: &Server) -> Result<Option<Access>> {
     if user.is_admin || server.owner_id == Some(user.id) {
-        return Ok(Some(Access::Full));
+        return Ok(access_given(user, server, None));
     }
-    Ok(store::subusers::permissions(c, server.id, user.id)?.map(Access::Subuser))
+    let subuser = store::subusers::permissions(c, server.id, user.id)?;
+    Ok(access_given(user, server, subuser))
+}
+
+/// The user's access to a server, knowing their permissions on it as a subuser, if any.
+pub fn access_given(
+    user: &User,
+    server: &Server,
+    subuser_permissions: Option<Vec<Permission>>,
+) -> Option<Access> {
+    if user.is_admin {
+        Some(Access::Admin)
+    } else if server.owner_id == Some(user.id) {
+        Some(Access::Owner)
+    } else {
+        subuser_permissions.map(Access::Subuser)
+    }
 }
 
 /// Finds a server by UUID or short id that the user can see, else 404.

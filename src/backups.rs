@@ -7,7 +7,7 @@ use crate::auth::Access;
 use crate::error::{Error, Result};
 use crate::jobs::Task;
 use crate::model::{
-    Backup, BackupStatus, Origin, Permission, Server, ServerStatus, User, event, now,
+    Actor, Backup, BackupStatus, Permission, Server, ServerStatus, User, event, now,
 };
 use crate::store::{self, Connection, TransactionBehavior};
 use serde_json::json;
@@ -55,7 +55,7 @@ pub fn default_name(at: i64) -> String {
 /// the server (the CLI acts with full access).
 pub fn create(
     app: &App,
-    origin: &Origin,
+    actor: &Actor,
     server: &Server,
     access: &Access,
     request: CreateRequest,
@@ -119,7 +119,7 @@ pub fn create(
         &store::backups::NewBackup {
             uuid: &uuid,
             server_id: server.id,
-            created_by: origin.user_id,
+            created_by: actor.user_id(),
             name: &name,
             ignored_files: &request.ignored,
             is_locked: request.is_locked,
@@ -134,12 +134,10 @@ pub fn create(
     )?;
     store::activity::record(
         &tx,
+        actor,
         event::BACKUP_START,
-        origin.user_id,
         Some(server.id),
         &json!({"backup": uuid, "name": name}),
-        origin.ip.as_deref(),
-        now,
     )?;
     tx.commit()?;
     Ok(backup)
@@ -176,18 +174,20 @@ fn may_start(app: &App, c: &Connection, server: &Server, now: i64) -> Result<()>
     Ok(())
 }
 
-/// Refuses (409) to `action` a server that is installing, suspended, restoring, or making
-/// a backup: at most one backup or restore runs per server. Call inside the transaction
-/// that then records the new job.
+/// Refuses (409) to `action` a server that is installing, restoring, or making a backup: at
+/// most one backup or restore runs per server. Call inside the transaction that then
+/// records the new job. (Suspension is a matter of who asks: see
+/// [`crate::auth::Access::require_unsuspended`].)
 pub fn ensure_idle(c: &Connection, server: &Server, action: &str) -> Result<()> {
     let busy = match server.status {
         Some(ServerStatus::Installing) => Some("server is installing"),
-        Some(ServerStatus::Suspended) => Some("server is suspended"),
         Some(ServerStatus::RestoringBackup) => Some("a restore is in progress"),
-        None if store::backups::count_creating(c, server.id)? > 0 => {
+        None | Some(ServerStatus::Suspended)
+            if store::backups::count_creating(c, server.id)? > 0 =>
+        {
             Some("another backup is in progress")
         }
-        None => None,
+        None | Some(ServerStatus::Suspended) => None,
     };
     match busy {
         Some(why) => Err(Error::Conflict(format!("Cannot {action} while {why}."))),
@@ -199,18 +199,16 @@ pub fn ensure_idle(c: &Connection, server: &Server, action: &str) -> Result<()> 
 fn record_event(
     c: &Connection,
     event: &str,
-    origin: &Origin,
+    actor: &Actor,
     server: &Server,
     backup: &Backup,
 ) -> Result<()> {
     store::activity::record(
         c,
+        actor,
         event,
-        origin.user_id,
         Some(server.id),
         &json!({"backup": backup.uuid, "name": backup.name}),
-        origin.ip.as_deref(),
-        now(),
     )?;
     Ok(())
 }
@@ -222,7 +220,7 @@ pub fn queue(app: &App, backup: &Backup) -> Result<()> {
     Ok(())
 }
 
-pub fn delete(app: &App, origin: &Origin, server: &Server, uuid: &str) -> Result<()> {
+pub fn delete(app: &App, actor: &Actor, server: &Server, uuid: &str) -> Result<()> {
     let mut conn = app.db.conn()?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let backup = get(&tx, server, uuid)?;
@@ -242,7 +240,7 @@ pub fn delete(app: &App, origin: &Origin, server: &Server, uuid: &str) -> Result
         ));
     }
     store::backups::delete(&tx, backup.id)?;
-    record_event(&tx, event::BACKUP_DELETE, origin, server, &backup)?;
+    record_event(&tx, event::BACKUP_DELETE, actor, server, &backup)?;
     tx.commit()?;
     if let Err(e) = app.storage().remove(&server.uuid, &backup) {
         log::warn!(
@@ -254,7 +252,7 @@ pub fn delete(app: &App, origin: &Origin, server: &Server, uuid: &str) -> Result
 }
 
 /// Flips the lock; returns whether the backup is now locked.
-pub fn toggle_lock(app: &App, origin: &Origin, server: &Server, uuid: &str) -> Result<bool> {
+pub fn toggle_lock(app: &App, actor: &Actor, server: &Server, uuid: &str) -> Result<bool> {
     let mut conn = app.db.conn()?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let backup = get(&tx, server, uuid)?;
@@ -265,36 +263,38 @@ pub fn toggle_lock(app: &App, origin: &Origin, server: &Server, uuid: &str) -> R
     } else {
         event::BACKUP_UNLOCK
     };
-    record_event(&tx, name, origin, server, &backup)?;
+    record_event(&tx, name, actor, server, &backup)?;
     tx.commit()?;
     Ok(locked)
+}
+
+/// Refuses (400) a backup that is still being created or failed: only a completed one can
+/// be `action` (downloaded, restored).
+pub fn ensure_completed(backup: &Backup, action: &str) -> Result<()> {
+    match backup.status {
+        BackupStatus::Creating => Err(Error::BackupNotCompleted(format!(
+            "This backup has not completed yet and cannot be {action}."
+        ))),
+        BackupStatus::Failed => Err(Error::BackupFailed(format!(
+            "This backup failed and cannot be {action}."
+        ))),
+        BackupStatus::Completed => Ok(()),
+    }
 }
 
 /// A fresh signed link to a completed backup, as a path and query.
 pub fn download_link(
     app: &App,
-    origin: &Origin,
+    actor: &Actor,
     user: &User,
     server: &Server,
     uuid: &str,
 ) -> Result<String> {
     let conn = app.db.conn()?;
     let backup = get(&conn, server, uuid)?;
-    match backup.status {
-        BackupStatus::Creating => {
-            return Err(Error::BackupNotCompleted(
-                "This backup has not completed yet and cannot be downloaded.".into(),
-            ));
-        }
-        BackupStatus::Failed => {
-            return Err(Error::BackupFailed(
-                "This backup failed and cannot be downloaded.".into(),
-            ));
-        }
-        BackupStatus::Completed => {}
-    }
+    ensure_completed(&backup, "downloaded")?;
     let expires = now() + app.config.download_link_ttl_secs as i64;
-    record_event(&conn, event::BACKUP_DOWNLOAD, origin, server, &backup)?;
+    record_event(&conn, event::BACKUP_DOWNLOAD, actor, server, &backup)?;
     Ok(crate::links::path(
         &app.secret,
         &backup.uuid,
@@ -306,7 +306,7 @@ pub fn download_link(
 /// Removes a server; with `delete_backups` its backups go too, else having any is a conflict.
 pub fn delete_server(
     app: &App,
-    origin: &Origin,
+    actor: &Actor,
     server: &Server,
     delete_backups: bool,
 ) -> Result<()> {
@@ -335,12 +335,10 @@ pub fn delete_server(
     store::servers::delete(&tx, server.id)?;
     store::activity::record(
         &tx,
+        actor,
         "server:delete",
-        origin.user_id,
         None,
         &json!({"server": server.uuid, "name": server.name, "backups_deleted": backups.len()}),
-        origin.ip.as_deref(),
-        now(),
     )?;
     tx.commit()?;
     let storage = app.storage();

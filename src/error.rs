@@ -47,6 +47,8 @@ pub enum Error {
     BackupLocked(String),
     #[error("{}", .0.iter().map(|e| e.detail.as_str()).collect::<Vec<_>>().join(" "))]
     Validation(Vec<FieldError>),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     #[error("{detail}")]
     TooManyRequests { detail: String, retry_after: u64 },
     #[error("{0}")]

@@ -229,6 +229,8 @@ pub struct Backup {
     pub bytes: i64,
     pub storage_path: Option<String>,
     pub error: Option<String>,
+    /// What a failed hook printed: for the server's owner and admins only.
+    pub error_detail: Option<String>,
     pub warnings: Vec<String>,
     pub content_bytes: i64,
     pub content_files: i64,
@@ -312,23 +314,54 @@ pub mod event {
     pub const SUBUSER_DELETE: &str = "server:subuser.delete";
 }
 
-/// Who caused a change, for the activity log: a user (through the API or UI) and their
-/// address, or the local command line.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Origin {
-    pub user_id: Option<i64>,
-    pub ip: Option<String>,
+/// Who caused a change, for the activity log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    /// A user, through the API or the UI, and the address the request came from (none when
+    /// a job acts for the user who started it).
+    User { id: i64, ip: Option<String> },
+    /// A user through one of their API keys, from an address.
+    ApiKey {
+        user_id: i64,
+        key_id: i64,
+        ip: Option<String>,
+    },
+    /// A client that has not signed in (a failed login), by its address.
+    Anonymous { ip: Option<String> },
+    /// hoard itself: its jobs and the local command line.
+    Hoard,
 }
 
-impl Origin {
-    pub fn system() -> Origin {
-        Origin::default()
+impl Actor {
+    pub fn user(user: &User, ip: Option<String>) -> Actor {
+        Actor::User { id: user.id, ip }
     }
 
-    pub fn user(user: &User, ip: Option<String>) -> Origin {
-        Origin {
-            user_id: Some(user.id),
-            ip,
+    /// The user a job acts for, if one started it.
+    pub fn on_behalf_of(user_id: Option<i64>) -> Actor {
+        user_id.map_or(Actor::Hoard, |id| Actor::User { id, ip: None })
+    }
+
+    pub fn user_id(&self) -> Option<i64> {
+        match self {
+            Actor::User { id, .. } | Actor::ApiKey { user_id: id, .. } => Some(*id),
+            Actor::Anonymous { .. } | Actor::Hoard => None,
+        }
+    }
+
+    pub fn api_key_id(&self) -> Option<i64> {
+        match self {
+            Actor::ApiKey { key_id, .. } => Some(*key_id),
+            _ => None,
+        }
+    }
+
+    pub fn ip(&self) -> Option<&str> {
+        match self {
+            Actor::User { ip, .. } | Actor::ApiKey { ip, .. } | Actor::Anonymous { ip } => {
+                ip.as_deref()
+            }
+            Actor::Hoard => None,
         }
     }
 }

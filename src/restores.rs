@@ -5,7 +5,7 @@
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::jobs::Task;
-use crate::model::{Backup, BackupStatus, Origin, Server, ServerStatus, event, now};
+use crate::model::{Actor, Backup, Server, ServerStatus, event, now};
 use crate::restore::Workspace;
 use crate::safefs::Dir;
 use crate::store::restores::Restore;
@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 /// Starts a restore: checks, journal row, server status, queued job.
 pub fn start(
     app: &App,
-    origin: &Origin,
+    actor: &Actor,
     server: &Server,
     backup_uuid: &str,
     truncate: bool,
@@ -27,19 +27,7 @@ pub fn start(
         store::servers::by_id(&tx, server.id)?.ok_or_else(|| Error::not_found("server"))?;
     let backup = store::backups::for_server(&tx, server.id, backup_uuid)?
         .ok_or_else(|| Error::not_found("backup"))?;
-    match backup.status {
-        BackupStatus::Creating => {
-            return Err(Error::BackupNotCompleted(
-                "This backup has not completed yet and cannot be restored.".into(),
-            ));
-        }
-        BackupStatus::Failed => {
-            return Err(Error::BackupFailed(
-                "This backup failed and cannot be restored.".into(),
-            ));
-        }
-        BackupStatus::Completed => {}
-    }
+    crate::backups::ensure_completed(&backup, "restored")?;
     crate::backups::ensure_idle(&tx, &server, "restore backup")?;
     if !archive_of(app, &backup)?.is_file() {
         return Err(Error::BadRequest(
@@ -70,11 +58,12 @@ pub fn start(
             server_id: server.id,
             backup_id: backup.id,
             backup_uuid: &backup.uuid,
-            user_id: origin.user_id,
+            user_id: actor.user_id(),
             truncate,
             staging_path: &work.join("staging").to_string_lossy(),
             trash_path: &work.join("trash").to_string_lossy(),
             bytes_total: backup.bytes,
+            server_status: server.status,
             now: now(),
         },
     )?;
@@ -82,12 +71,10 @@ pub fn start(
     store::servers::set_status(&tx, server.id, Some(ServerStatus::RestoringBackup))?;
     store::activity::record(
         &tx,
+        actor,
         event::BACKUP_RESTORE,
-        origin.user_id,
         Some(server.id),
         &json!({"backup": backup.uuid, "name": backup.name, "truncate": truncate}),
-        origin.ip.as_deref(),
-        now(),
     )?;
     tx.commit()?;
     app.jobs.submit(Task::Restore(restore.id));

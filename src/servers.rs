@@ -1,11 +1,14 @@
 //! Servers and their subusers: path rules, limits, and who may do what on each.
 
+use crate::auth::{self, Access};
 use crate::error::{Error, FieldError, Result};
 use crate::model::{
-    Compression, Hooks, Origin, Permission, Server, ServerStatus, User, event, now,
+    Actor, Backup, Compression, Hooks, Permission, Server, ServerStatus, User, event, now,
 };
+use crate::store::restores::Restore;
 use crate::store::{self, Connection};
 use serde_json::json;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 pub const DEFAULT_BACKUP_LIMIT: i64 = 10;
@@ -297,6 +300,69 @@ pub fn update(
     Ok(updated)
 }
 
+/// A server as a user sees it in the client API.
+pub struct View {
+    pub server: Server,
+    pub access: Access,
+    /// Backups that count against the limit.
+    pub backup_count: i64,
+    /// The newest backup, the running restore and the last finished one: only for users
+    /// with backup.read, since the backup's uuid is all a download or restore request needs.
+    pub last_backup: Option<Backup>,
+    pub running_restore: Option<Restore>,
+    pub last_restore: Option<Restore>,
+}
+
+/// The servers `user` may see, or just `only` among them, in a fixed number of queries
+/// whatever their number.
+pub fn views(c: &Connection, user: &User, only: Option<&Server>) -> Result<Vec<View>> {
+    let overviews = store::servers::overviews(c, user.id, user.is_admin, only.map(|s| s.id))?;
+    let mut views = Vec::with_capacity(overviews.len());
+    let (mut backup_ids, mut restore_ids) = (Vec::new(), Vec::new());
+    for o in overviews {
+        let Some(access) = auth::access_given(user, &o.server, o.subuser_permissions) else {
+            continue;
+        };
+        let ids = (
+            o.latest_backup_id,
+            o.running_restore_id,
+            o.last_finished_restore_id,
+        );
+        if access.has(Permission::BackupRead) {
+            backup_ids.extend(ids.0);
+            restore_ids.extend(ids.1.into_iter().chain(ids.2));
+        }
+        views.push((
+            View {
+                server: o.server,
+                access,
+                backup_count: o.backup_count,
+                last_backup: None,
+                running_restore: None,
+                last_restore: None,
+            },
+            ids,
+        ));
+    }
+    let mut backups: HashMap<i64, Backup> = store::backups::by_ids(c, &backup_ids)?
+        .into_iter()
+        .map(|b| (b.id, b))
+        .collect();
+    let mut restores: HashMap<i64, Restore> = store::restores::by_ids(c, &restore_ids)?
+        .into_iter()
+        .map(|r| (r.id, r))
+        .collect();
+    Ok(views
+        .into_iter()
+        .map(|(mut view, (backup, running, last))| {
+            view.last_backup = backup.and_then(|id| backups.remove(&id));
+            view.running_restore = running.and_then(|id| restores.remove(&id));
+            view.last_restore = last.and_then(|id| restores.remove(&id));
+            view
+        })
+        .collect())
+}
+
 pub fn find(c: &Connection, identifier: &str) -> Result<Server> {
     store::servers::by_identifier(c, identifier)?
         .ok_or_else(|| Error::not_found(format_args!("server '{identifier}'")))
@@ -321,7 +387,7 @@ pub fn parse_permissions<S: AsRef<str>>(names: &[S]) -> Result<Vec<Permission>> 
 /// Grants `user` the permissions on `server`, adding them as a subuser if needed.
 pub fn set_subuser(
     c: &Connection,
-    origin: &Origin,
+    actor: &Actor,
     server: &Server,
     user: &User,
     perms: &[Permission],
@@ -337,32 +403,28 @@ pub fn set_subuser(
     store::subusers::upsert(c, server.id, user.id, perms, now())?;
     store::activity::record(
         c,
+        actor,
         if existed {
             event::SUBUSER_UPDATE
         } else {
             event::SUBUSER_CREATE
         },
-        origin.user_id,
         Some(server.id),
         &json!({"username": user.username, "permissions": perms.iter().map(|p| p.as_str()).collect::<Vec<_>>()}),
-        origin.ip.as_deref(),
-        now(),
     )?;
     Ok(())
 }
 
-pub fn remove_subuser(c: &Connection, origin: &Origin, server: &Server, user: &User) -> Result<()> {
+pub fn remove_subuser(c: &Connection, actor: &Actor, server: &Server, user: &User) -> Result<()> {
     if !store::subusers::delete(c, server.id, user.id)? {
         return Err(Error::not_found("subuser"));
     }
     store::activity::record(
         c,
+        actor,
         event::SUBUSER_DELETE,
-        origin.user_id,
         Some(server.id),
         &json!({"username": user.username}),
-        origin.ip.as_deref(),
-        now(),
     )?;
     Ok(())
 }

@@ -3,7 +3,7 @@
 
 use crate::auth;
 use crate::error::{Error, Result};
-use crate::model::{ApiKey, Origin, User, event, now};
+use crate::model::{Actor, ApiKey, User, event, now};
 use crate::store::{self, Connection};
 use serde_json::json;
 
@@ -37,7 +37,7 @@ fn taken(username: &str) -> Error {
 
 pub fn create(
     c: &Connection,
-    origin: &Origin,
+    actor: &Actor,
     username: &str,
     password: &str,
     is_admin: bool,
@@ -58,12 +58,10 @@ pub fn create(
     )?;
     store::activity::record(
         c,
+        actor,
         "user:create",
-        origin.user_id,
         None,
         &json!({"username": username, "admin": is_admin}),
-        origin.ip.as_deref(),
-        now(),
     )?;
     Ok(user)
 }
@@ -105,7 +103,7 @@ pub fn set_password(
     Ok(())
 }
 
-pub fn delete(c: &Connection, origin: &Origin, user: &User) -> Result<()> {
+pub fn delete(c: &Connection, actor: &Actor, user: &User) -> Result<()> {
     if user.is_admin && store::users::admin_count(c)? <= 1 {
         return Err(Error::Conflict(
             "Cannot remove the last administrator.".into(),
@@ -114,12 +112,10 @@ pub fn delete(c: &Connection, origin: &Origin, user: &User) -> Result<()> {
     store::users::delete(c, user.id)?;
     store::activity::record(
         c,
+        actor,
         "user:delete",
-        origin.user_id,
         None,
         &json!({"username": user.username}),
-        origin.ip.as_deref(),
-        now(),
     )?;
     Ok(())
 }
@@ -127,7 +123,7 @@ pub fn delete(c: &Connection, origin: &Origin, user: &User) -> Result<()> {
 /// Makes a key for `user`; the returned token is the only copy of its secret.
 pub fn create_key(
     c: &Connection,
-    origin: &Origin,
+    actor: &Actor,
     user: &User,
     description: &str,
 ) -> Result<(ApiKey, String)> {
@@ -154,28 +150,33 @@ pub fn create_key(
     )?;
     store::activity::record(
         c,
+        &account_actor(actor, user),
         event::KEY_CREATE,
-        origin.user_id.or(Some(user.id)),
         None,
         &json!({"identifier": key.identifier}),
-        origin.ip.as_deref(),
-        now(),
     )?;
     Ok((stored, key.token))
 }
 
-pub fn revoke_key(c: &Connection, origin: &Origin, user: &User, identifier: &str) -> Result<()> {
+pub fn revoke_key(c: &Connection, actor: &Actor, user: &User, identifier: &str) -> Result<()> {
     if !store::keys::delete(c, user.id, identifier)? {
         return Err(Error::not_found("API key"));
     }
     store::activity::record(
         c,
+        &account_actor(actor, user),
         event::KEY_DELETE,
-        origin.user_id.or(Some(user.id)),
         None,
         &json!({"identifier": identifier}),
-        origin.ip.as_deref(),
-        now(),
     )?;
     Ok(())
+}
+
+/// Key events belong to the key owner's account history, also when the command line (hoard
+/// itself) made them.
+fn account_actor(actor: &Actor, user: &User) -> Actor {
+    match actor {
+        Actor::Hoard => Actor::on_behalf_of(Some(user.id)),
+        user_actor => user_actor.clone(),
+    }
 }

@@ -528,13 +528,13 @@ fn failed_logins_are_throttled_per_username() {
 fn a_flood_of_made_up_usernames_does_not_lift_a_lockout() {
     let throttle = hoard::auth::LoginThrottle::default();
     for _ in 0..5 {
-        throttle.record_failure("olivia");
+        throttle.record_failure("olivia", "192.0.2.1");
     }
-    assert!(throttle.retry_after("olivia").is_some());
+    assert!(throttle.retry_after("olivia", "192.0.2.1").is_some());
     for i in 0..10_050 {
-        throttle.record_failure(&format!("made-up-{i}"));
+        throttle.record_failure(&format!("made-up-{i}"), &format!("192.0.2.{}", i % 200 + 2));
     }
-    assert!(throttle.retry_after("olivia").is_some());
+    assert!(throttle.retry_after("olivia", "192.0.2.1").is_some());
 }
 
 /// A username no account can have is refused without a trace: a flood of long ones cannot

@@ -129,7 +129,7 @@ pub fn delete_server(ctx: &Ctx, caller: &Caller, id: &str) -> Result<Response> {
             ));
         }
     };
-    backups::delete_server(ctx.app, &ctx.origin(caller), &server, delete_backups)?;
+    backups::delete_server(ctx.app, &ctx.actor(caller), &server, delete_backups)?;
     Ok(Response::empty(204))
 }
 
@@ -154,7 +154,7 @@ pub fn create_user(ctx: &Ctx, caller: &Caller) -> Result<Response> {
     f.finish()?;
     let user = users::create(
         &*ctx.app.db.conn()?,
-        &ctx.origin(caller),
+        &ctx.actor(caller),
         &username.unwrap_or_default(),
         &password.unwrap_or_default(),
         admin,
@@ -203,6 +203,6 @@ pub fn update_user(ctx: &Ctx, caller: &Caller, uuid: &str) -> Result<Response> {
 pub fn delete_user(ctx: &Ctx, caller: &Caller, uuid: &str) -> Result<Response> {
     auth::require_admin(&caller.user)?;
     let user = find_user(ctx, uuid)?;
-    users::delete(&*ctx.app.db.conn()?, &ctx.origin(caller), &user)?;
+    users::delete(&*ctx.app.db.conn()?, &ctx.actor(caller), &user)?;
     Ok(Response::empty(204))
 }

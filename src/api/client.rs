@@ -7,78 +7,48 @@ use super::{Caller, Ctx, wire};
 use crate::auth::{self, Access};
 use crate::backups::{self, CreateRequest};
 use crate::error::{Error, Result};
-use crate::model::{Permission, Server, now};
+use crate::model::{Permission, Server};
 use crate::{archive, restores, servers, store, users};
-use serde_json::{Value, json};
+use serde_json::json;
 
 fn visible(ctx: &Ctx, caller: &Caller, identifier: &str) -> Result<(Server, Access)> {
     auth::visible_server(&*ctx.app.db.conn()?, &caller.user, identifier)
 }
 
-/// A server's client view, including its active restore's progress.
-fn server_item(ctx: &Ctx, server: &Server, is_owner: bool) -> Result<Value> {
-    let conn = ctx.app.db.conn()?;
-    let count = store::backups::count_live(&conn, server.id)?;
-    let last = store::backups::latest(&conn, server.id)?;
-    let mut item = wire::client_server(server, is_owner, count, last.as_ref());
-    let restore = store::restores::active_for_server(&conn, server.id)?.map(|r| {
-        let progress = crate::model::Progress {
-            bytes_processed: r.bytes_processed,
-            bytes_total: r.bytes_total,
-            files_processed: 0,
-            files_total: 0,
-            started_at: Some(r.started_at),
-        };
-        json!({
-            "uuid": r.uuid,
-            "backup_uuid": r.backup_uuid,
-            "truncate": r.truncate,
-            "step": r.step.as_str(),
-            "bytes_processed": r.bytes_processed,
-            "bytes_total": r.bytes_total,
-            "percent": (progress.percent() * 10.0).round() / 10.0,
-            "eta_seconds": progress.eta_seconds(now()),
-        })
-    });
-    item["attributes"]["restore"] = restore.unwrap_or(Value::Null);
-    item["attributes"]["last_restore"] = store::restores::last_finished(&conn, server.id)?
-        .map(|r| {
-            json!({
-                "uuid": r.uuid,
-                "backup_uuid": r.backup_uuid,
-                "successful": r.step == store::restores::Step::Done,
-                "error": r.error,
-                "finished_at": r.finished_at.map(crate::model::rfc3339),
-            })
-        })
-        .unwrap_or(Value::Null);
-    Ok(item)
+/// The server, when the caller holds `perm` on it and may act on it in its state.
+fn actionable(
+    ctx: &Ctx,
+    caller: &Caller,
+    identifier: &str,
+    perm: Permission,
+) -> Result<(Server, Access)> {
+    let (server, access) = visible(ctx, caller, identifier)?;
+    access.require(perm)?;
+    access.require_unsuspended(&server)?;
+    Ok((server, access))
 }
 
 pub fn index(ctx: &Ctx, caller: &Caller) -> Result<Response> {
-    let conn = ctx.app.db.conn()?;
-    let user = &caller.user;
-    let servers = if user.is_admin {
-        store::servers::list(&conn)?
-    } else {
-        store::servers::list_visible_to(&conn, user.id)?
-    };
-    drop(conn);
-    let items = servers
+    let views = servers::views(&*ctx.app.db.conn()?, &caller.user, None)?;
+    let items = views
         .iter()
-        .map(|s| server_item(ctx, s, s.owner_id == Some(user.id)))
-        .collect::<Result<Vec<_>>>()?;
+        .map(|v| wire::client_server(v, &caller.user))
+        .collect();
     let body = wire::single_page(items, format!("{}/api/client", ctx.base_url()));
     Ok(Response::json(200, &body))
 }
 
 pub fn server(ctx: &Ctx, caller: &Caller, id: &str) -> Result<Response> {
-    let (server, access) = visible(ctx, caller, id)?;
-    let is_owner = server.owner_id == Some(caller.user.id);
-    let mut body = server_item(ctx, &server, is_owner)?;
+    let conn = ctx.app.db.conn()?;
+    let (server, _) = auth::visible_server(&conn, &caller.user, id)?;
+    let view = servers::views(&conn, &caller.user, Some(&server))?
+        .pop()
+        .ok_or_else(|| Error::not_found("server"))?;
+    let mut body =
+        serde_json::to_value(wire::client_server(&view, &caller.user)).map_err(Error::internal)?;
     body["meta"] = json!({
-        "is_server_owner": is_owner,
-        "user_permissions": access.permissions().iter().map(|p| p.as_str()).collect::<Vec<_>>(),
+        "is_server_owner": server.owner_id == Some(caller.user.id),
+        "user_permissions": view.access.permissions().iter().map(|p| p.as_str()).collect::<Vec<_>>(),
     });
     Ok(Response::json(200, &body))
 }
@@ -135,7 +105,7 @@ pub fn create_key(ctx: &Ctx, caller: &Caller) -> Result<Response> {
     f.finish()?;
     let (key, token) = users::create_key(
         &*ctx.app.db.conn()?,
-        &ctx.origin(caller),
+        &ctx.actor(caller),
         &caller.user,
         &description,
     )?;
@@ -151,7 +121,7 @@ pub fn create_key(ctx: &Ctx, caller: &Caller) -> Result<Response> {
 pub fn delete_key(ctx: &Ctx, caller: &Caller, identifier: &str) -> Result<Response> {
     users::revoke_key(
         &*ctx.app.db.conn()?,
-        &ctx.origin(caller),
+        &ctx.actor(caller),
         &caller.user,
         identifier,
     )?;
@@ -199,7 +169,14 @@ pub fn list_backups(ctx: &Ctx, caller: &Caller, id: &str) -> Result<Response> {
         }),
         "backup_count": listing.backup_count,
     });
-    let body = wire::List::new(listing.backups.iter().map(wire::backup).collect(), meta);
+    let body = wire::List::new(
+        listing
+            .backups
+            .iter()
+            .map(|b| wire::backup(b, &access))
+            .collect(),
+        meta,
+    );
     Ok(Response::json(200, &body))
 }
 
@@ -207,12 +184,11 @@ pub fn show_backup(ctx: &Ctx, caller: &Caller, id: &str, uuid: &str) -> Result<R
     let (server, access) = visible(ctx, caller, id)?;
     access.require(Permission::BackupRead)?;
     let backup = backups::get(&*ctx.app.db.conn()?, &server, uuid)?;
-    Ok(Response::json(200, &wire::backup(&backup)))
+    Ok(Response::json(200, &wire::backup(&backup, &access)))
 }
 
 pub fn create_backup(ctx: &Ctx, caller: &Caller, id: &str) -> Result<Response> {
-    let (server, access) = visible(ctx, caller, id)?;
-    access.require(Permission::BackupCreate)?;
+    let (server, access) = actionable(ctx, caller, id, Permission::BackupCreate)?;
     let mut f = Fields::new(ctx.req.json_object()?);
     let name = f.string("name");
     let ignored = f.string("ignored");
@@ -236,29 +212,26 @@ pub fn create_backup(ctx: &Ctx, caller: &Caller, id: &str) -> Result<Response> {
             .unwrap_or_default(),
         is_locked,
     };
-    let backup = backups::create(ctx.app, &ctx.origin(caller), &server, &access, request)?;
+    let backup = backups::create(ctx.app, &ctx.actor(caller), &server, &access, request)?;
     backups::queue(ctx.app, &backup)?;
-    Ok(Response::json(200, &wire::backup(&backup)))
+    Ok(Response::json(200, &wire::backup(&backup, &access)))
 }
 
 pub fn delete_backup(ctx: &Ctx, caller: &Caller, id: &str, uuid: &str) -> Result<Response> {
-    let (server, access) = visible(ctx, caller, id)?;
-    access.require(Permission::BackupDelete)?;
-    backups::delete(ctx.app, &ctx.origin(caller), &server, uuid)?;
+    let (server, _) = actionable(ctx, caller, id, Permission::BackupDelete)?;
+    backups::delete(ctx.app, &ctx.actor(caller), &server, uuid)?;
     Ok(Response::empty(204))
 }
 
 pub fn toggle_lock(ctx: &Ctx, caller: &Caller, id: &str, uuid: &str) -> Result<Response> {
-    let (server, access) = visible(ctx, caller, id)?;
-    access.require(Permission::BackupDelete)?;
-    backups::toggle_lock(ctx.app, &ctx.origin(caller), &server, uuid)?;
+    let (server, _) = actionable(ctx, caller, id, Permission::BackupDelete)?;
+    backups::toggle_lock(ctx.app, &ctx.actor(caller), &server, uuid)?;
     Ok(Response::empty(204))
 }
 
 pub fn download_link(ctx: &Ctx, caller: &Caller, id: &str, uuid: &str) -> Result<Response> {
-    let (server, access) = visible(ctx, caller, id)?;
-    access.require(Permission::BackupDownload)?;
-    let path = backups::download_link(ctx.app, &ctx.origin(caller), &caller.user, &server, uuid)?;
+    let (server, _) = actionable(ctx, caller, id, Permission::BackupDownload)?;
+    let path = backups::download_link(ctx.app, &ctx.actor(caller), &caller.user, &server, uuid)?;
     let url = format!("{}{path}", ctx.base_url());
     Ok(Response::json(
         200,
@@ -267,13 +240,12 @@ pub fn download_link(ctx: &Ctx, caller: &Caller, id: &str, uuid: &str) -> Result
 }
 
 pub fn restore_backup(ctx: &Ctx, caller: &Caller, id: &str, uuid: &str) -> Result<Response> {
-    let (server, access) = visible(ctx, caller, id)?;
-    access.require(Permission::BackupRestore)?;
+    let (server, _) = actionable(ctx, caller, id, Permission::BackupRestore)?;
     backups::get(&*ctx.app.db.conn()?, &server, uuid)?;
     let mut f = Fields::new(ctx.req.json_object()?);
     let truncate = f.bool("truncate").unwrap_or(true);
     f.finish()?;
-    restores::start(ctx.app, &ctx.origin(caller), &server, uuid, truncate)?;
+    restores::start(ctx.app, &ctx.actor(caller), &server, uuid, truncate)?;
     Ok(Response::empty(202))
 }
 
@@ -352,7 +324,7 @@ pub fn add_subuser(ctx: &Ctx, caller: &Caller, id: &str) -> Result<Response> {
             format!("'{username}' is already a subuser of this server."),
         ));
     }
-    servers::set_subuser(&conn, &ctx.origin(caller), &server, &user, &permissions)?;
+    servers::set_subuser(&conn, &ctx.actor(caller), &server, &user, &permissions)?;
     let subuser = store::subusers::get(&conn, server.id, user.id)?
         .ok_or_else(|| Error::not_found("subuser"))?;
     Ok(Response::json(200, &wire::subuser(&subuser)))
@@ -375,7 +347,7 @@ pub fn update_subuser(ctx: &Ctx, caller: &Caller, id: &str, user_uuid: &str) -> 
     let conn = ctx.app.db.conn()?;
     servers::set_subuser(
         &conn,
-        &ctx.origin(caller),
+        &ctx.actor(caller),
         &server,
         &existing.user,
         &permissions.unwrap_or_default(),
@@ -390,7 +362,7 @@ pub fn remove_subuser(ctx: &Ctx, caller: &Caller, id: &str, user_uuid: &str) -> 
     let existing = subuser_target(ctx, &server, user_uuid)?;
     servers::remove_subuser(
         &*ctx.app.db.conn()?,
-        &ctx.origin(caller),
+        &ctx.actor(caller),
         &server,
         &existing.user,
     )?;

@@ -66,13 +66,12 @@ pub fn serve(ctx: &Ctx, backup_uuid: &str) -> Result<Response> {
         .ok_or_else(|| refused("The user this link was made for no longer exists."))?;
     let server = store::servers::by_id(&conn, backup.server_id)?
         .ok_or_else(|| Error::not_found("backup"))?;
-    let allowed =
-        auth::access(&conn, &user, &server)?.is_some_and(|a| a.has(Permission::BackupDownload));
-    if !allowed {
-        return Err(refused(
-            "The user this link was made for may no longer download this backup.",
-        ));
-    }
+    let access = auth::access(&conn, &user, &server)?
+        .filter(|a| a.has(Permission::BackupDownload))
+        .ok_or_else(|| {
+            refused("The user this link was made for may no longer download this backup.")
+        })?;
+    access.require_unsuspended(&server)?;
     drop(conn);
     let path = backup
         .storage_path

@@ -150,6 +150,13 @@ impl Request {
             .map(|(_, v)| v)
     }
 
+    /// Whether the body is declared as JSON (`application/json`, any parameters).
+    pub fn is_json(&self) -> bool {
+        self.header("content-type")
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+    }
+
     /// The body as a JSON object; an empty body is an empty object.
     pub fn json_object(&self) -> Result<serde_json::Map<String, Value>, Error> {
         if self.body.iter().all(|b| b.is_ascii_whitespace()) {
@@ -308,6 +315,7 @@ pub fn error_response(failure: Failure) -> Response {
                 .collect();
             return Response::json(422, &json!({ "errors": errors }));
         }
+        Error::UnsupportedMediaType(_) => (415, "UnsupportedMediaTypeHttpException"),
         Error::TooManyRequests { retry_after, .. } => {
             return Response::json(429, &error_body(429, "TooManyRequestsException", &detail))
                 .with_header("Retry-After", retry_after.to_string());

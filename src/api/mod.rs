@@ -36,6 +36,8 @@ pub struct Ctx<'a> {
 pub struct Caller {
     pub user: User,
     pub session: Option<Session>,
+    /// The API key used, if any.
+    pub api_key_id: Option<i64>,
 }
 
 impl Ctx<'_> {
@@ -48,10 +50,11 @@ impl Ctx<'_> {
                 .strip_prefix("Bearer ")
                 .or_else(|| header.strip_prefix("bearer "))
                 .ok_or(Error::Unauthorized)?;
-            let user = auth::authenticate_key(&conn, token.trim(), now())?;
+            let (user, key) = auth::authenticate_key(&conn, token.trim(), now())?;
             return Ok(Caller {
                 user,
                 session: None,
+                api_key_id: Some(key.id),
             });
         }
         let cookie = self
@@ -69,11 +72,20 @@ impl Ctx<'_> {
         Ok(Caller {
             user,
             session: Some(session),
+            api_key_id: None,
         })
     }
 
-    pub fn origin(&self, caller: &Caller) -> crate::model::Origin {
-        crate::model::Origin::user(&caller.user, self.req.ip.clone())
+    pub fn actor(&self, caller: &Caller) -> crate::model::Actor {
+        let ip = self.req.ip.clone();
+        match caller.api_key_id {
+            Some(key_id) => crate::model::Actor::ApiKey {
+                user_id: caller.user.id,
+                key_id,
+                ip,
+            },
+            None => crate::model::Actor::user(&caller.user, ip),
+        }
     }
 
     /// Base of absolute links: the configured public URL, else this request's host.

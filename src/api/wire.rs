@@ -1,7 +1,12 @@
 //! The JSON shapes of the API: Pterodactyl's envelopes and attribute sets, plus hoard's
 //! documented extensions.
 
-use crate::model::{ApiKey, Backup, BackupStatus, Server, Subuser, User, now, rfc3339};
+use crate::auth::Access;
+use crate::model::{
+    ApiKey, Backup, BackupStatus, Progress, Server, ServerStatus, Subuser, User, now, rfc3339,
+};
+use crate::servers::View;
+use crate::store::restores::{Restore, Step};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -60,6 +65,7 @@ pub struct BackupAttributes<'a> {
     progress: Option<BackupProgress>,
     compression: &'static str,
     error: Option<&'a str>,
+    error_detail: Option<&'a str>,
     warnings: &'a [String],
 }
 
@@ -73,7 +79,9 @@ pub struct BackupProgress {
     eta_seconds: Option<i64>,
 }
 
-pub fn backup(b: &Backup) -> Item<BackupAttributes<'_>> {
+/// A backup as a user with `access` to its server sees it: what a failed hook printed is for
+/// the owner and admins only.
+pub fn backup<'a>(b: &'a Backup, access: &Access) -> Item<BackupAttributes<'a>> {
     let p = &b.progress;
     let progress = (b.status == BackupStatus::Creating).then(|| BackupProgress {
         bytes_processed: p.bytes_processed,
@@ -105,14 +113,15 @@ pub fn backup(b: &Backup) -> Item<BackupAttributes<'_>> {
             progress,
             compression: b.compression.as_str(),
             error: b.error.as_deref(),
+            error_detail: b.error_detail.as_deref().filter(|_| access.is_full()),
             warnings: &b.warnings,
         },
     }
 }
 
-/// The backup as a JSON value, for callers that print or extend it.
+/// The backup as a JSON value, as an admin sees it, for the command line.
 pub fn backup_value(b: &Backup) -> Value {
-    serde_json::to_value(backup(b)).expect("backup attributes serialise")
+    serde_json::to_value(backup(b, &Access::Admin)).expect("backup attributes serialise")
 }
 
 /// Page links and counts, in Pterodactyl's `meta.pagination` shape.
@@ -149,49 +158,135 @@ pub fn pagination(p: &Page) -> Value {
 }
 
 /// A list that is never paged, with the pagination block clients expect anyway.
-pub fn single_page(items: Vec<Value>, base: String) -> Value {
+pub fn single_page<T: Serialize>(items: Vec<T>, base: String) -> List<T> {
     let count = items.len();
-    let mut body = list(items);
-    body["meta"] = json!({"pagination": pagination(&Page {
+    let meta = json!({"pagination": pagination(&Page {
         total: count as i64,
         count,
         per_page: count.max(1) as i64,
         current_page: 1,
         base,
     })});
-    body
+    List::new(items, meta)
 }
 
-/// The client API's view of a server.
-pub fn client_server(
-    s: &Server,
-    is_owner: bool,
+#[derive(Serialize)]
+pub struct ServerAttributes<'a> {
+    server_owner: bool,
+    identifier: &'a str,
+    uuid: &'a str,
+    name: &'a str,
+    description: &'a str,
+    status: Option<&'static str>,
+    is_suspended: bool,
+    is_installing: bool,
+    feature_limits: FeatureLimits,
     backup_count: i64,
-    last_backup: Option<&Backup>,
-) -> Value {
+    last_backup: Option<LastBackup<'a>>,
+    restore: Option<RunningRestore<'a>>,
+    last_restore: Option<LastRestore<'a>>,
+}
+
+#[derive(Serialize)]
+struct FeatureLimits {
+    databases: i64,
+    allocations: i64,
+    backups: i64,
+}
+
+#[derive(Serialize)]
+struct LastBackup<'a> {
+    uuid: &'a str,
+    name: &'a str,
+    status: &'static str,
+    created_at: String,
+    completed_at: Option<String>,
+}
+
+#[derive(Serialize)]
+struct RunningRestore<'a> {
+    uuid: &'a str,
+    backup_uuid: &'a str,
+    truncate: bool,
+    step: &'static str,
+    bytes_processed: i64,
+    bytes_total: i64,
+    percent: f64,
+    eta_seconds: Option<i64>,
+}
+
+#[derive(Serialize)]
+struct LastRestore<'a> {
+    uuid: &'a str,
+    backup_uuid: &'a str,
+    successful: bool,
+    error: Option<&'a str>,
+    /// What a failed hook printed: for the owner and admins only.
+    error_detail: Option<&'a str>,
+    finished_at: Option<String>,
+}
+
+/// The client API's view of a server, as `user` sees it; typed rather than a `Value` tree,
+/// since a user's server list is requested as often as the backup list.
+pub fn client_server<'a>(view: &'a View, user: &User) -> Item<ServerAttributes<'a>> {
+    let s = &view.server;
     let status = s.status.map(|st| st.as_str());
-    item(
-        "server",
-        json!({
-            "server_owner": is_owner,
-            "identifier": s.short_id,
-            "uuid": s.uuid,
-            "name": s.name,
-            "description": s.description,
-            "status": status,
-            "is_suspended": status == Some("suspended"),
-            "is_installing": status == Some("installing"),
-            "feature_limits": {"databases": 0, "allocations": 0, "backups": s.backup_limit},
-            "backup_count": backup_count,
-            "last_backup": last_backup.map(|b| json!({
-                "uuid": b.uuid,
-                "name": b.name,
-                "status": b.status.as_str(),
-                "created_at": rfc3339(b.created_at),
-                "completed_at": ts(b.completed_at),
-            })),
-        }),
-    )
+    Item {
+        object: "server",
+        attributes: ServerAttributes {
+            server_owner: s.owner_id == Some(user.id),
+            identifier: &s.short_id,
+            uuid: &s.uuid,
+            name: &s.name,
+            description: &s.description,
+            status,
+            is_suspended: s.status == Some(ServerStatus::Suspended),
+            is_installing: s.status == Some(ServerStatus::Installing),
+            feature_limits: FeatureLimits {
+                databases: 0,
+                allocations: 0,
+                backups: s.backup_limit,
+            },
+            backup_count: view.backup_count,
+            last_backup: view.last_backup.as_ref().map(|b| LastBackup {
+                uuid: &b.uuid,
+                name: &b.name,
+                status: b.status.as_str(),
+                created_at: rfc3339(b.created_at),
+                completed_at: b.completed_at.map(rfc3339),
+            }),
+            restore: view.running_restore.as_ref().map(running_restore),
+            last_restore: view.last_restore.as_ref().map(|r| LastRestore {
+                uuid: &r.uuid,
+                backup_uuid: &r.backup_uuid,
+                successful: r.step == Step::Done,
+                error: r.error.as_deref(),
+                error_detail: r.error_detail.as_deref().filter(|_| view.access.is_full()),
+                finished_at: r.finished_at.map(rfc3339),
+            }),
+        },
+    }
+}
+
+/// A running restore's step and progress.
+fn running_restore(r: &Restore) -> RunningRestore<'_> {
+    let progress = Progress {
+        bytes_processed: r.bytes_processed,
+        bytes_total: r.bytes_total,
+        files_processed: 0,
+        files_total: 0,
+        started_at: Some(r.started_at),
+    };
+    RunningRestore {
+        uuid: &r.uuid,
+        backup_uuid: &r.backup_uuid,
+        truncate: r.truncate,
+        step: r.step.as_str(),
+        bytes_processed: r.bytes_processed,
+        bytes_total: r.bytes_total,
+        percent: (progress.percent() * 10.0).round() / 10.0,
+        eta_seconds: progress.eta_seconds(now()),
+    }
 }
 
 /// The administration API's view of a server: every setting.

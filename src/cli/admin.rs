@@ -3,7 +3,7 @@
 use super::{CliResult, Failure, Out};
 use crate::api::wire;
 use crate::app::App;
-use crate::model::{Origin, Server, User, rfc3339};
+use crate::model::{Actor, Server, User, rfc3339};
 use crate::servers::{self, ServerChanges};
 use crate::{auth, backups, store, users};
 use clap::Subcommand;
@@ -214,7 +214,7 @@ pub fn user(app: &App, out: &Out, command: UserCommand) -> CliResult {
             password_stdin,
         } => {
             let (password, generated) = read_password(password_stdin)?;
-            let user = users::create(&conn, &Origin::system(), &name, &password, admin)?;
+            let user = users::create(&conn, &Actor::Hoard, &name, &password, admin)?;
             let mut value = wire::user(&user);
             if generated {
                 value["meta"] = json!({"password": password});
@@ -255,7 +255,7 @@ pub fn user(app: &App, out: &Out, command: UserCommand) -> CliResult {
         }
         UserCommand::Remove { name } => {
             let user = users::find(&conn, &name)?;
-            users::delete(&conn, &Origin::system(), &user)?;
+            users::delete(&conn, &Actor::Hoard, &user)?;
             out.print(&json!({}), || format!("Removed user {name}"));
         }
     }
@@ -267,7 +267,7 @@ pub fn key(app: &App, out: &Out, command: KeyCommand) -> CliResult {
     match command {
         KeyCommand::Create { user, description } => {
             let user = users::find(&conn, &user)?;
-            let (key, token) = users::create_key(&conn, &Origin::system(), &user, &description)?;
+            let (key, token) = users::create_key(&conn, &Actor::Hoard, &user, &description)?;
             let mut value = wire::api_key(&key);
             value["meta"] = json!({"secret_token": token});
             out.print(&value, || token.clone());
@@ -292,7 +292,7 @@ pub fn key(app: &App, out: &Out, command: KeyCommand) -> CliResult {
         }
         KeyCommand::Revoke { identifier, user } => {
             let user = users::find(&conn, &user)?;
-            users::revoke_key(&conn, &Origin::system(), &user, &identifier)?;
+            users::revoke_key(&conn, &Actor::Hoard, &user, &identifier)?;
             out.print(&json!({}), || format!("Revoked {identifier}"));
         }
     }
@@ -359,7 +359,7 @@ pub fn server(app: &App, out: &Out, command: ServerCommand) -> CliResult {
             delete_backups,
         } => {
             let server = servers::find(&*app.db.conn()?, &server)?;
-            backups::delete_server(app, &Origin::system(), &server, delete_backups)?;
+            backups::delete_server(app, &Actor::Hoard, &server, delete_backups)?;
             out.print(&json!({}), || format!("Removed server {}", server.name));
         }
     }
@@ -381,7 +381,7 @@ pub fn subuser(app: &App, out: &Out, command: SubuserCommand) -> CliResult {
                 .filter(|p| !p.trim().is_empty())
                 .collect();
             let perms = servers::parse_permissions(&named)?;
-            servers::set_subuser(&conn, &Origin::system(), &server, &user, &perms)?;
+            servers::set_subuser(&conn, &Actor::Hoard, &server, &user, &perms)?;
             let sub = store::subusers::get(&conn, server.id, user.id)?
                 .ok_or_else(|| Failure("subuser vanished".into()))?;
             out.print(&wire::subuser(&sub), || {
@@ -404,7 +404,7 @@ pub fn subuser(app: &App, out: &Out, command: SubuserCommand) -> CliResult {
         SubuserCommand::Remove { server, user } => {
             let server = servers::find(&conn, &server)?;
             let user = users::find(&conn, &user)?;
-            servers::remove_subuser(&conn, &Origin::system(), &server, &user)?;
+            servers::remove_subuser(&conn, &Actor::Hoard, &server, &user)?;
             out.print(&json!({}), || {
                 format!("{} no longer has access to {}", user.username, server.name)
             });

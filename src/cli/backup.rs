@@ -8,7 +8,7 @@ use crate::archive;
 use crate::auth::Access;
 use crate::backups::{self, CreateRequest};
 use crate::jobs::{Jobs, Task};
-use crate::model::{Backup, BackupStatus, Origin, now};
+use crate::model::{Actor, Backup, BackupStatus, now};
 use crate::store::restores::Step;
 use crate::{restores, servers, store};
 use clap::Subcommand;
@@ -94,7 +94,7 @@ fn backup_line(b: &Backup) -> String {
 
 pub fn run(app: App, out: &Out, data_dir: &Path, command: BackupCommand) -> CliResult {
     let app = Arc::new(app);
-    let origin = Origin::system();
+    let actor = Actor::Hoard;
     match command {
         BackupCommand::Create {
             server,
@@ -112,7 +112,7 @@ pub fn run(app: App, out: &Out, data_dir: &Path, command: BackupCommand) -> CliR
                     .collect(),
                 is_locked: lock,
             };
-            let backup = backups::create(&app, &origin, &server, &Access::Full, request)?;
+            let backup = backups::create(&app, &actor, &server, &Access::Admin, request)?;
             if !wait {
                 detach(&app, data_dir, Task::Backup(backup.id))?;
                 out.print(&wire::backup_value(&backup), || {
@@ -152,12 +152,12 @@ pub fn run(app: App, out: &Out, data_dir: &Path, command: BackupCommand) -> CliR
         }
         BackupCommand::Delete { server, backup } => {
             let server = servers::find(&*app.db.conn()?, &server)?;
-            backups::delete(&app, &origin, &server, &backup)?;
+            backups::delete(&app, &actor, &server, &backup)?;
             out.print(&json!({}), || format!("Deleted backup {backup}"));
         }
         BackupCommand::Lock { server, backup } => {
             let server = servers::find(&*app.db.conn()?, &server)?;
-            let locked = backups::toggle_lock(&app, &origin, &server, &backup)?;
+            let locked = backups::toggle_lock(&app, &actor, &server, &backup)?;
             out.print(&json!({"is_locked": locked}), || {
                 format!(
                     "Backup {backup} is now {}",
@@ -189,7 +189,7 @@ pub fn run(app: App, out: &Out, data_dir: &Path, command: BackupCommand) -> CliR
             wait,
         } => {
             let server = servers::find(&*app.db.conn()?, &server)?;
-            let started = restores::start(&app, &origin, &server, &backup, !no_truncate)?;
+            let started = restores::start(&app, &actor, &server, &backup, !no_truncate)?;
             let task = Task::Restore(started.id);
             if !wait {
                 detach(&app, data_dir, task)?;
@@ -315,9 +315,7 @@ fn run_here(app: &Arc<App>, task: Task, quiet: bool) {
 
 /// Copies the archive to `dest` through a hasher; the file appears only if the hash matches.
 fn copy_verified(app: &App, backup: &Backup, dest: &Path) -> Result<u64, Failure> {
-    if backup.status != BackupStatus::Completed {
-        return Err(Failure("only completed backups can be downloaded".into()));
-    }
+    backups::ensure_completed(backup, "downloaded")?;
     let source = backup
         .storage_path
         .as_deref()

@@ -123,6 +123,7 @@ fn open(data_dir: &std::path::Path, settings: Settings) -> Result<App, Failure> 
 }
 
 pub fn main() -> ExitCode {
+    crate::app::restrict_umask();
     let cli = Cli::parse();
     let out = Out { json: cli.json };
     let result = match cli.command {

@@ -4,7 +4,7 @@ use super::{Task, Tracker, hooks};
 use crate::app::App;
 use crate::archive::{self, Exclusions};
 use crate::error::{Error, Result};
-use crate::model::{Backup, BackupStatus, Server, event, now};
+use crate::model::{Actor, Backup, BackupStatus, Server, event, now};
 use crate::store::{self, TransactionBehavior};
 use serde_json::json;
 use std::time::Duration;
@@ -40,26 +40,28 @@ pub fn run(app: &App, id: i64, tracker: &Tracker) {
         } else {
             BackupStatus::Failed
         };
-        let env = hook_env(&backup, &server, Some(status));
+        let job = hooks::Job::Backup {
+            name: &backup.name,
+            status: Some(status),
+        };
         if let Err(e) = hooks::run(
             "post_backup",
             command,
             &server.path,
-            &env,
+            &hooks::hook_env(&server, &backup.uuid, job),
             hook_timeout(app),
         ) {
             log::warn!("backup {}: {e}", backup.uuid);
         }
     }
-    if let Err((message, warnings)) =
-        produced.and_then(|archive| record(app, &backup, &server, archive))
-    {
+    if let Err(failure) = produced.and_then(|archive| record(app, &backup, &server, archive)) {
         log::warn!(
-            "backup {} of server {} failed: {message}",
+            "backup {} of server {} failed: {}",
             backup.uuid,
-            server.short_id
+            server.short_id,
+            failure.message
         );
-        if let Err(e) = fail(app, &backup, &server, &message, &warnings) {
+        if let Err(e) = fail(app, &backup, &server, &failure) {
             log::error!("cannot record the failure of backup {}: {e}", backup.uuid);
         }
     }
@@ -69,25 +71,39 @@ fn hook_timeout(app: &App) -> Duration {
     Duration::from_secs(app.config.hook_timeout_secs)
 }
 
-fn hook_env<'a>(
-    backup: &'a Backup,
-    server: &'a Server,
-    status: Option<BackupStatus>,
-) -> Vec<(&'static str, &'a str)> {
-    let mut env = vec![
-        ("HOARD_SERVER_UUID", server.uuid.as_str()),
-        ("HOARD_SERVER_NAME", server.name.as_str()),
-        ("HOARD_SERVER_PATH", server.path.as_str()),
-        ("HOARD_BACKUP_UUID", backup.uuid.as_str()),
-        ("HOARD_BACKUP_NAME", backup.name.as_str()),
-    ];
-    if let Some(status) = status {
-        env.push(("HOARD_BACKUP_STATUS", status.as_str()));
-    }
-    env
+/// Why a backup failed: `message` for everyone who may read the backup, `detail` (what a
+/// hook printed) for the server's owner and admins, and the files warned about until then.
+struct Failure {
+    message: String,
+    detail: Option<String>,
+    warnings: Vec<String>,
 }
 
-type Failure = (String, Vec<String>);
+impl Failure {
+    fn new(message: String) -> Failure {
+        Failure {
+            message,
+            detail: None,
+            warnings: Vec::new(),
+        }
+    }
+
+    fn with_warnings(message: String, warnings: Vec<String>) -> Failure {
+        Failure {
+            warnings,
+            ..Failure::new(message)
+        }
+    }
+}
+
+impl From<hooks::Error> for Failure {
+    fn from(e: hooks::Error) -> Failure {
+        Failure {
+            detail: e.output().map(str::to_string),
+            ..Failure::new(e.to_string())
+        }
+    }
+}
 
 /// An archive written, published and described by its manifest, not yet recorded.
 struct Stored {
@@ -102,26 +118,28 @@ fn archive_server(
     server: &Server,
     tracker: &Tracker,
 ) -> std::result::Result<Stored, Failure> {
-    let no_warnings = |m: String| (m, Vec::new());
     if let Some(command) = &server.hooks.pre_backup {
+        let job = hooks::Job::Backup {
+            name: &backup.name,
+            status: None,
+        };
         hooks::run(
             "pre_backup",
             command,
             &server.path,
-            &hook_env(backup, server, None),
+            &hooks::hook_env(server, &backup.uuid, job),
             hook_timeout(app),
-        )
-        .map_err(no_warnings)?;
+        )?;
     }
     let root = std::path::Path::new(&server.path);
     if !root.is_dir() {
-        return Err(no_warnings(format!(
+        return Err(Failure::new(format!(
             "the server directory {} does not exist",
             server.path
         )));
     }
     let exclusions = Exclusions::new(root, &backup.ignored_files).never_enter(&app.config.data_dir);
-    let internal = |e: Error| no_warnings(format!("internal error: {e}"));
+    let internal = |e: Error| Failure::new(format!("internal error: {e}"));
     {
         // The create request sized the directory already; the totals only drive the
         // progress display, so a second walk is not worth its time.
@@ -131,7 +149,7 @@ fn archive_server(
     let storage = app.storage();
     storage
         .server_dir(&server.uuid)
-        .map_err(|e| no_warnings(format!("cannot create the backup directory: {e}")))?;
+        .map_err(|e| Failure::new(format!("cannot create the backup directory: {e}")))?;
     let partial = storage.partial_path(&server.uuid, &backup.uuid);
     let options = archive::Options {
         compression: backup.compression,
@@ -149,7 +167,7 @@ fn archive_server(
         &tracker.progress,
         app.jobs.cancel_flag(),
     )
-    .map_err(|e| no_warnings(e.to_string()))?;
+    .map_err(|e| Failure::new(e.to_string()))?;
 
     let relative =
         crate::storage::Storage::relative_path(&server.uuid, &backup.uuid, backup.compression);
@@ -177,7 +195,7 @@ fn archive_server(
     done.storage_path = Some(relative.clone());
     if let Err(e) = published {
         let _ = storage.remove(&server.uuid, &done);
-        return Err((
+        return Err(Failure::with_warnings(
             format!("cannot store the finished archive: {e}"),
             output.warnings,
         ));
@@ -213,12 +231,10 @@ fn record(
         )?;
         store::activity::record(
             &tx,
+            &Actor::Hoard,
             event::BACKUP_COMPLETE,
-            None,
             Some(server.id),
             &json!({"backup": backup.uuid, "name": backup.name, "bytes": output.bytes}),
-            None,
-            now(),
         )?;
         tx.commit()?;
         Ok(())
@@ -227,7 +243,7 @@ fn record(
         let mut stored = backup.clone();
         stored.storage_path = Some(relative);
         let _ = app.storage().remove(&server.uuid, &stored);
-        return Err((
+        return Err(Failure::with_warnings(
             format!("cannot record the finished backup: {e}"),
             output.warnings,
         ));
@@ -244,13 +260,7 @@ fn record(
 }
 
 /// Marks a backup failed, removes any partial file, and logs the event.
-fn fail(
-    app: &App,
-    backup: &Backup,
-    server: &Server,
-    message: &str,
-    warnings: &[String],
-) -> Result<()> {
+fn fail(app: &App, backup: &Backup, server: &Server, failure: &Failure) -> Result<()> {
     if let Err(e) = app.storage().remove(&server.uuid, backup) {
         log::warn!(
             "cannot remove the partial archive of backup {}: {e}",
@@ -258,15 +268,21 @@ fn fail(
         );
     }
     let conn = app.db.conn()?;
-    store::backups::mark_failed(&conn, backup.id, message, warnings)?;
+    store::backups::mark_failed(
+        &conn,
+        backup.id,
+        &store::backups::Failure {
+            error: &failure.message,
+            error_detail: failure.detail.as_deref(),
+            warnings: &failure.warnings,
+        },
+    )?;
     store::activity::record(
         &conn,
+        &Actor::Hoard,
         event::BACKUP_FAIL,
-        None,
         Some(server.id),
-        &json!({"backup": backup.uuid, "name": backup.name, "error": message}),
-        None,
-        now(),
+        &json!({"backup": backup.uuid, "name": backup.name, "error": failure.message}),
     )?;
     Ok(())
 }
@@ -283,7 +299,8 @@ pub fn fail_by_id(app: &App, id: i64, message: &str) -> Result<()> {
         return Ok(());
     };
     drop(conn);
-    fail(app, &backup, &server, message, &backup.warnings)
+    let failure = Failure::with_warnings(message.to_string(), backup.warnings.clone());
+    fail(app, &backup, &server, &failure)
 }
 
 /// Fails backups whose job died.

@@ -11,7 +11,7 @@
 use super::{Task, Tracker, hooks};
 use crate::app::App;
 use crate::archive::Exclusions;
-use crate::model::{Server, event, now};
+use crate::model::{Actor, Server, event, now};
 use crate::restore::{self, Limits, Workspace, extract, swap};
 use crate::restores;
 use crate::store::restores::{Restore, Step};
@@ -26,8 +26,8 @@ use std::time::Duration;
 /// Why a restore failed. The server's files are as they were unless it says otherwise.
 #[derive(Debug, thiserror::Error)]
 pub enum Failure {
-    #[error("{0}")]
-    Hook(String),
+    #[error(transparent)]
+    Hook(#[from] hooks::Error),
     #[error("the backup was deleted before the restore started")]
     BackupGone,
     #[error("{0}")]
@@ -74,21 +74,12 @@ impl<E: Into<Failure>> From<E> for Stop {
     }
 }
 
-fn hook_env<'a>(
+fn restore_env<'a>(
     server: &'a Server,
     restore: &'a Restore,
     status: Option<&'a str>,
 ) -> Vec<(&'static str, &'a str)> {
-    let mut env = vec![
-        ("HOARD_SERVER_UUID", server.uuid.as_str()),
-        ("HOARD_SERVER_NAME", server.name.as_str()),
-        ("HOARD_SERVER_PATH", server.path.as_str()),
-        ("HOARD_BACKUP_UUID", restore.backup_uuid.as_str()),
-    ];
-    if let Some(status) = status {
-        env.push(("HOARD_RESTORE_STATUS", status));
-    }
-    env
+    hooks::hook_env(server, &restore.backup_uuid, hooks::Job::Restore { status })
 }
 
 fn load(app: &App, id: i64) -> crate::error::Result<Option<(Restore, Server)>> {
@@ -124,7 +115,7 @@ pub fn run(app: &App, id: i64, tracker: &Tracker) {
             "pre_restore",
             command,
             &server.path,
-            &hook_env(&server, &restore, None),
+            &restore_env(&server, &restore, None),
             timeout,
         )
     {
@@ -408,6 +399,11 @@ fn conclude(
     run_post_hook: bool,
 ) {
     let error = outcome.as_ref().err().map(ToString::to_string);
+    // What a failed hook printed is for owners and admins only: it is kept apart.
+    let detail = match &outcome {
+        Err(Failure::Hook(e)) => e.output(),
+        _ => None,
+    };
     let (step, name) = match &outcome {
         Ok(()) => (Step::Done, event::BACKUP_RESTORE_COMPLETE),
         Err(_) => (Step::Failed, event::BACKUP_RESTORE_FAILED),
@@ -437,7 +433,7 @@ fn conclude(
             "post_restore",
             command,
             &server.path,
-            &hook_env(server, restore, Some(status)),
+            &restore_env(server, restore, Some(status)),
             timeout,
         ) {
             log::warn!("restore {}: {e}", restore.uuid);
@@ -446,16 +442,14 @@ fn conclude(
     let recorded = (|| -> crate::error::Result<()> {
         let mut conn = app.db.conn()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        store::restores::finish(&tx, restore.id, step, error.as_deref(), now())?;
-        store::servers::set_status(&tx, server.id, None)?;
+        store::restores::finish(&tx, restore.id, step, error.as_deref(), detail, now())?;
+        store::servers::set_status(&tx, server.id, restore.server_status)?;
         store::activity::record(
             &tx,
+            &Actor::on_behalf_of(restore.user_id),
             name,
-            restore.user_id,
             Some(server.id),
             &json!({"backup": restore.backup_uuid, "truncate": restore.truncate, "error": error}),
-            None,
-            now(),
         )?;
         tx.commit()?;
         Ok(())

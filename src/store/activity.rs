@@ -1,5 +1,5 @@
 use super::Result;
-use crate::model::Timestamp;
+use crate::model::{Actor, Timestamp, now};
 use rusqlite::{Connection, params};
 
 #[derive(Debug, Clone)]
@@ -13,26 +13,27 @@ pub struct Entry {
     pub created_at: Timestamp,
 }
 
+/// Writes one event: who did it, on which server, with its details, now.
 pub fn record(
     c: &Connection,
+    actor: &Actor,
     event: &str,
-    user_id: Option<i64>,
     server_id: Option<i64>,
     properties: &serde_json::Value,
-    ip: Option<&str>,
-    now: Timestamp,
 ) -> Result<()> {
     c.prepare_cached(
-        "INSERT INTO activity_log (event, user_id, server_id, properties, ip, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO activity_log (event, user_id, api_key_id, server_id, properties, ip,
+             created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
     .execute(params![
         event,
-        user_id,
+        actor.user_id(),
+        actor.api_key_id(),
         server_id,
         properties.to_string(),
-        ip,
-        now
+        actor.ip(),
+        now()
     ])?;
     Ok(())
 }

@@ -5,7 +5,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 const COLUMNS: &str = "id, uuid, server_id, name, ignored_files, status, is_locked, compression, \
     sha256_hash, bytes, storage_path, error, warnings, content_bytes, content_files, \
     bytes_processed, bytes_total, files_processed, files_total, started_at, heartbeat_at, \
-    created_at, completed_at";
+    created_at, completed_at, error_detail";
 
 fn json_list(text: String) -> Vec<String> {
     serde_json::from_str(&text).unwrap_or_default()
@@ -42,6 +42,7 @@ fn from_row(r: &Row) -> rusqlite::Result<Backup> {
         heartbeat_at: r.get(20)?,
         created_at: r.get(21)?,
         completed_at: r.get(22)?,
+        error_detail: r.get(23)?,
     })
 }
 
@@ -104,6 +105,19 @@ pub fn for_server(c: &Connection, server_id: i64, uuid: &str) -> Result<Option<B
         .optional()?)
 }
 
+/// The backups with these ids, in no particular order.
+pub fn by_ids(c: &Connection, ids: &[i64]) -> Result<Vec<Backup>> {
+    // Driven by the list, so that no temporary index is built for it.
+    let sql = format!(
+        "SELECT {COLUMNS} FROM (SELECT value AS wanted FROM json_each(?1))
+         JOIN backups ON backups.id = wanted"
+    );
+    let ids = serde_json::to_string(ids).expect("integers serialise");
+    let mut stmt = c.prepare_cached(&sql)?;
+    let rows = stmt.query_map([ids], from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 /// One page of a server's backups, newest first.
 pub fn page(c: &Connection, server_id: i64, limit: i64, offset: i64) -> Result<Vec<Backup>> {
     let sql = format!(
@@ -162,11 +176,6 @@ pub fn completed_bytes(c: &Connection, server_id: i64) -> Result<i64> {
     .query_row([server_id], |r| r.get(0))?)
 }
 
-/// The newest backup of a server, if any.
-pub fn latest(c: &Connection, server_id: i64) -> Result<Option<Backup>> {
-    Ok(page(c, server_id, 1, 0)?.into_iter().next())
-}
-
 /// Records that archiving began (after the hooks), the start of the ETA's clock.
 pub fn mark_started(c: &Connection, id: i64, now: Timestamp) -> Result<()> {
     c.execute(
@@ -223,15 +232,25 @@ pub fn mark_completed(c: &Connection, id: i64, done: &Completion) -> Result<()> 
     Ok(())
 }
 
-pub fn mark_failed(c: &Connection, id: i64, error: &str, warnings: &[String]) -> Result<()> {
+/// Why a backup failed.
+pub struct Failure<'a> {
+    pub error: &'a str,
+    /// What a failed hook printed, for the owner and admins only.
+    pub error_detail: Option<&'a str>,
+    pub warnings: &'a [String],
+}
+
+pub fn mark_failed(c: &Connection, id: i64, failure: &Failure) -> Result<()> {
     c.execute(
-        "UPDATE backups SET status = 'failed', error = ?2, warnings = ?3, heartbeat_at = NULL,
-             sha256_hash = NULL, bytes = 0, storage_path = NULL, completed_at = NULL
+        "UPDATE backups SET status = 'failed', error = ?2, error_detail = ?3, warnings = ?4,
+             heartbeat_at = NULL, sha256_hash = NULL, bytes = 0, storage_path = NULL,
+             completed_at = NULL
          WHERE id = ?1",
         params![
             id,
-            error,
-            serde_json::to_string(warnings).expect("strings serialise")
+            failure.error,
+            failure.error_detail,
+            serde_json::to_string(failure.warnings).expect("strings serialise")
         ],
     )?;
     Ok(())
@@ -241,7 +260,7 @@ pub fn mark_failed(c: &Connection, id: i64, error: &str, warnings: &[String]) ->
 pub fn creating(c: &Connection) -> Result<Vec<(Backup, Option<i64>)>> {
     let sql = format!("SELECT {COLUMNS}, job_pid FROM backups WHERE status = 'creating'");
     let mut stmt = c.prepare(&sql)?;
-    let rows = stmt.query_map([], |r| Ok((from_row(r)?, r.get(23)?)))?;
+    let rows = stmt.query_map([], |r| Ok((from_row(r)?, r.get(24)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 

@@ -1,5 +1,5 @@
 use super::Result;
-use crate::model::Timestamp;
+use crate::model::{ServerStatus, Timestamp};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 /// The step a restore has reached; see `sql/0002_restores.sql`.
@@ -61,14 +61,19 @@ pub struct Restore {
     pub heartbeat_at: Option<Timestamp>,
     pub finished_at: Option<Timestamp>,
     pub error: Option<String>,
+    /// What a failed hook printed: for the server's owner and admins only.
+    pub error_detail: Option<String>,
+    /// The server's status before the restore, which it gets back at the end.
+    pub server_status: Option<ServerStatus>,
 }
 
 const COLUMNS: &str = "id, uuid, server_id, backup_id, backup_uuid, user_id, truncate, step, \
     staging_path, trash_path, bytes_processed, bytes_total, started_at, heartbeat_at, \
-    finished_at, error";
+    finished_at, error, error_detail, server_status";
 
 fn from_row(r: &Row) -> rusqlite::Result<Restore> {
     let step: String = r.get(7)?;
+    let server_status: Option<String> = r.get(17)?;
     Ok(Restore {
         id: r.get(0)?,
         uuid: r.get(1)?,
@@ -86,6 +91,8 @@ fn from_row(r: &Row) -> rusqlite::Result<Restore> {
         heartbeat_at: r.get(13)?,
         finished_at: r.get(14)?,
         error: r.get(15)?,
+        error_detail: r.get(16)?,
+        server_status: server_status.and_then(|s| s.parse().ok()),
     })
 }
 
@@ -99,14 +106,15 @@ pub struct NewRestore<'a> {
     pub staging_path: &'a str,
     pub trash_path: &'a str,
     pub bytes_total: i64,
+    pub server_status: Option<ServerStatus>,
     pub now: Timestamp,
 }
 
 pub fn insert(c: &Connection, r: &NewRestore) -> Result<Restore> {
     c.execute(
         "INSERT INTO restores (uuid, server_id, backup_id, backup_uuid, user_id, truncate, step,
-             staging_path, trash_path, bytes_total, started_at, heartbeat_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?8, ?9, ?10, ?10)",
+             staging_path, trash_path, bytes_total, started_at, heartbeat_at, server_status)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?8, ?9, ?10, ?10, ?11)",
         params![
             r.uuid,
             r.server_id,
@@ -117,7 +125,8 @@ pub fn insert(c: &Connection, r: &NewRestore) -> Result<Restore> {
             r.staging_path,
             r.trash_path,
             r.bytes_total,
-            r.now
+            r.now,
+            r.server_status.map(|s| s.as_str())
         ],
     )?;
     Ok(by_id(c, c.last_insert_rowid())?.expect("row just inserted"))
@@ -130,15 +139,17 @@ pub fn by_id(c: &Connection, id: i64) -> Result<Option<Restore>> {
         .optional()?)
 }
 
-/// The unfinished restore of a server, if any.
-pub fn active_for_server(c: &Connection, server_id: i64) -> Result<Option<Restore>> {
+/// The restores with these ids, in no particular order.
+pub fn by_ids(c: &Connection, ids: &[i64]) -> Result<Vec<Restore>> {
+    // Driven by the list, so that no temporary index is built for it.
     let sql = format!(
-        "SELECT {COLUMNS} FROM restores WHERE server_id = ?1 AND step NOT IN ('done', 'failed')
-         ORDER BY id DESC LIMIT 1"
+        "SELECT {COLUMNS} FROM (SELECT value AS wanted FROM json_each(?1))
+         JOIN restores ON restores.id = wanted"
     );
-    Ok(c.prepare_cached(&sql)?
-        .query_row([server_id], from_row)
-        .optional()?)
+    let ids = serde_json::to_string(ids).expect("integers serialise");
+    let mut stmt = c.prepare_cached(&sql)?;
+    let rows = stmt.query_map([ids], from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// Whether an unfinished restore reads this backup.
@@ -154,7 +165,7 @@ pub fn unfinished(c: &Connection) -> Result<Vec<(Restore, Option<i64>)>> {
     let sql =
         format!("SELECT {COLUMNS}, job_pid FROM restores WHERE step NOT IN ('done', 'failed')");
     let mut stmt = c.prepare(&sql)?;
-    let rows = stmt.query_map([], |r| Ok((from_row(r)?, r.get(16)?)))?;
+    let rows = stmt.query_map([], |r| Ok((from_row(r)?, r.get(18)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
@@ -164,7 +175,7 @@ pub fn unfinished(c: &Connection) -> Result<Vec<(Restore, Option<i64>)>> {
 pub fn succeeded(c: &Connection) -> Result<Vec<(Restore, Option<i64>)>> {
     let sql = format!("SELECT {COLUMNS}, job_pid FROM restores WHERE step = 'done'");
     let mut stmt = c.prepare(&sql)?;
-    let rows = stmt.query_map([], |r| Ok((from_row(r)?, r.get(16)?)))?;
+    let rows = stmt.query_map([], |r| Ok((from_row(r)?, r.get(18)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
@@ -181,11 +192,14 @@ pub fn finish(
     id: i64,
     step: Step,
     error: Option<&str>,
+    error_detail: Option<&str>,
     now: Timestamp,
 ) -> Result<()> {
     c.execute(
-        "UPDATE restores SET step = ?2, error = ?3, finished_at = ?4, heartbeat_at = NULL WHERE id = ?1",
-        params![id, step.as_str(), error, now],
+        "UPDATE restores SET step = ?2, error = ?3, error_detail = ?4, finished_at = ?5,
+             heartbeat_at = NULL
+         WHERE id = ?1",
+        params![id, step.as_str(), error, error_detail, now],
     )?;
     Ok(())
 }
@@ -223,15 +237,4 @@ pub fn claim(
         params![id, step.as_str(), from, to, now],
     )?;
     Ok(changed == 1)
-}
-
-/// The most recent finished restore of a server.
-pub fn last_finished(c: &Connection, server_id: i64) -> Result<Option<Restore>> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM restores WHERE server_id = ?1 AND step IN ('done', 'failed')
-         ORDER BY id DESC LIMIT 1"
-    );
-    Ok(c.prepare_cached(&sql)?
-        .query_row([server_id], from_row)
-        .optional()?)
 }

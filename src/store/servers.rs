@@ -1,5 +1,5 @@
 use super::Result;
-use crate::model::{Hooks, Server, ServerStatus, Timestamp};
+use crate::model::{Hooks, Permission, Server, ServerStatus, Timestamp};
 use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
 
 const COLUMNS: &str = "s.id, s.uuid, s.short_id, s.name, s.description, s.path, s.owner_id, \
@@ -125,16 +125,56 @@ pub fn list(c: &Connection) -> Result<Vec<Server>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// Servers a non-admin user owns or is a subuser of.
-pub fn list_visible_to(c: &Connection, user_id: i64) -> Result<Vec<Server>> {
+/// A server as a user's listing shows it, with what the listing needs from other tables.
+pub struct Overview {
+    pub server: Server,
+    /// The user's permissions as a subuser of the server, if they are one.
+    pub subuser_permissions: Option<Vec<Permission>>,
+    /// Backups that count against the limit.
+    pub backup_count: i64,
+    pub latest_backup_id: Option<i64>,
+    pub running_restore_id: Option<i64>,
+    pub last_finished_restore_id: Option<i64>,
+}
+
+/// The servers `user_id` may see (all of them for an admin), or just `only` among them, each
+/// with its live backup count and the ids of its newest backup, running restore and last
+/// finished restore: one statement however many servers there are. (A LEFT JOIN on the
+/// subusers with `?1` in its ON clause made SQLite re-prepare the statement at every use:
+/// its plan depended on the bound value, and the statement cache clears the bindings.)
+pub fn overviews(
+    c: &Connection,
+    user_id: i64,
+    is_admin: bool,
+    only: Option<i64>,
+) -> Result<Vec<Overview>> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM servers s
-         WHERE s.owner_id = ?1
-            OR EXISTS (SELECT 1 FROM subusers u WHERE u.server_id = s.id AND u.user_id = ?1)
+        "SELECT {COLUMNS},
+             (SELECT u.permissions FROM subusers u WHERE u.server_id = s.id AND u.user_id = ?1)
+                 AS permissions,
+             (SELECT COUNT(*) FROM backups b WHERE b.server_id = s.id AND b.status != 'failed'),
+             (SELECT b.id FROM backups b WHERE b.server_id = s.id
+                 ORDER BY b.created_at DESC, b.id DESC LIMIT 1),
+             (SELECT MAX(r.id) FROM restores r WHERE r.server_id = s.id
+                 AND r.step NOT IN ('done', 'failed')),
+             (SELECT MAX(r.id) FROM restores r WHERE r.server_id = s.id
+                 AND r.step IN ('done', 'failed'))
+         FROM servers s
+         WHERE (?2 OR s.owner_id = ?1 OR permissions IS NOT NULL) AND (?3 IS NULL OR s.id = ?3)
          ORDER BY s.name, s.id"
     );
     let mut stmt = c.prepare_cached(&sql)?;
-    let rows = stmt.query_map([user_id], from_row)?;
+    let rows = stmt.query_map(params![user_id, is_admin, only], |r| {
+        let permissions: Option<String> = r.get(18)?;
+        Ok(Overview {
+            server: from_row(r)?,
+            subuser_permissions: permissions.map(|p| super::subusers::permissions_from_json(&p)),
+            backup_count: r.get(19)?,
+            latest_backup_id: r.get(20)?,
+            running_restore_id: r.get(21)?,
+            last_finished_restore_id: r.get(22)?,
+        })
+    })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 

@@ -6,7 +6,7 @@ fn permissions_to_json(perms: &[Permission]) -> String {
     serde_json::Value::from(perms.iter().map(|p| p.as_str()).collect::<Vec<_>>()).to_string()
 }
 
-fn permissions_from_json(text: &str) -> Vec<Permission> {
+pub(super) fn permissions_from_json(text: &str) -> Vec<Permission> {
     serde_json::from_str::<Vec<String>>(text)
         .unwrap_or_default()
         .iter()

@@ -488,7 +488,12 @@ impl Api {
 /// Sends raw bytes as an HTTP request and returns the status code (0 if none came back).
 pub fn raw_request(base: &str, request: &[u8]) -> (u16, String) {
     let addr = base.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    exchange(std::net::TcpStream::connect(addr).unwrap(), request)
+}
+
+/// Writes `request` on `stream` and reads the response to its end: its status (0 if none
+/// came back) and text.
+fn exchange(mut stream: std::net::TcpStream, request: &[u8]) -> (u16, String) {
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
@@ -614,4 +619,27 @@ pub fn cached_bytes(path: &Path) -> u64 {
         .expect("fincore (util-linux) runs");
     assert!(out.status.success(), "{out:?}");
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+/// Sends raw bytes as an HTTP request from the local address `from`: on Linux all of
+/// 127.0.0.0/8 is loopback, so tests can be several clients of a hoard on 127.0.0.1.
+pub fn raw_request_from(base: &str, from: std::net::Ipv4Addr, request: &[u8]) -> (u16, String) {
+    use socket2::{Domain, Socket, Type};
+    let server: std::net::SocketAddr = base.trim_start_matches("http://").parse().unwrap();
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    socket
+        .bind(&std::net::SocketAddr::from((from, 0)).into())
+        .unwrap();
+    socket.connect(&server.into()).unwrap();
+    exchange(socket.into(), request)
+}
+
+/// A `POST` with a body of the given type, closing the connection after the response.
+pub fn post_request(path: &str, content_type: &str, body: &str, extra_headers: &str) -> Vec<u8> {
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: {content_type}\r\n\
+         Content-Length: {}\r\nConnection: close\r\n{extra_headers}\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
 }

@@ -194,7 +194,7 @@ export function render(ctx) {
       const name = backupName(prevRestore.backup_uuid);
       const outcome = server.attributes.last_restore;
       if (outcome && outcome.uuid === prevRestore.uuid && !outcome.successful) {
-        notify(`The restore of ${name} failed, and the server's files were left as they were: ${outcome.error}`, { type: 'error', container: pageNotices() });
+        notify(`The restore of ${name} failed, and the server's files were left as they were: ${outcome.error}${outcome.error_detail ? `\n${outcome.error_detail}` : ''}`, { type: 'error', container: pageNotices() });
       } else {
         notify(`The restore of ${name} has finished. Check the server's files before starting it again.`, { type: 'success', timeout: 12000, container: pageNotices() });
       }
@@ -453,7 +453,8 @@ export function render(ctx) {
     const took = b.completed_at ? (Date.parse(b.completed_at) - Date.parse(b.created_at)) / 1000 : null;
     return h('div', { class: 'details' },
       b.status === 'failed'
-        ? h('div', { class: 'details-error', role: 'note' }, icon('alert'), h('div', {}, h('strong', { text: 'Why it failed' }), h('p', { 'data-testid': 'backup-error', text: b.error || 'No reason was recorded.' })))
+        ? h('div', { class: 'details-error', role: 'note' }, icon('alert'), h('div', {}, h('strong', { text: 'Why it failed' }), h('p', { 'data-testid': 'backup-error', text: b.error || 'No reason was recorded.' }),
+          b.error_detail ? h('pre', { class: 'details-output', 'data-testid': 'backup-error-detail', text: b.error_detail }) : null))
         : null,
       b.warnings && b.warnings.length
         ? h('div', { class: 'details-warnings' }, icon('warning'),
