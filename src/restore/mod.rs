@@ -13,7 +13,7 @@ mod swap;
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::jobs::{Task, Tracker, hooks};
-use crate::model::{Backup, BackupStatus, Origin, Server, ServerStatus, event, now};
+use crate::model::{Backup, Origin, Server, ServerStatus, event, now};
 use crate::store::restores::{Restore, Step};
 use crate::store::{self, TransactionBehavior};
 use serde_json::json;
@@ -31,33 +31,19 @@ pub fn start(
     server: &Server,
     backup_uuid: &str,
     truncate: bool,
+    allow_corrupt: bool,
 ) -> Result<Restore> {
+    // Outside the transaction, which a refusal rolls back: a missing archive is recorded.
+    crate::backups::look_at_archive(app, server, backup_uuid)?;
     let mut conn = app.db.conn()?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let server =
         store::servers::by_id(&tx, server.id)?.ok_or_else(|| Error::not_found("server"))?;
     let backup = store::backups::for_server(&tx, server.id, backup_uuid)?
         .ok_or_else(|| Error::not_found("backup"))?;
-    match backup.status {
-        BackupStatus::Creating => {
-            return Err(Error::BackupNotCompleted(
-                "This backup has not completed yet and cannot be restored.".into(),
-            ));
-        }
-        BackupStatus::Failed => {
-            return Err(Error::BackupFailed(
-                "This backup failed and cannot be restored.".into(),
-            ));
-        }
-        BackupStatus::Completed => {}
-    }
+    let backup =
+        crate::backups::ensure_usable(backup, crate::backups::Use::Restore { allow_corrupt })?;
     crate::backups::ensure_idle(&tx, &server, "restore backup")?;
-    let archive = archive_path(app, &backup)?;
-    if !archive.is_file() {
-        return Err(Error::BadRequest(
-            "The archive of this backup is missing from storage.".into(),
-        ));
-    }
     let server_dir = Path::new(&server.path);
     if !server_dir.is_dir() {
         return Err(Error::Conflict(format!(

@@ -9,6 +9,10 @@ use std::path::Path;
 pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_initial", include_str!("../../sql/0001_initial.sql")),
     ("0002_restores", include_str!("../../sql/0002_restores.sql")),
+    (
+        "0003_integrity",
+        include_str!("../../sql/0003_integrity.sql"),
+    ),
 ];
 
 pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;
