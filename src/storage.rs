@@ -182,20 +182,16 @@ impl Storage {
     }
 
     /// Removes a backup's archive, manifest and any partial file; missing files are fine.
-    /// The archive's place comes from the layout too: a crash can publish it before its
-    /// path is recorded.
+    /// The archive's place comes from the layout when no path was recorded: a crash can
+    /// publish it before its path is recorded.
     pub fn remove(&self, server_uuid: &str, backup: &Backup) -> io::Result<()> {
-        let mut unrecorded = backup.clone();
-        unrecorded.storage_path = None;
-        let mut paths = vec![
+        let paths = [
             self.partial_path(server_uuid, &backup.uuid),
             self.manifest_path(server_uuid, &backup.uuid),
             self.manifest_path(server_uuid, &backup.uuid)
                 .with_extension("json.partial"),
-            self.archive_path(server_uuid, &unrecorded),
             self.archive_path(server_uuid, backup),
         ];
-        paths.dedup();
         for path in paths {
             match fs::remove_file(&path) {
                 Ok(()) => {}
