@@ -457,3 +457,46 @@ fn verify_finds_a_flipped_byte_and_a_corrupt_backup_is_not_restored() {
         "the server's files are untouched"
     );
 }
+
+#[test]
+fn archives_unchecked_for_the_verification_interval_are_verified_on_schedule() {
+    let mut hoard = Hoard::start(&["--throttle-backups", "0"]);
+    let (_dir, server, api) = setup(&hoard, &[("world/level.dat", noise(200_000, 5))]);
+    let due = api.backup_and_wait(&server, "{}");
+    let recent = api.backup_and_wait(&server, "{}");
+    for b in [&due, &recent] {
+        let uuid = b["uuid"].as_str().unwrap();
+        let archive = files_of(hoard.data.path(), uuid)
+            .into_iter()
+            .find(|p| p.to_string_lossy().ends_with(".tar.zst"))
+            .unwrap();
+        let mut bytes = std::fs::read(&archive).unwrap();
+        bytes[100] ^= 0x80;
+        std::fs::write(&archive, &bytes).unwrap();
+    }
+    hoard.kill();
+    let db = rusqlite::Connection::open(hoard.data.path().join("hoard.db")).unwrap();
+    db.execute(
+        "UPDATE backups SET verified_at = verified_at - 8 * 86400 WHERE uuid = ?1",
+        [due["uuid"].as_str().unwrap()],
+    )
+    .unwrap();
+    drop(db);
+
+    hoard.restart();
+    let api = hoard.api(&hoard.key("admin"));
+    let found = wait_backup_until(&api, &server, due["uuid"].as_str().unwrap(), |b| {
+        b["status"] != "completed"
+    });
+    assert_eq!(found["status"], "corrupt", "{found}");
+    let untouched = api
+        .get(&format!(
+            "/api/client/servers/{server}/backups/{}",
+            recent["uuid"].as_str().unwrap()
+        ))
+        .json();
+    assert_eq!(
+        untouched["attributes"]["status"], "completed",
+        "checked within the week: not due yet"
+    );
+}
