@@ -236,7 +236,7 @@ pub fn delete(app: &App, origin: &Origin, server: &Server, uuid: &str) -> Result
             "Cannot delete backup while it is being restored.".into(),
         ));
     }
-    if backup.is_locked && backup.status == BackupStatus::Completed {
+    if backup.is_locked && backup.status.is_completed() {
         return Err(Error::BackupLocked(
             "This backup is locked and cannot be deleted.".into(),
         ));

@@ -159,36 +159,34 @@ fn write_inner(
             return Err(Error::Cancelled("hoard is shutting down".into()));
         }
         let (rel, missed) = match step {
-            Step::Entry(entry) => match append(&mut tar, &entry, &mut throttle, progress, cancel) {
-                Ok(Appended::Whole(size)) => {
+            Step::Entry(entry) => {
+                let appended = append(&mut tar, &entry, &mut throttle, progress, cancel)
+                    .map_err(|e| classify(e, &format!("cannot archive {}", shown(entry.rel))))?;
+                let (size, note, missed) = match appended {
+                    Appended::Whole(size) => (Some(size), None, None),
+                    Appended::Changed(size, what) => {
+                        let note =
+                            format!("{}: {what} while it was being archived", shown(entry.rel));
+                        (Some(size), Some(note), None)
+                    }
+                    Appended::Skipped(why) => (
+                        None,
+                        Some(format!("{}: skipped, {why}", shown(entry.rel))),
+                        None,
+                    ),
+                    Appended::Unreadable(size, e) => (size, None, Some(e)),
+                };
+                if let Some(size) = size {
                     content.files += 1;
                     content.bytes += size;
                     progress.files.fetch_add(1, Ordering::Relaxed);
-                    return Ok(());
                 }
-                Ok(Appended::Changed(size, what)) => {
-                    content.files += 1;
-                    content.bytes += size;
-                    progress.files.fetch_add(1, Ordering::Relaxed);
-                    let note = format!("{}: {what} while it was being archived", shown(entry.rel));
-                    warnings.push(note);
-                    return Ok(());
+                warnings.extend(note);
+                match missed {
+                    Some(e) => (entry.rel, e),
+                    None => return Ok(()),
                 }
-                Ok(Appended::Skipped(why)) => {
-                    warnings.push(format!("{}: skipped, {why}", shown(entry.rel)));
-                    return Ok(());
-                }
-                Ok(Appended::Unreadable(size, e)) => {
-                    content.files += u64::from(size.is_some());
-                    content.bytes += size.unwrap_or(0);
-                    progress.files.fetch_add(1, Ordering::Relaxed);
-                    (entry.rel, e)
-                }
-                Err(e) => {
-                    let context = format!("cannot archive {}", shown(entry.rel));
-                    return Err(classify(e, &context));
-                }
-            },
+            }
             Step::Unreadable(rel, e) if vanished(&e) && !rel.as_os_str().is_empty() => {
                 warnings.push(format!(
                     "{}: skipped, it vanished while it was being archived",
