@@ -463,7 +463,7 @@ pub fn verify(
             "This backup's archive is already being verified.".into(),
         ));
     }
-    store::backups::verify_heartbeat(&tx, backup.id, 0, Some(now()))?;
+    store::backups::verify_started(&tx, backup.id, now())?;
     record_event(&tx, event::BACKUP_VERIFY, origin, server, &backup)?;
     tx.commit()?;
     app.jobs.submit(Task::Verify(backup.id));
@@ -486,7 +486,7 @@ pub fn schedule_verification(app: &App) -> Result<()> {
     let Some(backup) = store::backups::next_to_verify(&tx, before, now)? else {
         return Ok(());
     };
-    store::backups::verify_heartbeat(&tx, backup.id, 0, Some(now))?;
+    store::backups::verify_started(&tx, backup.id, now)?;
     tx.commit()?;
     log::info!(
         "verifying the archive of backup {} (scheduled)",

@@ -306,9 +306,7 @@ fn record_heartbeats(app: &App, trackers: &[(Task, Arc<Tracker>)]) -> crate::err
         match task {
             Task::Backup(id) => crate::store::backups::heartbeat(&conn, *id, bytes, files, now)?,
             Task::Restore(id) => crate::store::restores::heartbeat(&conn, *id, bytes, now)?,
-            Task::Verify(id) => {
-                crate::store::backups::verify_heartbeat(&conn, *id, bytes, Some(now))?
-            }
+            Task::Verify(id) => crate::store::backups::verify_heartbeat(&conn, *id, bytes, now)?,
         }
     }
     Ok(())

@@ -69,7 +69,7 @@ fn verify(app: &App, id: i64, tracker: &Tracker) -> Result<()> {
     };
     let conn = app.db.conn()?;
     match found {
-        Found::Cancelled => store::backups::verify_heartbeat(&conn, id, 0, None)?,
+        Found::Cancelled => store::backups::verify_stopped(&conn, id)?,
         Found::Matches => {
             log::info!("backup {}: the archive matches its SHA-256", backup.uuid);
             store::backups::verified(&conn, id, None, now())?;
@@ -89,6 +89,6 @@ fn verify(app: &App, id: i64, tracker: &Tracker) -> Result<()> {
 
 /// Records that a verification stopped without a result.
 pub fn abandon(app: &App, id: i64) -> Result<()> {
-    store::backups::verify_heartbeat(&*app.db.conn()?, id, 0, None)?;
+    store::backups::verify_stopped(&*app.db.conn()?, id)?;
     Ok(())
 }

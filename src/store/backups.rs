@@ -331,13 +331,31 @@ pub fn set_integrity(c: &Connection, id: i64, integrity: Option<Integrity>) -> R
     Ok(())
 }
 
-/// Records that a verification is under way (and how far it read), or, with `None` for
-/// `now`, that it stopped.
-pub fn verify_heartbeat(c: &Connection, id: i64, bytes: i64, now: Option<Timestamp>) -> Result<()> {
+/// Records that a verification of the archive was asked for: it counts as running from now.
+pub fn verify_started(c: &Connection, id: i64, now: Timestamp) -> Result<()> {
+    c.execute(
+        "UPDATE backups SET verify_heartbeat_at = ?2, verify_bytes = 0 WHERE id = ?1",
+        params![id, now],
+    )?;
+    Ok(())
+}
+
+/// Records how far a running verification read; one that already stopped stays stopped.
+pub fn verify_heartbeat(c: &Connection, id: i64, bytes: i64, now: Timestamp) -> Result<()> {
     c.prepare_cached(
-        "UPDATE backups SET verify_heartbeat_at = ?2, verify_bytes = ?3 WHERE id = ?1",
+        "UPDATE backups SET verify_heartbeat_at = ?2, verify_bytes = ?3
+         WHERE id = ?1 AND verify_heartbeat_at IS NOT NULL",
     )?
     .execute(params![id, now, bytes])?;
+    Ok(())
+}
+
+/// Records that a verification stopped without a result.
+pub fn verify_stopped(c: &Connection, id: i64) -> Result<()> {
+    c.execute(
+        "UPDATE backups SET verify_heartbeat_at = NULL, verify_bytes = 0 WHERE id = ?1",
+        [id],
+    )?;
     Ok(())
 }
 
