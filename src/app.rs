@@ -28,8 +28,19 @@ pub struct FirstStart {
 
 impl App {
     /// Opens the data directory, creating the database, the secret and the first admin when
-    /// they do not exist yet.
+    /// they do not exist yet. A missing or empty database beside archives is refused: a
+    /// fresh catalogue would hide them (`hoard reindex` brings them back).
     pub fn open(config: Config) -> Result<(App, FirstStart)> {
+        App::open_with(config, false)
+    }
+
+    /// Opens the data directory for `hoard reindex`, which fills a missing or empty
+    /// catalogue from the archives.
+    pub fn open_to_reindex(config: Config) -> Result<(App, FirstStart)> {
+        App::open_with(config, true)
+    }
+
+    fn open_with(config: Config, reindexing: bool) -> Result<(App, FirstStart)> {
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -41,6 +52,9 @@ impl App {
                 ))
             })?;
         make_private(&config.data_dir);
+        if !reindexing {
+            refuse_lost_catalogue(&config)?;
+        }
         let secret = load_or_create_secret(&config.secret_path())?;
         let db = Db::open(&config.database_path()).map_err(|e| Error::Internal(e.to_string()))?;
         let app = App {
@@ -135,6 +149,42 @@ fn make_private(dir: &Path) {
             first.display()
         );
     }
+}
+
+/// Refuses to start a fresh catalogue while the storage directory holds archives: their
+/// database was deleted or emptied, and starting afresh would orphan every one of them.
+fn refuse_lost_catalogue(config: &Config) -> Result<()> {
+    let path = config.database_path();
+    let empty = match fs::metadata(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+        Err(e) => {
+            return Err(Error::internal(format!(
+                "cannot use {}: {e}",
+                path.display()
+            )));
+        }
+        Ok(meta) => meta.len() == 0,
+    };
+    if !empty {
+        return Ok(());
+    }
+    let storage = crate::storage::Storage::new(config.backups_dir());
+    let archives = storage
+        .list()
+        .map_err(|e| Error::internal(format!("cannot list {}: {e}", storage.root().display())))?
+        .iter()
+        .filter(|(_, stored, _)| matches!(stored, crate::storage::Stored::Archive(_)))
+        .count();
+    if archives == 0 {
+        return Ok(());
+    }
+    Err(Error::internal(format!(
+        "the database {} is missing or empty, but {} holds {archives} archive(s): hoard will not \
+         start a new, empty catalogue over them. Put back the database from a copy, or run \
+         `hoard reindex` to rebuild the catalogue from the archives' manifests",
+        path.display(),
+        storage.root().display()
+    )))
 }
 
 fn load_or_create_secret(path: &Path) -> Result<[u8; 32]> {

@@ -7,7 +7,7 @@ use crate::auth::Access;
 use crate::error::{Error, Result};
 use crate::jobs::Task;
 use crate::model::{
-    Actor, Backup, BackupStatus, Permission, Server, ServerStatus, User, event, now,
+    Actor, Backup, BackupStatus, Integrity, Permission, Server, ServerStatus, User, event, now,
 };
 use crate::store::{self, Connection, TransactionBehavior};
 use serde_json::json;
@@ -234,7 +234,7 @@ pub fn delete(app: &App, actor: &Actor, server: &Server, uuid: &str) -> Result<(
             "Cannot delete backup while it is being restored.".into(),
         ));
     }
-    if backup.is_locked && backup.status == BackupStatus::Completed {
+    if backup.is_locked && backup.status.is_completed() {
         return Err(Error::BackupLocked(
             "This backup is locked and cannot be deleted.".into(),
         ));
@@ -265,21 +265,23 @@ pub fn toggle_lock(app: &App, actor: &Actor, server: &Server, uuid: &str) -> Res
     };
     record_event(&tx, name, actor, server, &backup)?;
     tx.commit()?;
-    Ok(locked)
-}
-
-/// Refuses (400) a backup that is still being created or failed: only a completed one can
-/// be `action` (downloaded, restored).
-pub fn ensure_completed(backup: &Backup, action: &str) -> Result<()> {
-    match backup.status {
-        BackupStatus::Creating => Err(Error::BackupNotCompleted(format!(
-            "This backup has not completed yet and cannot be {action}."
-        ))),
-        BackupStatus::Failed => Err(Error::BackupFailed(format!(
-            "This backup failed and cannot be {action}."
-        ))),
-        BackupStatus::Completed => Ok(()),
+    // The manifest speaks for the backup if the database is lost: it follows the lock.
+    let storage = app.storage();
+    let relocked = storage
+        .read_manifest(&server.uuid, &backup.uuid)
+        .and_then(|mut manifest| {
+            manifest.is_locked = locked;
+            storage.write_manifest(&manifest)
+        });
+    if let Err(e) = relocked
+        && backup.status.is_completed()
+    {
+        log::warn!(
+            "cannot record the lock of backup {} in its manifest: {e}",
+            backup.uuid
+        );
     }
+    Ok(locked)
 }
 
 /// A fresh signed link to a completed backup, as a path and query.
@@ -290,9 +292,8 @@ pub fn download_link(
     server: &Server,
     uuid: &str,
 ) -> Result<String> {
+    let backup = ensure_usable(look_at_archive(app, server, uuid)?, Use::Download)?;
     let conn = app.db.conn()?;
-    let backup = get(&conn, server, uuid)?;
-    ensure_completed(&backup, "downloaded")?;
     let expires = now() + app.config.download_link_ttl_secs as i64;
     record_event(&conn, event::BACKUP_DOWNLOAD, actor, server, &backup)?;
     Ok(crate::links::path(
@@ -348,5 +349,145 @@ pub fn delete_server(
         }
     }
     storage.remove_server_dir(&server.uuid);
+    Ok(())
+}
+
+/// What a caller wants a backup's archive for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Use {
+    Download,
+    /// A corrupt archive is restored only when asked for explicitly.
+    Restore {
+        allow_corrupt: bool,
+    },
+}
+
+/// The backup, if its archive may be used as asked: refused while it is being created, when
+/// it failed, when its archive is missing or not the size recorded, and, for a restore,
+/// when verification found it corrupt.
+pub fn ensure_usable(backup: Backup, to: Use) -> Result<Backup> {
+    let verb = match to {
+        Use::Download => "downloaded",
+        Use::Restore { .. } => "restored",
+    };
+    match backup.status {
+        BackupStatus::Creating => Err(Error::BackupNotCompleted(format!(
+            "This backup has not completed yet and cannot be {verb}."
+        ))),
+        BackupStatus::Failed => Err(Error::BackupFailed(format!(
+            "This backup failed and cannot be {verb}."
+        ))),
+        BackupStatus::Missing => Err(Error::BackupFailed(format!(
+            "The archive of this backup is missing from storage or is not the size recorded, so it cannot be {verb}."
+        ))),
+        BackupStatus::Corrupt if to == (Use::Restore { allow_corrupt: false }) => {
+            Err(Error::BackupFailed(
+                "The archive of this backup is corrupt (its SHA-256 no longer matches the one recorded), so it is not restored; the server's owner or an administrator may restore it anyway with allow_corrupt."
+                    .into(),
+            ))
+        }
+        _ => Ok(backup),
+    }
+}
+
+/// A server's backup, its archive looked at now (see [`refresh`]).
+pub fn look_at_archive(app: &App, server: &Server, uuid: &str) -> Result<Backup> {
+    let conn = app.db.conn()?;
+    refresh(app, &conn, &server.uuid, get(&conn, server, uuid)?)
+}
+
+/// Compares a completed backup's archive with the size recorded; records a change (gone,
+/// or back) and returns the backup as it now is.
+fn refresh(app: &App, c: &Connection, server_uuid: &str, backup: Backup) -> Result<Backup> {
+    if !backup.status.is_completed() {
+        return Ok(backup);
+    }
+    let present = app.storage().archive_size(server_uuid, &backup) == Some(backup.bytes as u64);
+    let integrity = match (backup.status, present) {
+        (BackupStatus::Missing, true) => None,
+        (BackupStatus::Missing, false) | (_, true) => return Ok(backup),
+        (_, false) => Some(Integrity::Missing),
+    };
+    match integrity {
+        Some(_) => log::warn!(
+            "the archive of backup {} is missing or not the {} bytes recorded",
+            backup.uuid,
+            backup.bytes
+        ),
+        None => log::info!("the archive of backup {} is back", backup.uuid),
+    }
+    store::backups::set_integrity(c, backup.id, integrity)?;
+    store::backups::by_id(c, backup.id)?.ok_or_else(|| Error::not_found("backup"))
+}
+
+/// Looks at every completed backup's archive (see [`refresh`]).
+pub fn look_at_archives(app: &App) -> Result<()> {
+    let conn = app.db.conn()?;
+    for (backup, server_uuid) in store::backups::completed(&conn)? {
+        refresh(app, &conn, &server_uuid, backup)?;
+    }
+    Ok(())
+}
+
+/// Starts re-reading a backup's archive to compare it with its recorded SHA-256, as a job.
+pub fn verify(
+    app: &App,
+    actor: &Actor,
+    server: &Server,
+    access: &Access,
+    uuid: &str,
+) -> Result<Backup> {
+    access.require(Permission::BackupRead)?;
+    let mut conn = app.db.conn()?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let backup = get(&tx, server, uuid)?;
+    match backup.status {
+        BackupStatus::Creating => {
+            return Err(Error::BackupNotCompleted(
+                "This backup has not completed yet: there is no archive to verify.".into(),
+            ));
+        }
+        BackupStatus::Failed => {
+            return Err(Error::BackupFailed(
+                "This backup failed: there is no archive to verify.".into(),
+            ));
+        }
+        _ => {}
+    }
+    if backup.verifying.is_some() || app.jobs.is_tracked(Task::Verify(backup.id)) {
+        return Err(Error::Conflict(
+            "This backup's archive is already being verified.".into(),
+        ));
+    }
+    store::backups::verify_started(&tx, backup.id, now())?;
+    record_event(&tx, event::BACKUP_VERIFY, actor, server, &backup)?;
+    tx.commit()?;
+    app.jobs.submit(Task::Verify(backup.id));
+    let backup = get(&*app.db.conn()?, server, uuid)?;
+    Ok(backup)
+}
+
+/// Queues the verification of the backup whose archive was checked longest ago, once it is
+/// `verify_interval_days` old, when no other verification runs: one archive at a time, so
+/// that the reading spreads out and never crowds the backups' disk.
+pub fn schedule_verification(app: &App) -> Result<()> {
+    let days = app.config.verify_interval_days;
+    if days == 0 || app.jobs.is_verifying() {
+        return Ok(());
+    }
+    let now = now();
+    let before = now - (days as i64).saturating_mul(86_400);
+    let mut conn = app.db.conn()?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let Some(backup) = store::backups::next_to_verify(&tx, before, now)? else {
+        return Ok(());
+    };
+    store::backups::verify_started(&tx, backup.id, now)?;
+    tx.commit()?;
+    log::info!(
+        "verifying the archive of backup {} (scheduled)",
+        backup.uuid
+    );
+    app.jobs.submit(Task::Verify(backup.id));
     Ok(())
 }

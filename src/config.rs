@@ -90,6 +90,12 @@ pub struct Settings {
     /// How long a browser login lasts, in seconds [default: 43200].
     #[arg(long, env = "HOARD_SESSION_TTL_SECS", value_name = "SECS")]
     pub session_ttl_secs: Option<u64>,
+
+    /// Re-read every backup's archive and check its SHA-256 once this many days have passed
+    /// since it was last checked, one archive at a time, at the priority of backups; 0 turns
+    /// the schedule off [default: 7].
+    #[arg(long, env = "HOARD_VERIFY_INTERVAL_DAYS", value_name = "DAYS")]
+    pub verify_interval_days: Option<u64>,
 }
 
 fn cores() -> usize {
@@ -117,6 +123,7 @@ pub struct Config {
     pub hook_timeout_secs: u64,
     pub shutdown_grace_secs: u64,
     pub session_ttl_secs: u64,
+    pub verify_interval_days: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -176,6 +183,7 @@ impl Settings {
             hook_timeout_secs,
             shutdown_grace_secs,
             session_ttl_secs,
+            verify_interval_days,
         )
     }
 }
@@ -206,6 +214,7 @@ impl Config {
             hook_timeout_secs: s.hook_timeout_secs.unwrap_or(300),
             shutdown_grace_secs: s.shutdown_grace_secs.unwrap_or(30),
             session_ttl_secs: s.session_ttl_secs.unwrap_or(43200),
+            verify_interval_days: s.verify_interval_days.unwrap_or(7),
         };
         config.check()?;
         Ok(config)

@@ -4,7 +4,7 @@
 //! Layout: [`api`] (HTTP), [`store`] (SQLite), [`archive`] (tar + zstd/gzip writer),
 //! [`restore`] (safe extraction and swap), [`storage`] (archive files), [`jobs`] (workers,
 //! heartbeats, hooks), [`auth`] (passwords, keys, sessions, permissions), [`config`],
-//! [`cli`], [`web`] (embedded UI). Domain rules for accounts, servers and backups live in
+//! [`cli`], [`web`] (embedded UI), [`catalogue`] (the database against the archives). Domain rules for accounts, servers and backups live in
 //! [`users`], [`servers`] and [`backups`].
 
 pub mod api;
@@ -12,6 +12,7 @@ pub mod app;
 pub mod archive;
 pub mod auth;
 pub mod backups;
+pub mod catalogue;
 pub mod cli;
 pub mod config;
 pub mod error;

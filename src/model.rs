@@ -152,15 +152,25 @@ pub struct Server {
     pub compression: Option<Compression>,
     pub status: Option<ServerStatus>,
     pub hooks: Hooks,
+    /// Back up what can be read and mark the backup `completed_with_warnings`, instead of
+    /// failing it, when files or directories cannot be read.
+    pub skip_unreadable: bool,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
 
+/// A backup as users see it: its job's outcome, and what the last look at its archive found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BackupStatus {
     Creating,
     Completed,
+    /// Completed without the entries it could not read (the server's `skip_unreadable`).
+    CompletedWithWarnings,
     Failed,
+    /// Completed, but its archive is gone or not the size recorded.
+    Missing,
+    /// Completed, but its archive no longer matches the recorded SHA-256.
+    Corrupt,
 }
 
 impl BackupStatus {
@@ -168,19 +178,42 @@ impl BackupStatus {
         match self {
             BackupStatus::Creating => "creating",
             BackupStatus::Completed => "completed",
+            BackupStatus::CompletedWithWarnings => "completed_with_warnings",
             BackupStatus::Failed => "failed",
+            BackupStatus::Missing => "missing",
+            BackupStatus::Corrupt => "corrupt",
+        }
+    }
+
+    /// Whether the job finished and recorded an archive, whatever became of it since.
+    pub fn is_completed(self) -> bool {
+        !matches!(self, BackupStatus::Creating | BackupStatus::Failed)
+    }
+}
+
+/// What a check of a completed backup's archive found wrong with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Integrity {
+    Missing,
+    Corrupt,
+}
+
+impl Integrity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Integrity::Missing => "missing",
+            Integrity::Corrupt => "corrupt",
         }
     }
 }
 
-impl FromStr for BackupStatus {
+impl FromStr for Integrity {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
-            "creating" => Ok(BackupStatus::Creating),
-            "completed" => Ok(BackupStatus::Completed),
-            "failed" => Ok(BackupStatus::Failed),
-            other => Err(format!("unknown backup status '{other}'")),
+            "missing" => Ok(Integrity::Missing),
+            "corrupt" => Ok(Integrity::Corrupt),
+            other => Err(format!("unknown archive state '{other}'")),
         }
     }
 }
@@ -238,6 +271,12 @@ pub struct Backup {
     pub heartbeat_at: Option<Timestamp>,
     pub created_at: Timestamp,
     pub completed_at: Option<Timestamp>,
+    /// Entries left out because they could not be read.
+    pub unreadable: i64,
+    /// When the archive was last found to match its hash.
+    pub verified_at: Option<Timestamp>,
+    /// A verification of the archive under way: bytes read so far.
+    pub verifying: Option<i64>,
 }
 
 /// A subuser permission. Owners and admins hold all of them.
@@ -304,6 +343,7 @@ pub mod event {
     pub const BACKUP_RESTORE_FAILED: &str = "server:backup.restore-failed";
     pub const BACKUP_LOCK: &str = "server:backup.lock";
     pub const BACKUP_UNLOCK: &str = "server:backup.unlock";
+    pub const BACKUP_VERIFY: &str = "server:backup.verify";
     pub const LOGIN: &str = "auth:success";
     pub const LOGIN_FAILED: &str = "auth:fail";
     pub const LOGOUT: &str = "auth:logout";

@@ -5,7 +5,7 @@
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::jobs::Task;
-use crate::model::{Actor, Backup, Server, ServerStatus, event, now};
+use crate::model::{Actor, Server, ServerStatus, event, now};
 use crate::restore::Workspace;
 use crate::safefs::Dir;
 use crate::store::restores::Restore;
@@ -20,20 +20,19 @@ pub fn start(
     server: &Server,
     backup_uuid: &str,
     truncate: bool,
+    allow_corrupt: bool,
 ) -> Result<Restore> {
+    // Outside the transaction, which a refusal rolls back: a missing archive is recorded.
+    crate::backups::look_at_archive(app, server, backup_uuid)?;
     let mut conn = app.db.conn()?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let server =
         store::servers::by_id(&tx, server.id)?.ok_or_else(|| Error::not_found("server"))?;
     let backup = store::backups::for_server(&tx, server.id, backup_uuid)?
         .ok_or_else(|| Error::not_found("backup"))?;
-    crate::backups::ensure_completed(&backup, "restored")?;
+    let backup =
+        crate::backups::ensure_usable(backup, crate::backups::Use::Restore { allow_corrupt })?;
     crate::backups::ensure_idle(&tx, &server, "restore backup")?;
-    if !archive_of(app, &backup)?.is_file() {
-        return Err(Error::BadRequest(
-            "The archive of this backup is missing from storage.".into(),
-        ));
-    }
     let server_dir = Path::new(&server.path);
     let unusable = |e: std::io::Error| {
         Error::Conflict(format!(
@@ -79,17 +78,6 @@ pub fn start(
     tx.commit()?;
     app.jobs.submit(Task::Restore(restore.id));
     Ok(restore)
-}
-
-/// Where the archive of `backup` is.
-pub fn archive_of(app: &App, backup: &Backup) -> Result<PathBuf> {
-    backup
-        .storage_path
-        .as_deref()
-        .and_then(|p| app.storage().resolve(p))
-        .ok_or_else(|| {
-            Error::BadRequest("The archive of this backup is missing from storage.".into())
-        })
 }
 
 /// The work directory a journal row records (staging and trash live in it).

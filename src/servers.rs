@@ -33,6 +33,7 @@ pub struct ServerChanges {
     pub post_backup: Option<Option<String>>,
     pub pre_restore: Option<Option<String>>,
     pub post_restore: Option<Option<String>>,
+    pub skip_unreadable: Option<bool>,
 }
 
 /// Checks a server directory against the rules and returns its canonical form.
@@ -177,6 +178,9 @@ fn apply(
     if let Some(compression) = changes.compression {
         server.compression = compression;
     }
+    if let Some(skip) = changes.skip_unreadable {
+        server.skip_unreadable = skip;
+    }
     if let Some(status) = changes.status {
         if status == Some(ServerStatus::RestoringBackup)
             && server.status != Some(ServerStatus::RestoringBackup)
@@ -268,6 +272,7 @@ pub fn create(c: &Connection, data_dir: &Path, changes: ServerChanges) -> Result
         compression: None,
         status: None,
         hooks: Hooks::default(),
+        skip_unreadable: false,
         created_at: now(),
         updated_at: now(),
     };

@@ -4,10 +4,81 @@
 
 use crate::model::{Backup, Compression};
 use crate::safefs::{free_space, sync_dir, sync_parent};
+use serde::{Deserialize, Serialize};
 use std::fs;
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+
+/// The manifest beside each archive: everything `hoard reindex` needs to put the backup
+/// (and its server) back in the catalogue when the database is lost.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: u32,
+    pub server_uuid: String,
+    #[serde(default)]
+    pub server_name: Option<String>,
+    #[serde(default)]
+    pub server_path: Option<String>,
+    pub uuid: String,
+    pub name: String,
+    #[serde(default)]
+    pub ignored_files: Vec<String>,
+    pub compression: Compression,
+    pub sha256_hash: String,
+    pub bytes: u64,
+    /// Entries the archive holds.
+    pub files: u64,
+    pub content_bytes: u64,
+    pub is_locked: bool,
+    /// RFC 3339, as the API writes times.
+    pub created_at: String,
+    pub completed_at: String,
+    #[serde(default)]
+    pub warnings: Vec<String>,
+    /// Entries left out because they could not be read.
+    #[serde(default)]
+    pub unreadable: u64,
+}
+
+/// A file of the storage directory, as its name says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stored {
+    Archive(String),
+    Manifest(String),
+    /// An archive or manifest being written: never a whole one.
+    Partial(String),
+}
+
+impl Stored {
+    /// What a file name in a server's directory is, if hoard wrote it.
+    pub fn parse(name: &str) -> Option<Stored> {
+        let uuid_ok = |u: &str| uuid::Uuid::parse_str(u).is_ok();
+        if let Some(u) = name
+            .strip_prefix('.')
+            .and_then(|n| n.strip_suffix(".partial"))
+        {
+            return uuid_ok(u).then(|| Stored::Partial(u.to_string()));
+        }
+        if let Some(u) = name.strip_suffix(".json.partial") {
+            return uuid_ok(u).then(|| Stored::Partial(u.to_string()));
+        }
+        if let Some(u) = name.strip_suffix(".json") {
+            return uuid_ok(u).then(|| Stored::Manifest(u.to_string()));
+        }
+        [Compression::Zstd, Compression::Gzip, Compression::None]
+            .into_iter()
+            .find_map(|c| name.strip_suffix(&format!(".{}", c.extension())))
+            .filter(|u| uuid_ok(u))
+            .map(|u| Stored::Archive(u.to_string()))
+    }
+
+    pub fn backup_uuid(&self) -> &str {
+        match self {
+            Stored::Archive(u) | Stored::Manifest(u) | Stored::Partial(u) => u,
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct Storage {
@@ -44,6 +115,29 @@ impl Storage {
         safe.then(|| self.root.join(rel))
     }
 
+    /// Where a backup's archive is, from the recorded path or else from the layout.
+    pub fn archive_path(&self, server_uuid: &str, backup: &Backup) -> PathBuf {
+        backup
+            .storage_path
+            .as_deref()
+            .and_then(|p| self.resolve(p))
+            .unwrap_or_else(|| {
+                self.root.join(Storage::relative_path(
+                    server_uuid,
+                    &backup.uuid,
+                    backup.compression,
+                ))
+            })
+    }
+
+    /// The archive's size, or None when it is not there as a file.
+    pub fn archive_size(&self, server_uuid: &str, backup: &Backup) -> Option<u64> {
+        fs::metadata(self.archive_path(server_uuid, backup))
+            .ok()
+            .filter(|m| m.is_file())
+            .map(|m| m.len())
+    }
+
     /// Where an archive is written before it is complete.
     pub fn partial_path(&self, server_uuid: &str, backup_uuid: &str) -> PathBuf {
         self.root
@@ -64,13 +158,8 @@ impl Storage {
     }
 
     /// Writes the manifest beside the archive, durably.
-    pub fn write_manifest(
-        &self,
-        server_uuid: &str,
-        backup: &Backup,
-        manifest: &serde_json::Value,
-    ) -> io::Result<()> {
-        let path = self.manifest_path(server_uuid, &backup.uuid);
+    pub fn write_manifest(&self, manifest: &Manifest) -> io::Result<()> {
+        let path = self.manifest_path(&manifest.server_uuid, &manifest.uuid);
         let tmp = path.with_extension("json.partial");
         let mut file = fs::OpenOptions::new()
             .write(true)
@@ -88,17 +177,22 @@ impl Storage {
         self.publish(&tmp, &path)
     }
 
+    pub fn read_manifest(&self, server_uuid: &str, backup_uuid: &str) -> io::Result<Manifest> {
+        let text = fs::read(self.manifest_path(server_uuid, backup_uuid))?;
+        serde_json::from_slice(&text).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    }
+
     /// Removes a backup's archive, manifest and any partial file; missing files are fine.
+    /// The archive's place comes from the layout when no path was recorded: a crash can
+    /// publish it before its path is recorded.
     pub fn remove(&self, server_uuid: &str, backup: &Backup) -> io::Result<()> {
-        let mut paths = vec![
+        let paths = [
             self.partial_path(server_uuid, &backup.uuid),
             self.manifest_path(server_uuid, &backup.uuid),
             self.manifest_path(server_uuid, &backup.uuid)
                 .with_extension("json.partial"),
+            self.archive_path(server_uuid, backup),
         ];
-        if let Some(p) = backup.storage_path.as_deref().and_then(|p| self.resolve(p)) {
-            paths.push(p);
-        }
         for path in paths {
             match fs::remove_file(&path) {
                 Ok(()) => {}
@@ -111,6 +205,32 @@ impl Storage {
             sync_dir(&dir)?;
         }
         Ok(())
+    }
+
+    /// Every file hoard wrote in the storage directory: (server uuid, what, path).
+    pub fn list(&self) -> io::Result<Vec<(String, Stored, PathBuf)>> {
+        let mut found = Vec::new();
+        let servers = match fs::read_dir(&self.root) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(found),
+            other => other?,
+        };
+        for server in servers {
+            let server = server?;
+            let Some(server_uuid) = server.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            if uuid::Uuid::parse_str(&server_uuid).is_err() || !server.file_type()?.is_dir() {
+                continue;
+            }
+            for file in fs::read_dir(server.path())? {
+                let file = file?;
+                if let Some(stored) = file.file_name().to_str().and_then(Stored::parse) {
+                    found.push((server_uuid.clone(), stored, file.path()));
+                }
+            }
+        }
+        found.sort_by(|a, b| a.2.cmp(&b.2));
+        Ok(found)
     }
 
     /// Removes the server's directory if nothing is left in it.

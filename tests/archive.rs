@@ -174,6 +174,7 @@ fn uncompressed() -> Options {
         gzip_level: 6,
         read_limit_bytes_per_sec: 0,
         max_bytes: u64::MAX,
+        skip_unreadable: false,
     }
 }
 

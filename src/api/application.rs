@@ -64,6 +64,7 @@ fn server_changes(body: Map<String, Value>) -> Result<ServerChanges> {
         max_backup_bytes: f.int("max_backup_bytes"),
         compression: parse_choice::<Compression>(&mut f, "compression"),
         status: parse_choice::<ServerStatus>(&mut f, "status"),
+        skip_unreadable: f.bool("skip_unreadable"),
         ..ServerChanges::default()
     };
     if let Some(mut h) = hooks {

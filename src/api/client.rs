@@ -183,7 +183,7 @@ pub fn list_backups(ctx: &Ctx, caller: &Caller, id: &str) -> Result<Response> {
 pub fn show_backup(ctx: &Ctx, caller: &Caller, id: &str, uuid: &str) -> Result<Response> {
     let (server, access) = visible(ctx, caller, id)?;
     access.require(Permission::BackupRead)?;
-    let backup = backups::get(&*ctx.app.db.conn()?, &server, uuid)?;
+    let backup = backups::look_at_archive(ctx.app, &server, uuid)?;
     Ok(Response::json(200, &wire::backup(&backup, &access)))
 }
 
@@ -240,13 +240,33 @@ pub fn download_link(ctx: &Ctx, caller: &Caller, id: &str, uuid: &str) -> Result
 }
 
 pub fn restore_backup(ctx: &Ctx, caller: &Caller, id: &str, uuid: &str) -> Result<Response> {
-    let (server, _) = actionable(ctx, caller, id, Permission::BackupRestore)?;
+    let (server, access) = actionable(ctx, caller, id, Permission::BackupRestore)?;
     backups::get(&*ctx.app.db.conn()?, &server, uuid)?;
     let mut f = Fields::new(ctx.req.json_object()?);
     let truncate = f.bool("truncate").unwrap_or(true);
+    let allow_corrupt = f.bool("allow_corrupt").unwrap_or(false);
     f.finish()?;
-    restores::start(ctx.app, &ctx.actor(caller), &server, uuid, truncate)?;
+    if allow_corrupt && !access.is_full() {
+        return Err(Error::Forbidden(
+            "Only the server's owner or an administrator may restore a corrupt backup.".into(),
+        ));
+    }
+    restores::start(
+        ctx.app,
+        &ctx.actor(caller),
+        &server,
+        uuid,
+        truncate,
+        allow_corrupt,
+    )?;
     Ok(Response::empty(202))
+}
+
+pub fn verify_backup(ctx: &Ctx, caller: &Caller, id: &str, uuid: &str) -> Result<Response> {
+    let (server, access) = visible(ctx, caller, id)?;
+    access.require(Permission::BackupRead)?;
+    let backup = backups::verify(ctx.app, &ctx.actor(caller), &server, &access, uuid)?;
+    Ok(Response::json(202, &wire::backup(&backup, &access)))
 }
 
 /// Subuser management is for the owner and admins.

@@ -60,7 +60,7 @@ pub fn serve(ctx: &Ctx, backup_uuid: &str) -> Result<Response> {
     }
     let conn = ctx.app.db.conn()?;
     let backup = store::backups::by_uuid(&conn, backup_uuid)?
-        .filter(|b| b.status == BackupStatus::Completed)
+        .filter(|b| b.status.is_completed() && b.status != BackupStatus::Missing)
         .ok_or_else(|| Error::not_found("backup"))?;
     let user = store::users::by_uuid(&conn, user_uuid)?
         .ok_or_else(|| refused("The user this link was made for no longer exists."))?;

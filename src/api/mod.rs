@@ -113,6 +113,7 @@ enum Route<'a> {
     BackupDownload(&'a str, &'a str),
     BackupRestore(&'a str, &'a str),
     BackupLock(&'a str, &'a str),
+    BackupVerify(&'a str, &'a str),
     Subusers(&'a str),
     Subuser(&'a str, &'a str),
     AppServers,
@@ -145,6 +146,9 @@ fn route<'a>(segs: &'a [&'a str]) -> Option<(Route<'a>, &'static [Method])> {
             (Route::BackupRestore(s, b), &[Post])
         }
         ["api", "client", "servers", s, "backups", b, "lock"] => (Route::BackupLock(s, b), &[Post]),
+        ["api", "client", "servers", s, "backups", b, "verify"] => {
+            (Route::BackupVerify(s, b), &[Post])
+        }
         ["api", "client", "servers", s, "users"] => (Route::Subusers(s), &[Get, Post]),
         ["api", "client", "servers", s, "users", u] => (Route::Subuser(s, u), &[Get, Post, Delete]),
         ["api", "application", "servers"] => (Route::AppServers, &[Get, Post]),
@@ -192,6 +196,7 @@ fn dispatch(ctx: &Ctx) -> Result<Response, Failure> {
                 (Route::BackupDownload(s, b), _) => client::download_link(ctx, c, s, b)?,
                 (Route::BackupRestore(s, b), _) => client::restore_backup(ctx, c, s, b)?,
                 (Route::BackupLock(s, b), _) => client::toggle_lock(ctx, c, s, b)?,
+                (Route::BackupVerify(s, b), _) => client::verify_backup(ctx, c, s, b)?,
                 (Route::Subusers(s), Get) => client::list_subusers(ctx, c, s)?,
                 (Route::Subusers(s), _) => client::add_subuser(ctx, c, s)?,
                 (Route::Subuser(s, u), Get) => client::show_subuser(ctx, c, s, u)?,

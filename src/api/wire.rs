@@ -67,6 +67,16 @@ pub struct BackupAttributes<'a> {
     error: Option<&'a str>,
     error_detail: Option<&'a str>,
     warnings: &'a [String],
+    verified_at: Option<String>,
+    verification: Option<BackupVerification>,
+}
+
+/// A verification of the archive under way.
+#[derive(Serialize)]
+pub struct BackupVerification {
+    bytes_processed: i64,
+    bytes_total: i64,
+    percent: f64,
 }
 
 #[derive(Serialize)]
@@ -91,11 +101,21 @@ pub fn backup<'a>(b: &'a Backup, access: &Access) -> Item<BackupAttributes<'a>> 
         percent: (p.percent() * 10.0).round() / 10.0,
         eta_seconds: p.eta_seconds(now()),
     });
+    // The backup itself succeeded, whatever became of its archive since.
     let is_successful = match b.status {
         BackupStatus::Creating => None,
-        BackupStatus::Completed => Some(true),
         BackupStatus::Failed => Some(false),
+        _ => Some(true),
     };
+    let verification = b.verifying.map(|read| BackupVerification {
+        bytes_processed: read,
+        bytes_total: b.bytes,
+        percent: if b.bytes > 0 {
+            ((read as f64 * 1000.0 / b.bytes as f64).round() / 10.0).clamp(0.0, 100.0)
+        } else {
+            0.0
+        },
+    });
     Item {
         object: "backup",
         attributes: BackupAttributes {
@@ -115,6 +135,8 @@ pub fn backup<'a>(b: &'a Backup, access: &Access) -> Item<BackupAttributes<'a>> 
             error: b.error.as_deref(),
             error_detail: b.error_detail.as_deref().filter(|_| access.is_full()),
             warnings: &b.warnings,
+            verified_at: b.verified_at.map(rfc3339),
+            verification,
         },
     }
 }
@@ -305,6 +327,7 @@ pub fn admin_server(s: &Server, owner: Option<&User>, backup_count: i64) -> Valu
             "max_backup_bytes": s.max_backup_bytes,
             "compression": s.compression.map(|c| c.as_str()),
             "status": s.status.map(|st| st.as_str()),
+            "skip_unreadable": s.skip_unreadable,
             "hooks": {
                 "pre_backup": s.hooks.pre_backup,
                 "post_backup": s.hooks.post_backup,

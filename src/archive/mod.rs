@@ -13,7 +13,7 @@ use crate::model::Compression;
 use crate::safefs::Dir;
 use sink::Frames;
 use source::{FileReader, Throttle};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -31,6 +31,8 @@ pub struct Options {
     pub read_limit_bytes_per_sec: u64,
     /// The archive file may not grow past this many bytes.
     pub max_bytes: u64,
+    /// Leave out what cannot be read (with a warning) instead of failing the archive.
+    pub skip_unreadable: bool,
 }
 
 /// Counters the job reads while the archive is written.
@@ -57,6 +59,9 @@ pub struct Output {
     /// Entries archived and the bytes of their contents.
     pub content: Scan,
     pub warnings: Vec<String>,
+    /// Entries left out, or archived short, because they could not be read (only with
+    /// `skip_unreadable`).
+    pub unreadable: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +72,12 @@ pub enum Error {
     Cancelled(String),
     #[error("the disk holding the backups is full")]
     DiskFull,
+    #[error(
+        "cannot read {path}: {source}. Nothing that exists may be left out of a backup \
+         silently: fix the cause, or set skip_unreadable on the server to back up the rest \
+         (the backup is then completed_with_warnings)"
+    )]
+    Unreadable { path: String, source: io::Error },
     #[error("{context}: {source}")]
     Io { context: String, source: io::Error },
 }
@@ -132,7 +143,7 @@ fn write_inner(
     cancel: &AtomicBool,
 ) -> Result<Output, Error> {
     // A server directory replaced by a symlink is not followed to wherever it points.
-    let root = Dir::open(root).map_err(|e| classify(e, "cannot open the server directory"))?;
+    let root_dir = Dir::open(root).map_err(|e| classify(e, "cannot open the server directory"))?;
     let file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -148,14 +159,45 @@ fn write_inner(
     let mut content = Scan::default();
     let mut throttle = Throttle::new(options.read_limit_bytes_per_sec);
 
-    walk::walk(root, exclusions, |step| {
+    let mut unreadable = 0;
+    walk::walk(root_dir, exclusions, |step| {
         if cancel.load(Ordering::Relaxed) {
             return Err(Error::Cancelled("hoard is shutting down".into()));
         }
-        let entry = match step {
-            Step::Entry(entry) => entry,
-            Step::Unreadable(rel, e) => {
-                warnings.push(format!("{}: could not be read: {e}", shown(rel)));
+        let (rel, missed) = match step {
+            Step::Entry(entry) => {
+                let appended = append(&mut tar, &entry, &mut throttle, progress, cancel)
+                    .map_err(|e| classify(e, &format!("cannot archive {}", shown(entry.rel))))?;
+                let (size, note, missed) = match appended {
+                    Appended::Whole(size) => (Some(size), None, None),
+                    Appended::Changed(size, what) => {
+                        let note =
+                            format!("{}: {what} while it was being archived", shown(entry.rel));
+                        (Some(size), Some(note), None)
+                    }
+                    Appended::Skipped(why) => (
+                        None,
+                        Some(format!("{}: skipped, {why}", shown(entry.rel))),
+                        None,
+                    ),
+                    Appended::Unreadable(size, e) => (size, None, Some(e)),
+                };
+                if let Some(size) = size {
+                    content.files += 1;
+                    content.bytes += size;
+                    progress.files.fetch_add(1, Ordering::Relaxed);
+                }
+                warnings.extend(note);
+                match missed {
+                    Some(e) => (entry.rel, e),
+                    None => return Ok(()),
+                }
+            }
+            Step::Unreadable(rel, e) if vanished(&e) && !rel.as_os_str().is_empty() => {
+                warnings.push(format!(
+                    "{}: skipped, it vanished while it was being archived",
+                    shown(rel)
+                ));
                 return Ok(());
             }
             Step::DataDir(rel) => {
@@ -163,37 +205,23 @@ fn write_inner(
                 warnings.push(note);
                 return Ok(());
             }
+            Step::Unreadable(rel, e) => (rel, e),
         };
-        let result = match &entry.kind {
-            Kind::Dir(meta) => append_dir(&mut tar, meta, entry.rel),
-            Kind::Symlink => append_symlink(&mut tar, &entry),
-            Kind::File => append_file(&mut tar, &entry, &mut throttle, progress, cancel),
-            Kind::Special(what) => {
-                let note = format!("{}: skipped, {what} cannot be backed up", shown(entry.rel));
-                warnings.push(note);
-                return Ok(());
-            }
-        };
-        match result {
-            Ok(Appended::Whole(size)) => {
-                content.files += 1;
-                content.bytes += size;
-            }
-            Ok(Appended::Changed(size, what)) => {
-                content.files += 1;
-                content.bytes += size;
-                let note = format!("{}: {what} while it was being archived", shown(entry.rel));
-                warnings.push(note);
-            }
-            Ok(Appended::Skipped(why)) => {
-                warnings.push(format!("{}: skipped, {why}", shown(entry.rel)));
-            }
-            Err(e) => {
-                let context = format!("cannot archive {}", shown(entry.rel));
-                return Err(classify(e, &context));
-            }
+        // The server directory itself: there would be nothing to back up.
+        let is_root = rel.as_os_str().is_empty();
+        if !options.skip_unreadable || is_root {
+            let path = if is_root {
+                root.to_path_buf()
+            } else {
+                root.join(rel)
+            };
+            return Err(Error::Unreadable {
+                path: path.display().to_string(),
+                source: missed,
+            });
         }
-        progress.files.fetch_add(1, Ordering::Relaxed);
+        unreadable += 1;
+        warnings.push(format!("{}: could not be read: {missed}", shown(rel)));
         Ok(())
     })?;
 
@@ -206,7 +234,33 @@ fn write_inner(
         bytes,
         content,
         warnings,
+        unreadable,
     })
+}
+
+/// Whether an error means the entry vanished or changed type since the walk listed it (the
+/// server is running: a warning), rather than that hoard cannot read what exists.
+fn vanished(err: &io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(libc::ENOENT | libc::ENOTDIR | libc::ELOOP | libc::ENXIO)
+    )
+}
+
+/// Appends one entry; I/O errors are the archive's own (writing it failed).
+fn append(
+    tar: &mut Tar,
+    entry: &Entry,
+    throttle: &mut Throttle,
+    progress: &Progress,
+    cancel: &AtomicBool,
+) -> io::Result<Appended> {
+    match &entry.kind {
+        Kind::Dir(meta) => append_dir(tar, meta, entry.rel),
+        Kind::Symlink => append_symlink(tar, entry),
+        Kind::File => append_file(tar, entry, throttle, progress, cancel),
+        Kind::Special(what) => Ok(Appended::Skipped(format!("{what} cannot be backed up"))),
+    }
 }
 
 /// How an entry went into the archive.
@@ -215,8 +269,11 @@ enum Appended {
     Whole(u64),
     /// Archived as far as it could be read (padded to its header size): what happened.
     Changed(u64, &'static str),
-    /// Left out, and why.
+    /// Left out, and why: it is not something a backup holds, or it changed under the walk.
     Skipped(String),
+    /// Could not be read though it exists: left out (None), or archived as far as it could
+    /// be read (its content bytes).
+    Unreadable(Option<u64>, io::Error),
 }
 
 type Tar = tar::Builder<Frames>;
@@ -249,7 +306,10 @@ fn append_dir(tar: &mut Tar, meta: &std::fs::Metadata, rel: &Path) -> io::Result
 fn append_symlink(tar: &mut Tar, entry: &Entry) -> io::Result<Appended> {
     let (meta, target) = match entry.read_symlink() {
         Ok(found) => found,
-        Err(e) => return Ok(Appended::Skipped(format!("cannot read the link: {e}"))),
+        Err(e) if vanished(&e) || e.kind() == io::ErrorKind::InvalidInput => {
+            return Ok(Appended::Skipped("it vanished or changed type".into()));
+        }
+        Err(e) => return Ok(Appended::Unreadable(None, e)),
     };
     if !meta.file_type().is_symlink() {
         return Ok(Appended::Skipped("it is no longer a symlink".into()));
@@ -269,17 +329,17 @@ fn append_file(
 ) -> io::Result<Appended> {
     let file = match entry.open() {
         Ok(file) => file,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+        Err(e) if vanished(&e) => {
             return Ok(Appended::Skipped(
-                "it vanished before it could be read".into(),
+                "it vanished or changed type before it could be read".into(),
             ));
         }
-        Err(e) => return Ok(Appended::Skipped(format!("cannot open it: {e}"))),
+        Err(e) => return Ok(Appended::Unreadable(None, e)),
     };
     let meta = match file.metadata() {
         Ok(meta) if meta.is_file() => meta,
         Ok(_) => return Ok(Appended::Skipped("it is no longer a regular file".into())),
-        Err(e) => return Ok(Appended::Skipped(format!("cannot read its metadata: {e}"))),
+        Err(e) => return Ok(Appended::Unreadable(None, e)),
     };
     let size = meta.len();
     let mut header = header_for(&meta);
@@ -294,11 +354,53 @@ fn append_file(
     if partial > 0 {
         out.write_all(&[0; BLOCK as usize][partial..])?;
     }
-    let outcome = reader.outcome();
-    Ok(match outcome {
+    Ok(match reader.outcome() {
         source::Outcome::Whole => Appended::Whole(size),
         source::Outcome::Shrank => Appended::Changed(size, "shrank or vanished"),
         source::Outcome::Grew => Appended::Changed(size, "grew"),
-        source::Outcome::ReadError => Appended::Changed(size, "could not be read completely"),
+        source::Outcome::ReadError(e) => Appended::Unreadable(Some(size), e),
     })
+}
+
+/// SHA-256 and size of an archive file, counting the bytes read into `progress`; None if
+/// `cancel` was set. Read pages are dropped from the page cache as it goes: archives are
+/// re-read now and then to verify them, and must not evict what the game servers keep
+/// cached.
+pub fn hash_file(
+    mut file: std::fs::File,
+    progress: &AtomicU64,
+    cancel: &AtomicBool,
+) -> io::Result<Option<(String, u64)>> {
+    use sha2::Digest;
+    use std::os::fd::AsRawFd;
+    const DROP_EVERY: u64 = 8 << 20;
+    let drop_cache = |file: &std::fs::File, len: u64| {
+        // SAFETY: posix_fadvise only reads the descriptor, which `file` keeps open.
+        unsafe {
+            libc::posix_fadvise(file.as_raw_fd(), 0, len as i64, libc::POSIX_FADV_DONTNEED);
+        }
+    };
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let (mut total, mut dropped) = (0u64, 0u64);
+    loop {
+        if cancel.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+        total += n as u64;
+        progress.store(total, Ordering::Relaxed);
+        if total - dropped >= DROP_EVERY {
+            drop_cache(&file, total);
+            dropped = total;
+        }
+    }
+    drop_cache(&file, 0);
+    Ok(Some((hex::encode(hasher.finalize()), total)))
 }

@@ -36,12 +36,13 @@ impl Throttle {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Outcome {
     Whole,
     Shrank,
     Grew,
-    ReadError,
+    /// Reading failed part-way; the rest of its announced size is zeros.
+    ReadError(io::Error),
 }
 
 /// Copies exactly `size` bytes of a file: what it holds, then zeros if it shrank.
@@ -80,11 +81,12 @@ impl<'a> FileReader<'a> {
 
     /// How the file compared with its header, once fully read.
     pub fn outcome(mut self) -> Outcome {
-        if self.outcome == Outcome::Whole && !self.at_eof && !self.grew {
+        let whole = matches!(self.outcome, Outcome::Whole);
+        if whole && !self.at_eof && !self.grew {
             let mut probe = [0u8; 1];
             self.grew |= matches!(self.file.read(&mut probe), Ok(n) if n > 0);
         }
-        if self.outcome == Outcome::Whole && self.grew {
+        if whole && self.grew {
             Outcome::Grew
         } else {
             self.outcome
@@ -114,15 +116,15 @@ impl<'a> FileReader<'a> {
         let last = self.remaining < dst.len() as u64;
         let ask = if last { want + 1 } else { want };
         let mut n = 0;
-        while self.outcome == Outcome::Whole && n < want {
+        while matches!(self.outcome, Outcome::Whole) && n < want {
             match self.file.read(&mut dst[n..ask]) {
                 Ok(0) => self.outcome = Outcome::Shrank,
                 Ok(k) => n += k,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => self.outcome = Outcome::ReadError,
+                Err(e) => self.outcome = Outcome::ReadError(e),
             }
         }
-        if last && self.outcome == Outcome::Whole {
+        if last && matches!(self.outcome, Outcome::Whole) {
             self.grew |= n > want;
             self.at_eof = n == want;
         }

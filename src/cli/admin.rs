@@ -96,6 +96,10 @@ pub struct ServerFields {
     /// Shell command run after each restore, e.g. to start the game ("" for none).
     #[arg(long)]
     post_restore: Option<String>,
+    /// true: back up what can be read and mark the backup completed_with_warnings when
+    /// files cannot be read; false: fail the backup instead [default: false].
+    #[arg(long, value_name = "BOOL")]
+    skip_unreadable: Option<bool>,
 }
 
 fn none_if_empty(s: String) -> Option<String> {
@@ -135,6 +139,7 @@ impl ServerFields {
             post_backup: self.post_backup.map(none_if_empty),
             pre_restore: self.pre_restore.map(none_if_empty),
             post_restore: self.post_restore.map(none_if_empty),
+            skip_unreadable: self.skip_unreadable,
         })
     }
 }
@@ -433,5 +438,37 @@ pub fn subuser(app: &App, out: &Out, command: SubuserCommand) -> CliResult {
             );
         }
     }
+    Ok(())
+}
+
+pub fn reindex(app: &App, out: &Out, verify: bool) -> CliResult {
+    let report = crate::catalogue::reindex(app, verify)?;
+    out.print(
+        &json!({
+            "servers_added": report.servers_added,
+            "backups_added": report.backups_added,
+            "backups_known": report.backups_known,
+            "damaged": report.damaged,
+            "problems": report.problems,
+        }),
+        || {
+            let mut lines = vec![format!(
+                "Added {} backup(s) and {} server(s); {} backup(s) were already in the catalogue.",
+                report.backups_added,
+                report.servers_added.len(),
+                report.backups_known
+            )];
+            lines.extend(report.servers_added.iter().map(|s| format!("server added: {s}")));
+            lines.extend(report.damaged.iter().cloned());
+            lines.extend(report.problems.iter().map(|p| format!("not added: {p}")));
+            if !report.servers_added.is_empty() {
+                lines.push(
+                    "Owners and subusers are not in the manifests: give the servers back to their users with `hoard server update --owner`."
+                        .into(),
+                );
+            }
+            lines.join("\n")
+        },
+    );
     Ok(())
 }

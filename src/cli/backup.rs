@@ -63,18 +63,24 @@ pub enum BackupCommand {
         /// Wait for the restore to finish, showing progress.
         #[arg(long)]
         wait: bool,
+        /// Restore even if verification found the archive corrupt.
+        #[arg(long)]
+        allow_corrupt: bool,
     },
+    /// Re-read a backup's archive and check it against its SHA-256 (marks it corrupt or
+    /// missing if it does not match).
+    Verify { server: String, backup: String },
     /// Runs a queued job; used by the commands above to work in the background.
     #[command(hide = true)]
     RunJob {
-        #[arg(value_parser = ["backup", "restore"])]
+        #[arg(value_parser = ["backup", "restore", "verify"])]
         kind: String,
         id: i64,
     },
 }
 
 fn backup_line(b: &Backup) -> String {
-    let size = if b.status == BackupStatus::Completed {
+    let size = if b.status.is_completed() {
         format!("{} bytes", b.bytes)
     } else {
         String::new()
@@ -125,7 +131,7 @@ pub fn run(app: App, out: &Out, data_dir: &Path, command: BackupCommand) -> CliR
             let done = store::backups::by_id(&*app.db.conn()?, backup.id)?
                 .ok_or_else(|| Failure("backup vanished".into()))?;
             out.print(&wire::backup_value(&done), || backup_line(&done));
-            if done.status != BackupStatus::Completed {
+            if !done.status.is_completed() {
                 return Err(Failure(format!(
                     "the backup failed: {}",
                     done.error.unwrap_or_default()
@@ -187,9 +193,11 @@ pub fn run(app: App, out: &Out, data_dir: &Path, command: BackupCommand) -> CliR
             backup,
             no_truncate,
             wait,
+            allow_corrupt,
         } => {
             let server = servers::find(&*app.db.conn()?, &server)?;
-            let started = restores::start(&app, &actor, &server, &backup, !no_truncate)?;
+            let started =
+                restores::start(&app, &actor, &server, &backup, !no_truncate, allow_corrupt)?;
             let task = Task::Restore(started.id);
             if !wait {
                 detach(&app, data_dir, task)?;
@@ -215,16 +223,41 @@ pub fn run(app: App, out: &Out, data_dir: &Path, command: BackupCommand) -> CliR
                 )));
             }
         }
+        BackupCommand::Verify { server, backup } => {
+            let server = servers::find(&*app.db.conn()?, &server)?;
+            let since = now();
+            let started = backups::verify(&app, &actor, &server, &Access::Admin, &backup)?;
+            run_here(&app, Task::Verify(started.id), out.json);
+            let done = store::backups::by_id(&*app.db.conn()?, started.id)?
+                .ok_or_else(|| Failure("backup vanished".into()))?;
+            out.print(&wire::backup_value(&done), || backup_line(&done));
+            match done.status {
+                BackupStatus::Missing | BackupStatus::Corrupt => {
+                    return Err(Failure(format!(
+                        "the archive of backup {} is {}",
+                        done.uuid,
+                        done.status.as_str()
+                    )));
+                }
+                _ if done.verified_at >= Some(since) => {}
+                _ => {
+                    return Err(Failure(
+                        "the verification did not finish: the log says why".into(),
+                    ));
+                }
+            }
+        }
         BackupCommand::RunJob { kind, id } => {
-            let task = if kind == "backup" {
-                Task::Backup(id)
-            } else {
-                Task::Restore(id)
+            let task = match kind.as_str() {
+                "backup" => Task::Backup(id),
+                "restore" => Task::Restore(id),
+                _ => Task::Verify(id),
             };
             let conn = app.db.conn()?;
             match task {
                 Task::Backup(id) => store::backups::set_pid(&conn, id, Some(std::process::id()))?,
                 Task::Restore(id) => store::restores::set_pid(&conn, id, Some(std::process::id()))?,
+                Task::Verify(_) => {}
             }
             drop(conn);
             app.jobs.submit(task);
@@ -239,6 +272,7 @@ fn detach(app: &App, data_dir: &Path, task: Task) -> CliResult {
     let (kind, id) = match task {
         Task::Backup(id) => ("backup", id),
         Task::Restore(id) => ("restore", id),
+        Task::Verify(id) => ("verify", id),
     };
     {
         // Until the child claims the job, only its heartbeat speaks for it.
@@ -246,6 +280,7 @@ fn detach(app: &App, data_dir: &Path, task: Task) -> CliResult {
         match task {
             Task::Backup(id) => store::backups::set_pid(&conn, id, None)?,
             Task::Restore(id) => store::restores::set_pid(&conn, id, None)?,
+            Task::Verify(_) => {}
         }
     }
     use std::os::unix::process::CommandExt;
@@ -268,6 +303,12 @@ fn run_here(app: &Arc<App>, task: Task, quiet: bool) {
     let interactive = !quiet && std::io::stderr().is_terminal();
     let total = match task {
         Task::Backup(_) => None,
+        Task::Verify(id) => app
+            .db
+            .conn()
+            .ok()
+            .and_then(|c| store::backups::by_id(&c, id).ok().flatten())
+            .map(|b| b.bytes as u64),
         Task::Restore(id) => app
             .db
             .conn()
@@ -315,7 +356,7 @@ fn run_here(app: &Arc<App>, task: Task, quiet: bool) {
 
 /// Copies the archive to `dest` through a hasher; the file appears only if the hash matches.
 fn copy_verified(app: &App, backup: &Backup, dest: &Path) -> Result<u64, Failure> {
-    backups::ensure_completed(backup, "downloaded")?;
+    backups::ensure_usable(backup.clone(), backups::Use::Download)?;
     let source = backup
         .storage_path
         .as_deref()

@@ -54,9 +54,16 @@ enum Command {
     /// Grant or remove a user's permissions on a server.
     #[command(subcommand)]
     Subuser(admin::SubuserCommand),
-    /// Create, list, download, restore, lock and delete backups.
+    /// Create, list, download, restore, verify, lock and delete backups.
     #[command(subcommand)]
     Backup(backup::BackupCommand),
+    /// Rebuild the catalogue (servers and backups) from the manifests beside the archives,
+    /// after the database was lost: adds what it lacks, never deletes an archive.
+    Reindex {
+        /// Also re-read every archive and check its SHA-256 (else only its size).
+        #[arg(long)]
+        verify: bool,
+    },
 }
 
 /// An error for the user: printed on stderr, exit status 1.
@@ -111,9 +118,13 @@ fn settings_from_env() -> Settings {
 }
 
 /// Opens the data directory for a command; a first start also prints the admin password.
-fn open(data_dir: &std::path::Path, settings: Settings) -> Result<App, Failure> {
+fn open(data_dir: &std::path::Path, settings: Settings, reindexing: bool) -> Result<App, Failure> {
     let config = Config::resolve(data_dir, settings)?;
-    let (app, first) = App::open(config)?;
+    let (app, first) = if reindexing {
+        App::open_to_reindex(config)?
+    } else {
+        App::open(config)?
+    };
     if let Some(password) = first.admin_password {
         eprintln!(
             "Created user 'admin' with password: {password}\nKeep it: it is not shown again."
@@ -137,12 +148,14 @@ pub fn main() -> ExitCode {
         }
         Some(command) => {
             init_logging("warn");
-            open(&cli.data_dir, settings_from_env()).and_then(|app| match command {
+            let reindexing = matches!(command, Command::Reindex { .. });
+            open(&cli.data_dir, settings_from_env(), reindexing).and_then(|app| match command {
                 Command::User(c) => admin::user(&app, &out, c),
                 Command::Key(c) => admin::key(&app, &out, c),
                 Command::Server(c) => admin::server(&app, &out, c),
                 Command::Subuser(c) => admin::subuser(&app, &out, c),
                 Command::Backup(c) => backup::run(app, &out, &cli.data_dir, c),
+                Command::Reindex { verify } => admin::reindex(&app, &out, verify),
                 Command::Serve(_) => unreachable!("handled above"),
             })
         }

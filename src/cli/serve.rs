@@ -20,6 +20,10 @@ pub struct ServeArgs {
 pub fn run(data_dir: &Path, args: ServeArgs) -> CliResult {
     let config = Config::resolve(data_dir, args.settings)?;
     let (app, first) = App::open(config)?;
+    if let Err(e) = crate::catalogue::reconcile(&app) {
+        log::warn!("cannot compare the storage directory with the catalogue: {e}");
+    }
+    app.jobs.run_schedules();
     let app = Arc::new(app);
     let mut signals = Signals::new([SIGINT, SIGTERM])?;
     let http = HttpServer::start(app.clone())?;

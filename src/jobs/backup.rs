@@ -35,10 +35,10 @@ pub fn run(app: &App, id: i64, tracker: &Tracker) {
     // The post-backup hook (e.g. `save-on`) is part of the job: the backup shows as
     // finished only once it ran.
     if let Some(command) = &server.hooks.post_backup {
-        let status = if produced.is_ok() {
-            BackupStatus::Completed
-        } else {
-            BackupStatus::Failed
+        let status = match &produced {
+            Ok(stored) if stored.output.unreadable > 0 => BackupStatus::CompletedWithWarnings,
+            Ok(_) => BackupStatus::Completed,
+            Err(_) => BackupStatus::Failed,
         };
         let job = hooks::Job::Backup {
             name: &backup.name,
@@ -158,6 +158,7 @@ fn archive_server(
         gzip_level: app.config.gzip_level,
         read_limit_bytes_per_sec: app.config.io_limit_mib_s.saturating_mul(1 << 20),
         max_bytes: server.max_backup_bytes.max(0) as u64,
+        skip_unreadable: server.skip_unreadable,
     };
     let output = archive::write(
         root,
@@ -173,23 +174,25 @@ fn archive_server(
         crate::storage::Storage::relative_path(&server.uuid, &backup.uuid, backup.compression);
     let dest = storage.resolve(&relative).expect("built from uuids");
     let published = storage.publish(&partial, &dest).and_then(|()| {
-        let manifest = json!({
-            "format": 1,
-            "server_uuid": server.uuid,
-            "uuid": backup.uuid,
-            "name": backup.name,
-            "ignored_files": backup.ignored_files,
-            "compression": backup.compression.as_str(),
-            "sha256_hash": output.sha256,
-            "bytes": output.bytes,
-            "files": output.content.files,
-            "content_bytes": output.content.bytes,
-            "is_locked": backup.is_locked,
-            "created_at": crate::model::rfc3339(backup.created_at),
-            "completed_at": crate::model::rfc3339(now()),
-            "warnings": output.warnings,
-        });
-        storage.write_manifest(&server.uuid, backup, &manifest)
+        storage.write_manifest(&crate::storage::Manifest {
+            format: 1,
+            server_uuid: server.uuid.clone(),
+            server_name: Some(server.name.clone()),
+            server_path: Some(server.path.clone()),
+            uuid: backup.uuid.clone(),
+            name: backup.name.clone(),
+            ignored_files: backup.ignored_files.clone(),
+            compression: backup.compression,
+            sha256_hash: output.sha256.clone(),
+            bytes: output.bytes,
+            files: output.content.files,
+            content_bytes: output.content.bytes,
+            is_locked: backup.is_locked,
+            created_at: crate::model::rfc3339(backup.created_at),
+            completed_at: crate::model::rfc3339(now()),
+            warnings: output.warnings.clone(),
+            unreadable: output.unreadable,
+        })
     });
     let mut done = backup.clone();
     done.storage_path = Some(relative.clone());
@@ -200,7 +203,24 @@ fn archive_server(
             output.warnings,
         ));
     }
+    pause_after_publish();
     Ok(Stored { output, relative })
+}
+
+/// For tests only: with `HOARD_TEST_PAUSE_AFTER_PUBLISH=<file>` in the environment, a backup
+/// creates that file once its archive and manifest are published and waits, before
+/// recording them, until the file is removed: the window a crash must not leave an orphan
+/// in.
+fn pause_after_publish() {
+    let Some(flag) = std::env::var_os("HOARD_TEST_PAUSE_AFTER_PUBLISH") else {
+        return;
+    };
+    let flag = std::path::PathBuf::from(flag);
+    if std::fs::write(&flag, b"").is_ok() {
+        while flag.exists() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 /// Marks the backup completed; if that cannot be recorded, the archive is removed.
@@ -224,6 +244,7 @@ fn record(
                 bytes: output.bytes as i64,
                 storage_path: &relative,
                 warnings: &output.warnings,
+                unreadable: output.unreadable as i64,
                 content_bytes: output.content.bytes as i64,
                 content_files: output.content.files as i64,
                 now: now(),
@@ -249,12 +270,13 @@ fn record(
         ));
     }
     log::info!(
-        "backup {} of server {} completed: {} bytes, {} entries, {} warning(s)",
+        "backup {} of server {} completed: {} bytes, {} entries, {} warning(s), {} unreadable",
         backup.uuid,
         server.short_id,
         output.bytes,
         output.content.files,
-        output.warnings.len()
+        output.warnings.len(),
+        output.unreadable
     );
     Ok(())
 }

@@ -6,6 +6,7 @@
 mod backup;
 pub mod hooks;
 mod restore;
+mod verify;
 
 use crate::app::App;
 use crate::archive;
@@ -28,6 +29,8 @@ const REAP_EVERY: Duration = Duration::from_secs(15);
 pub enum Task {
     Backup(i64),
     Restore(i64),
+    /// Re-reading a backup's archive to compare it with its hash.
+    Verify(i64),
 }
 
 /// Live state of one queued or running job.
@@ -46,6 +49,8 @@ pub struct Jobs {
     cancel: AtomicBool,
     /// Set when the process is going away: no more jobs start.
     closing: AtomicBool,
+    /// Set in `hoard serve`: the ticker also runs the verification schedule.
+    scheduling: AtomicBool,
 }
 
 impl Default for Jobs {
@@ -58,6 +63,7 @@ impl Default for Jobs {
             finished: Condvar::new(),
             cancel: AtomicBool::new(false),
             closing: AtomicBool::new(false),
+            scheduling: AtomicBool::new(false),
         }
     }
 }
@@ -83,6 +89,17 @@ impl Jobs {
 
     pub fn cancel_flag(&self) -> &AtomicBool {
         &self.cancel
+    }
+
+    /// Whether a verification is queued or running here.
+    pub fn is_verifying(&self) -> bool {
+        self.lock().keys().any(|t| matches!(t, Task::Verify(_)))
+    }
+
+    /// Makes the ticker run scheduled work (verifications) too: for `hoard serve`, not for
+    /// a command waiting on its own job.
+    pub fn run_schedules(&self) {
+        self.scheduling.store(true, Ordering::SeqCst);
     }
 
     /// Blocks until `task` has finished (or was never queued here), or `timeout` passed;
@@ -210,6 +227,7 @@ fn work(app: &App) {
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match task {
             Task::Backup(id) => backup::run(app, id, &tracker),
             Task::Restore(id) => restore::run(app, id, &tracker),
+            Task::Verify(id) => verify::run(app, id, &tracker),
         }));
         if outcome.is_err() {
             log::error!("job {task:?} panicked");
@@ -232,6 +250,7 @@ fn abandon(app: &App, task: Task, why: &str) {
     let result = match task {
         Task::Backup(id) => backup::fail_by_id(app, id, why),
         Task::Restore(id) => restore::abandon(app, id, why),
+        Task::Verify(id) => verify::abandon(app, id),
     };
     if let Err(e) = result {
         log::error!("cannot record that job {task:?} stopped: {e}");
@@ -258,6 +277,14 @@ fn tick(app: &App) {
             if let Err(e) = reap(app) {
                 log::warn!("cannot look for interrupted jobs: {e}");
             }
+            if let Err(e) = crate::backups::look_at_archives(app) {
+                log::warn!("cannot look at the archives: {e}");
+            }
+            if app.jobs.scheduling.load(Ordering::SeqCst)
+                && let Err(e) = crate::backups::schedule_verification(app)
+            {
+                log::warn!("cannot schedule a verification: {e}");
+            }
         }
         // Sleep a tick; shutdown and finishing jobs wake it early.
         let map = app.jobs.lock();
@@ -280,6 +307,7 @@ fn record_heartbeats(app: &App, trackers: &[(Task, Arc<Tracker>)]) -> crate::err
         match task {
             Task::Backup(id) => crate::store::backups::heartbeat(&conn, *id, bytes, files, now)?,
             Task::Restore(id) => crate::store::restores::heartbeat(&conn, *id, bytes, now)?,
+            Task::Verify(id) => crate::store::backups::verify_heartbeat(&conn, *id, bytes, now)?,
         }
     }
     Ok(())
@@ -340,11 +368,24 @@ fn may_be_running(app: &App, task: Task, pid: Option<i64>) -> bool {
         || pid.is_some_and(|pid| pid != std::process::id() as i64 && process_alive(pid))
 }
 
+/// Whether a process exists and has not ended: a zombie (ended, waiting for a parent that
+/// may never reap it) is dead.
 fn process_alive(pid: i64) -> bool {
     let Ok(pid) = i32::try_from(pid) else {
         return false;
     };
     // SAFETY: signal 0 only checks whether the process exists.
     let rc = unsafe { libc::kill(pid, 0) };
-    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    let exists = rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+    exists && !matches!(process_state(pid), Some('Z' | 'X'))
+}
+
+/// The state letter of `/proc/<pid>/stat` (after the command name, which may hold spaces
+/// and parentheses); None when it cannot be read.
+fn process_state(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.get(stat.rfind(')')? + 1..)?
+        .trim_start()
+        .chars()
+        .next()
 }

@@ -195,7 +195,7 @@ fn restore_files(
             .flatten()
             .ok_or(Failure::BackupGone)?
     };
-    let archive = restores::archive_of(app, &backup)?;
+    let archive = app.storage().archive_path(&server.uuid, &backup);
     let work_path = restores::work_dir(restore);
     let ws = Workspace::create(server.path.as_ref(), &work_path)
         .map_err(files("make the work directory"))?;

@@ -1,26 +1,56 @@
 use super::Result;
-use crate::model::{Backup, Compression, Progress, Timestamp};
+use crate::model::{Backup, BackupStatus, Compression, Integrity, Progress, Timestamp};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 const COLUMNS: &str = "id, uuid, server_id, name, ignored_files, status, is_locked, compression, \
     sha256_hash, bytes, storage_path, error, warnings, content_bytes, content_files, \
     bytes_processed, bytes_total, files_processed, files_total, started_at, heartbeat_at, \
-    created_at, completed_at, error_detail";
+    created_at, completed_at, unreadable, integrity, verified_at, verify_heartbeat_at, verify_bytes, \
+    error_detail";
+
+/// A verification whose heartbeat is older than this is no longer running.
+const VERIFY_DEAD_AFTER_SECS: i64 = crate::jobs::DEAD_AFTER_SECS;
 
 fn json_list(text: String) -> Vec<String> {
     serde_json::from_str(&text).unwrap_or_default()
 }
 
+/// The status users see: the job's outcome (the `status` column), refined for completed
+/// backups by what they skipped and what the last check of the archive found.
+fn status(
+    job: &str,
+    unreadable: i64,
+    integrity: Option<Integrity>,
+) -> std::result::Result<BackupStatus, String> {
+    Ok(match (job, integrity) {
+        ("creating", _) => BackupStatus::Creating,
+        ("failed", _) => BackupStatus::Failed,
+        ("completed", Some(Integrity::Missing)) => BackupStatus::Missing,
+        ("completed", Some(Integrity::Corrupt)) => BackupStatus::Corrupt,
+        ("completed", None) if unreadable > 0 => BackupStatus::CompletedWithWarnings,
+        ("completed", None) => BackupStatus::Completed,
+        (other, _) => return Err(format!("unknown backup status '{other}'")),
+    })
+}
+
 fn from_row(r: &Row) -> rusqlite::Result<Backup> {
-    let status: String = r.get(5)?;
+    let job: String = r.get(5)?;
     let compression: String = r.get(7)?;
+    let unreadable: i64 = r.get(23)?;
+    let integrity: Option<String> = r.get(24)?;
+    let integrity = integrity.and_then(|i| i.parse().ok());
+    let verify_heartbeat: Option<Timestamp> = r.get(26)?;
+    let verifying = verify_heartbeat
+        .filter(|t| crate::model::now() - t <= VERIFY_DEAD_AFTER_SECS)
+        .map(|_| r.get(27))
+        .transpose()?;
     Ok(Backup {
         id: r.get(0)?,
         uuid: r.get(1)?,
         server_id: r.get(2)?,
         name: r.get(3)?,
         ignored_files: json_list(r.get(4)?),
-        status: status.parse().map_err(|e: String| {
+        status: status(&job, unreadable, integrity).map_err(|e| {
             rusqlite::Error::FromSqlConversionFailure(5, rusqlite::types::Type::Text, e.into())
         })?,
         is_locked: r.get(6)?,
@@ -42,7 +72,10 @@ fn from_row(r: &Row) -> rusqlite::Result<Backup> {
         heartbeat_at: r.get(20)?,
         created_at: r.get(21)?,
         completed_at: r.get(22)?,
-        error_detail: r.get(23)?,
+        error_detail: r.get(28)?,
+        unreadable,
+        verified_at: r.get(25)?,
+        verifying,
     })
 }
 
@@ -207,6 +240,8 @@ pub struct Completion<'a> {
     pub bytes: i64,
     pub storage_path: &'a str,
     pub warnings: &'a [String],
+    /// Entries left out because they could not be read.
+    pub unreadable: i64,
     pub content_bytes: i64,
     pub content_files: i64,
     pub now: Timestamp,
@@ -216,6 +251,7 @@ pub fn mark_completed(c: &Connection, id: i64, done: &Completion) -> Result<()> 
     c.execute(
         "UPDATE backups SET status = 'completed', sha256_hash = ?2, bytes = ?3, storage_path = ?4,
              warnings = ?5, content_bytes = ?6, content_files = ?7, completed_at = ?8,
+             verified_at = ?8, unreadable = ?9,
              bytes_processed = bytes_total, files_processed = files_total, heartbeat_at = NULL
          WHERE id = ?1",
         params![
@@ -227,6 +263,7 @@ pub fn mark_completed(c: &Connection, id: i64, done: &Completion) -> Result<()> 
             done.content_bytes,
             done.content_files,
             done.now,
+            done.unreadable,
         ],
     )?;
     Ok(())
@@ -260,7 +297,7 @@ pub fn mark_failed(c: &Connection, id: i64, failure: &Failure) -> Result<()> {
 pub fn creating(c: &Connection) -> Result<Vec<(Backup, Option<i64>)>> {
     let sql = format!("SELECT {COLUMNS}, job_pid FROM backups WHERE status = 'creating'");
     let mut stmt = c.prepare(&sql)?;
-    let rows = stmt.query_map([], |r| Ok((from_row(r)?, r.get(24)?)))?;
+    let rows = stmt.query_map([], |r| Ok((from_row(r)?, r.get(29)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
@@ -283,5 +320,143 @@ pub fn set_locked(c: &Connection, id: i64, locked: bool) -> Result<()> {
 
 pub fn delete(c: &Connection, id: i64) -> Result<()> {
     c.execute("DELETE FROM backups WHERE id = ?1", [id])?;
+    Ok(())
+}
+
+/// Every completed backup, with the uuid of its server: what the storage directory should
+/// hold.
+pub fn completed(c: &Connection) -> Result<Vec<(Backup, String)>> {
+    let sql = format!(
+        "SELECT {COLUMNS}, (SELECT uuid FROM servers WHERE servers.id = backups.server_id)
+         FROM backups WHERE status = 'completed' ORDER BY id"
+    );
+    let mut stmt = c.prepare(&sql)?;
+    let rows = stmt.query_map([], |r| Ok((from_row(r)?, r.get(29)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Every backup's uuid and status column (`creating`, `completed`, `failed`).
+pub fn states(c: &Connection) -> Result<std::collections::HashMap<String, String>> {
+    let mut stmt = c.prepare("SELECT uuid, status FROM backups")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Records what a check of the archive found: None when it is as recorded.
+pub fn set_integrity(c: &Connection, id: i64, integrity: Option<Integrity>) -> Result<()> {
+    c.execute(
+        "UPDATE backups SET integrity = ?2 WHERE id = ?1",
+        params![id, integrity.map(|i| i.as_str())],
+    )?;
+    Ok(())
+}
+
+/// Records that a verification of the archive was asked for: it counts as running from now.
+pub fn verify_started(c: &Connection, id: i64, now: Timestamp) -> Result<()> {
+    c.execute(
+        "UPDATE backups SET verify_heartbeat_at = ?2, verify_bytes = 0 WHERE id = ?1",
+        params![id, now],
+    )?;
+    Ok(())
+}
+
+/// Records how far a running verification read; one that already stopped stays stopped.
+pub fn verify_heartbeat(c: &Connection, id: i64, bytes: i64, now: Timestamp) -> Result<()> {
+    c.prepare_cached(
+        "UPDATE backups SET verify_heartbeat_at = ?2, verify_bytes = ?3
+         WHERE id = ?1 AND verify_heartbeat_at IS NOT NULL",
+    )?
+    .execute(params![id, now, bytes])?;
+    Ok(())
+}
+
+/// Records that a verification stopped without a result.
+pub fn verify_stopped(c: &Connection, id: i64) -> Result<()> {
+    c.execute(
+        "UPDATE backups SET verify_heartbeat_at = NULL, verify_bytes = 0 WHERE id = ?1",
+        [id],
+    )?;
+    Ok(())
+}
+
+/// Records a finished verification: the archive matched (`None`) or not.
+pub fn verified(
+    c: &Connection,
+    id: i64,
+    integrity: Option<Integrity>,
+    now: Timestamp,
+) -> Result<()> {
+    c.execute(
+        "UPDATE backups SET integrity = ?2, verify_heartbeat_at = NULL, verify_bytes = 0,
+             verified_at = CASE WHEN ?2 IS NULL THEN ?3 ELSE verified_at END
+         WHERE id = ?1",
+        params![id, integrity.map(|i| i.as_str()), now],
+    )?;
+    Ok(())
+}
+
+/// The completed backup whose archive was checked longest ago, if that was before `before`
+/// and no verification of it runs: the next for the verification schedule.
+pub fn next_to_verify(c: &Connection, before: Timestamp, now: Timestamp) -> Result<Option<Backup>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM backups
+         WHERE status = 'completed' AND integrity IS NULL
+           AND COALESCE(verified_at, completed_at, created_at) < ?1
+           AND (verify_heartbeat_at IS NULL OR verify_heartbeat_at < ?2)
+         ORDER BY COALESCE(verified_at, completed_at, created_at), id LIMIT 1"
+    );
+    Ok(c.prepare_cached(&sql)?
+        .query_row(params![before, now - VERIFY_DEAD_AFTER_SECS], from_row)
+        .optional()?)
+}
+
+/// A completed backup rebuilt from its manifest by `hoard reindex`.
+pub struct Recovered<'a> {
+    pub uuid: &'a str,
+    pub server_id: i64,
+    pub name: &'a str,
+    pub ignored_files: &'a [String],
+    pub is_locked: bool,
+    pub compression: Compression,
+    pub sha256_hash: &'a str,
+    pub bytes: i64,
+    pub storage_path: &'a str,
+    pub warnings: &'a [String],
+    pub unreadable: i64,
+    pub content_bytes: i64,
+    pub content_files: i64,
+    pub created_at: Timestamp,
+    pub completed_at: Timestamp,
+    pub integrity: Option<Integrity>,
+    pub verified_at: Option<Timestamp>,
+}
+
+pub fn insert_recovered(c: &Connection, b: &Recovered) -> Result<()> {
+    c.execute(
+        "INSERT INTO backups (uuid, server_id, name, ignored_files, status, is_locked, compression,
+             sha256_hash, bytes, storage_path, warnings, unreadable, content_bytes, content_files,
+             created_at, completed_at, integrity, verified_at)
+         VALUES (?1, ?2, ?3, ?4, 'completed', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
+             ?16, ?17)",
+        params![
+            b.uuid,
+            b.server_id,
+            b.name,
+            serde_json::to_string(b.ignored_files).expect("strings serialise"),
+            b.is_locked,
+            b.compression.as_str(),
+            b.sha256_hash,
+            b.bytes,
+            b.storage_path,
+            serde_json::to_string(b.warnings).expect("strings serialise"),
+            b.unreadable,
+            b.content_bytes,
+            b.content_files,
+            b.created_at,
+            b.completed_at,
+            b.integrity.map(|i| i.as_str()),
+            b.verified_at,
+        ],
+    )?;
     Ok(())
 }

@@ -13,6 +13,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0003_hardening_lesser_points",
         include_str!("../../sql/0003_hardening_lesser_points.sql"),
     ),
+    (
+        "0004_integrity",
+        include_str!("../../sql/0004_integrity.sql"),
+    ),
 ];
 
 pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;

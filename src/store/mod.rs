@@ -55,6 +55,21 @@ pub enum Error {
     #[error("cannot open the database: {0}")]
     Pool(#[from] r2d2::Error),
     #[error(
+        "the database {} is damaged ({detail}). hoard will not start on it: stop every hoard \
+         using this data directory, then put back a copy of the database, or move hoard.db, \
+         hoard.db-wal and hoard.db-shm aside and run `hoard reindex` to rebuild the catalogue \
+         from the archives' manifests",
+        path.display()
+    )]
+    Damaged { path: PathBuf, detail: String },
+    #[error(
+        "the database {} cannot be written ({detail}). Check that it and its directory are \
+         writable by this user, not immutable (lsattr), and not on a read-only or full \
+         filesystem",
+        path.display()
+    )]
+    ReadOnly { path: PathBuf, detail: String },
+    #[error(
         "the database {path} has schema version {found}, but this hoard knows versions up to {supported} only: \
          run the newer hoard that wrote it, or restore an older copy of the data directory"
     )]
@@ -76,8 +91,10 @@ pub struct Db {
 }
 
 impl Db {
-    /// Opens (creating if needed) the database and brings its schema up to date.
+    /// Opens (creating if needed) the database, checks it can be read and written, and
+    /// brings its schema up to date.
     pub fn open(path: &Path) -> Result<Db> {
+        check(path)?;
         let manager = Manager {
             path: path.to_path_buf(),
         };
@@ -98,6 +115,69 @@ impl Db {
     pub fn conn(&self) -> Result<Conn> {
         Ok(self.pool.get()?)
     }
+}
+
+/// How long the start-up integrity check may take before it is cut short (a large database
+/// on a slow disk): the check is a safety net, not a reason to keep hoard from starting.
+const QUICK_CHECK_LIMIT: Duration = Duration::from_secs(5);
+
+/// Refuses a database that is damaged or cannot be written, at once and with a clear reason,
+/// instead of starting and failing every request: `PRAGMA quick_check`, bounded in time, then
+/// a write.
+fn check(path: &Path) -> Result<()> {
+    let damaged = |detail: String| Error::Damaged {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let read_only = |detail: String| Error::ReadOnly {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let c = Connection::open(path).map_err(|e| read_only(e.to_string()))?;
+    c.busy_timeout(BUSY_TIMEOUT)?;
+    let interrupt = c.get_interrupt_handle();
+    let (done, waiting) = std::sync::mpsc::channel::<()>();
+    let timer = std::thread::spawn(move || {
+        if waiting.recv_timeout(QUICK_CHECK_LIMIT).is_err() {
+            interrupt.interrupt();
+        }
+    });
+    let checked = c.query_row("PRAGMA quick_check(1)", [], |r| r.get::<_, String>(0));
+    let _ = done.send(());
+    let _ = timer.join();
+    match checked {
+        Ok(result) if result == "ok" => {}
+        Ok(problem) => return Err(damaged(problem)),
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::OperationInterrupted =>
+        {
+            log::warn!(
+                "the integrity check of {} took over {} s and was cut short",
+                path.display(),
+                QUICK_CHECK_LIMIT.as_secs()
+            );
+        }
+        Err(rusqlite::Error::SqliteFailure(e, detail))
+            if matches!(
+                e.code,
+                rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt
+            ) =>
+        {
+            return Err(damaged(detail.unwrap_or_else(|| e.to_string())));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    if c.is_readonly(rusqlite::MAIN_DB)? {
+        return Err(read_only("it opens read-only".into()));
+    }
+    // Rewriting the schema version in place writes the file without changing anything.
+    let written = (|| {
+        let tx = c.unchecked_transaction()?;
+        let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        tx.pragma_update(None, "user_version", version)?;
+        tx.commit()
+    })();
+    written.map_err(|e| read_only(e.to_string()))
 }
 
 /// Whether an error is a UNIQUE constraint violation (a duplicate name, path...).

@@ -4,7 +4,8 @@ use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
 
 const COLUMNS: &str = "s.id, s.uuid, s.short_id, s.name, s.description, s.path, s.owner_id, \
     s.backup_limit, s.backup_quota_bytes, s.max_backup_bytes, s.compression, s.status, \
-    s.pre_backup, s.post_backup, s.pre_restore, s.post_restore, s.created_at, s.updated_at";
+    s.pre_backup, s.post_backup, s.pre_restore, s.post_restore, s.created_at, s.updated_at, \
+    s.skip_unreadable";
 
 fn from_row(r: &Row) -> rusqlite::Result<Server> {
     let compression: Option<String> = r.get(10)?;
@@ -30,7 +31,16 @@ fn from_row(r: &Row) -> rusqlite::Result<Server> {
         },
         created_at: r.get(16)?,
         updated_at: r.get(17)?,
+        skip_unreadable: r.get(18)?,
     })
+}
+
+/// Finds a server by its UUID alone.
+pub fn by_uuid(c: &Connection, uuid: &str) -> Result<Option<Server>> {
+    let sql = format!("SELECT {COLUMNS} FROM servers s WHERE s.uuid = ?1");
+    Ok(c.prepare_cached(&sql)?
+        .query_row([uuid], from_row)
+        .optional()?)
 }
 
 /// Inserts `server` (its `id` is ignored) and returns it as stored.
@@ -39,10 +49,11 @@ pub fn insert(c: &Connection, s: &Server) -> Result<Server> {
         c,
         "INSERT INTO servers (uuid, short_id, created_at, name, description, path, owner_id,
              backup_limit, backup_quota_bytes, max_backup_bytes, compression, status,
-             pre_backup, post_backup, pre_restore, post_restore, updated_at)
+             pre_backup, post_backup, pre_restore, post_restore, skip_unreadable, updated_at)
          VALUES (:uuid, :short_id, :created_at, :name, :description, :path, :owner_id,
              :backup_limit, :backup_quota_bytes, :max_backup_bytes, :compression, :status,
-             :pre_backup, :post_backup, :pre_restore, :post_restore, :updated_at)",
+             :pre_backup, :post_backup, :pre_restore, :post_restore, :skip_unreadable,
+             :updated_at)",
         s,
         &[
             (":uuid", &s.uuid),
@@ -62,7 +73,8 @@ pub fn update(c: &Connection, s: &Server) -> Result<()> {
              backup_quota_bytes = :backup_quota_bytes, max_backup_bytes = :max_backup_bytes,
              compression = :compression, status = :status, pre_backup = :pre_backup,
              post_backup = :post_backup, pre_restore = :pre_restore,
-             post_restore = :post_restore, updated_at = :updated_at
+             post_restore = :post_restore, skip_unreadable = :skip_unreadable,
+             updated_at = :updated_at
          WHERE id = :id",
         s,
         &[(":id", &s.id)],
@@ -88,6 +100,7 @@ fn write(c: &Connection, sql: &str, s: &Server, identity: &[(&str, &dyn ToSql)])
         (":post_backup", &s.hooks.post_backup),
         (":pre_restore", &s.hooks.pre_restore),
         (":post_restore", &s.hooks.post_restore),
+        (":skip_unreadable", &s.skip_unreadable),
         (":updated_at", &s.updated_at),
     ];
     fields.extend_from_slice(identity);
@@ -165,14 +178,14 @@ pub fn overviews(
     );
     let mut stmt = c.prepare_cached(&sql)?;
     let rows = stmt.query_map(params![user_id, is_admin, only], |r| {
-        let permissions: Option<String> = r.get(18)?;
+        let permissions: Option<String> = r.get(19)?;
         Ok(Overview {
             server: from_row(r)?,
             subuser_permissions: permissions.map(|p| super::subusers::permissions_from_json(&p)),
-            backup_count: r.get(19)?,
-            latest_backup_id: r.get(20)?,
-            running_restore_id: r.get(21)?,
-            last_finished_restore_id: r.get(22)?,
+            backup_count: r.get(20)?,
+            latest_backup_id: r.get(21)?,
+            running_restore_id: r.get(22)?,
+            last_finished_restore_id: r.get(23)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)

@@ -119,6 +119,11 @@ export function render(ctx) {
     const maxSize = sizeField('Maximum backup size', 'max_backup_bytes', s.max_backup_bytes ?? 10 * GIB, { hint: 'A backup whose archive grows past this fails.' });
     const quota = sizeField('Backup quota', 'backup_quota_bytes', s.backup_quota_bytes ?? null, { optional: true, placeholder: 'No quota', hint: 'Total size of all completed backups of this server. Empty for no quota.' });
     const compression = field('Compression', select([['', 'hoard\'s default'], ['zstd', 'zstd (fast, small)'], ['gzip', 'gzip (widely readable)'], ['none', 'none (plain tar)']], { name: 'compression', value: s.compression || '' }));
+    const skipUnreadable = checkbox('Back up what can be read', {
+      name: 'skip_unreadable',
+      checked: Boolean(s.skip_unreadable),
+      hint: 'When files or folders cannot be read, leave them out and mark the backup incomplete, instead of failing it.',
+    });
     const restoring = s.status === 'restoring_backup';
     const status = field('State', select([['', 'Ready'], ['installing', 'Installing'], ['suspended', 'Suspended'], ...(restoring ? [['restoring_backup', 'Restoring a backup']] : [])], { name: 'status', value: s.status || '' }),
       { hint: restoring ? 'The state cannot change while a restore runs.' : 'Installing and suspended servers cannot be backed up or restored.' });
@@ -144,6 +149,7 @@ export function render(ctx) {
         path,
         description,
         h('div', { class: 'form-grid' }, limit, compression, maxSize, quota),
+        skipUnreadable,
         status,
         hooksBox,
       ],
@@ -158,6 +164,7 @@ export function render(ctx) {
           max_backup_bytes: maxSize.read(),
           backup_quota_bytes: quota.read(),
           compression: compression.control.value || null,
+          skip_unreadable: skipUnreadable.control.checked,
           hooks: Object.fromEntries(hookFields.map((f) => [f.control.name.slice(6), f.control.value.trim() || null])),
         };
         if (!restoring) payload.status = status.control.value || null;

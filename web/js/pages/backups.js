@@ -8,6 +8,16 @@ import {
 } from '../ui.js';
 import { serverStateBadge, backupStatusBadge } from './common.js';
 
+/** Finished with an archive recorded, whatever became of it since. */
+const COMPLETED = ['completed', 'completed_with_warnings', 'missing', 'corrupt'];
+/** What a status allows: downloading its archive, and restoring it. */
+const DOWNLOADABLE = ['completed', 'completed_with_warnings', 'corrupt'];
+const RESTORABLE = ['completed', 'completed_with_warnings'];
+const ARCHIVE_TROUBLE = {
+  missing: 'The archive is gone from storage or is not the size recorded: it cannot be downloaded or restored.',
+  corrupt: 'Verification found that the archive no longer matches its SHA-256: it is not offered for restore.',
+};
+
 const POLL_MS = 1000;
 const pageNotices = () => document.getElementById('notices');
 const PER_PAGE = 25;
@@ -149,7 +159,7 @@ export function render(ctx) {
   }
 
   function isActive() {
-    return st.backups.some((b) => b.status === 'creating') || Boolean(st.restore) || (st.server && st.server.status === 'restoring_backup');
+    return st.backups.some((b) => b.status === 'creating' || b.verification) || Boolean(st.restore) || (st.server && st.server.status === 'restoring_backup');
   }
 
   function schedule() {
@@ -171,8 +181,12 @@ export function render(ctx) {
       const before = st.statuses.get(b.uuid);
       if (before === 'creating' && b.status === 'completed') {
         notify(`Backup “${b.name}” completed (${format.bytes(b.bytes)}).`, { type: 'success', container: pageNotices() });
+      } else if (before === 'creating' && b.status === 'completed_with_warnings') {
+        notify(`Backup “${b.name}” completed without the files it could not read: see its warnings.`, { type: 'warning', container: pageNotices() });
       } else if (before === 'creating' && b.status === 'failed') {
         notify(b.error || 'The backup failed.', { type: 'error', title: `Backup “${b.name}” failed`, container: pageNotices() });
+      } else if (before && before !== b.status && ARCHIVE_TROUBLE[b.status]) {
+        notify(ARCHIVE_TROUBLE[b.status], { type: 'error', title: `Backup “${b.name}” is ${b.status}`, container: pageNotices() });
       }
       st.statuses.set(b.uuid, b.status);
       if (b.status === 'creating' && b.progress) {
@@ -341,7 +355,7 @@ export function render(ctx) {
   }
 
   function signature(b) {
-    return JSON.stringify([b.name, b.status, b.is_locked, b.sha256_hash, b.bytes, b.error, b.warnings, b.completed_at,
+    return JSON.stringify([b.name, b.status, b.is_locked, b.sha256_hash, b.bytes, b.error, b.warnings, b.completed_at, b.verified_at, b.verification,
       st.expanded.has(b.uuid), [...st.perms], Boolean(st.restore), st.server.status,
       st.backups.some((x) => x.status === 'creating'), st.restore && st.restore.backup_uuid]);
   }
@@ -377,8 +391,14 @@ export function render(ctx) {
     } else if (b.status === 'failed') {
       statusCell.append(h('div', { class: 'status-line' }, backupStatusBadge('failed', { title: b.error || 'The backup failed.' })),
         b.error ? h('p', { class: 'status-error', title: b.error, text: b.error }) : null);
+    } else if (ARCHIVE_TROUBLE[b.status]) {
+      statusCell.append(h('div', { class: 'status-line' }, backupStatusBadge(b.status)),
+        h('p', { class: 'status-error', text: ARCHIVE_TROUBLE[b.status] }));
     } else {
       statusCell.append(h('div', { class: 'status-line' }, backupStatusBadge(b.status)));
+    }
+    if (b.verification) {
+      statusCell.append(h('p', { class: 'muted small', 'data-testid': 'backup-verifying', text: `Verifying… ${Math.floor(b.verification.percent)}%` }));
     }
     if (b.warnings && b.warnings.length) {
       const label = `${format.plural(b.warnings.length, 'warning')}: ${b.warnings.join('; ')}`;
@@ -440,7 +460,7 @@ export function render(ctx) {
       if (eta !== null) bits.push(`${eta} left`);
       live.text.textContent = bits.join(' · ');
       live.size.replaceChildren(format.bytes(p.bytes_processed), h('span', { class: 'size-total muted', text: `of ${format.bytes(p.bytes_total)}` }));
-    } else if (b.status === 'completed') {
+    } else if (COMPLETED.includes(b.status)) {
       live.size.textContent = format.bytes(b.bytes);
     } else {
       live.size.textContent = '—';
@@ -466,7 +486,8 @@ export function render(ctx) {
         item('SHA-256', b.sha256_hash
           ? h('span', { class: 'sha-full' }, h('code', { class: 'mono wrap', text: b.sha256_hash }), copyButton(b.sha256_hash, 'Copy SHA-256'))
           : h('span', { class: 'muted', text: b.status === 'creating' ? 'Computed when the backup completes' : '—' })),
-        item('Size', b.status === 'completed' ? `${format.bytes(b.bytes)} (${b.bytes.toLocaleString('en')} bytes)` : '—'),
+        item('Size', COMPLETED.includes(b.status) ? `${format.bytes(b.bytes)} (${b.bytes.toLocaleString('en')} bytes)` : '—'),
+        item('Last verified', b.verified_at ? format.exact(b.verified_at) : '—'),
         item('Compression', b.compression || '—'),
         item('Created', format.exact(b.created_at)),
         item('Finished', b.completed_at ? `${format.exact(b.completed_at)}${took !== null ? ` (took ${format.duration(took)})` : ''}` : '—'),
@@ -480,12 +501,18 @@ export function render(ctx) {
   function actions(b) {
     const wrap = h('div', { class: 'row-actions' });
     const key = (k) => `${k}:${b.uuid}`;
-    if (b.status === 'completed' && st.perms.has('backup.download')) {
+    if (DOWNLOADABLE.includes(b.status) && st.perms.has('backup.download')) {
       const btn = button('Download', { kind: 'ghost', iconName: 'download', iconOnly: true, attrs: { 'data-focus-key': key('download'), 'data-action': 'download' } });
       btn.addEventListener('click', () => download(b, btn));
       wrap.append(btn);
     }
-    if (b.status === 'completed' && st.perms.has('backup.restore')) {
+    if (COMPLETED.includes(b.status) && st.perms.has('backup.read')) {
+      const btn = button('Verify', { kind: 'ghost', iconName: 'check', iconOnly: true, attrs: { 'data-focus-key': key('verify'), 'data-action': 'verify' } });
+      setUnavailable(btn, b.verification ? 'This backup is being verified.' : null);
+      btn.addEventListener('click', () => { if (!explainIfUnavailable(btn)) verify(b, btn); });
+      wrap.append(btn);
+    }
+    if (RESTORABLE.includes(b.status) && st.perms.has('backup.restore')) {
       const btn = button('Restore', { kind: 'ghost', iconName: 'restore', iconOnly: true, attrs: { 'data-focus-key': key('restore'), 'data-action': 'restore' } });
       const s = st.server;
       let reason = null;
@@ -498,7 +525,7 @@ export function render(ctx) {
       wrap.append(btn);
     }
     if (b.status !== 'creating' && st.perms.has('backup.delete')) {
-      if (b.status === 'completed') {
+      if (COMPLETED.includes(b.status)) {
         const label = b.is_locked ? 'Unlock' : 'Lock';
         const btn = button(label, { kind: 'ghost', iconName: b.is_locked ? 'unlock' : 'lock', iconOnly: true, attrs: { 'data-focus-key': key('lock'), 'data-action': 'lock' } });
         btn.addEventListener('click', () => toggleLock(b, btn));
@@ -506,7 +533,7 @@ export function render(ctx) {
       }
       const del = button('Delete', { kind: 'ghost-danger', iconName: 'trash', iconOnly: true, attrs: { 'data-focus-key': key('delete'), 'data-action': 'delete' } });
       let reason = null;
-      if (b.is_locked && b.status === 'completed') reason = 'Locked backups cannot be deleted: unlock it first.';
+      if (b.is_locked && COMPLETED.includes(b.status)) reason = 'Locked backups cannot be deleted: unlock it first.';
       else if (st.restore && st.restore.backup_uuid === b.uuid) reason = 'This backup is being restored.';
       setUnavailable(del, reason);
       del.addEventListener('click', () => { if (!explainIfUnavailable(del)) openDelete(b); });
@@ -524,6 +551,16 @@ export function render(ctx) {
       a.click();
       a.remove();
       announce(`Downloading ${b.name}.`);
+    } catch (err) {
+      showError(err);
+    }
+  }
+
+  async function verify(b, btn) {
+    try {
+      await busy(btn, () => api.post(`${base}/backups/${seg(b.uuid)}/verify`));
+      announce(`Verifying ${b.name}.`);
+      await refresh();
     } catch (err) {
       showError(err);
     }
@@ -558,7 +595,7 @@ export function render(ctx) {
       title: `Delete “${b.name}”?`,
       message: h('div', { class: 'dialog-intro' },
         h('p', {}, 'The backup ', h('strong', { text: b.name }),
-          b.status === 'completed' ? ` (${format.bytes(b.bytes)}, created ${format.ago(b.created_at)})` : '',
+          COMPLETED.includes(b.status) ? ` (${format.bytes(b.bytes)}, created ${format.ago(b.created_at)})` : '',
           ' will be deleted for good. This cannot be undone.')),
       confirmLabel: 'Delete backup',
       danger: true,

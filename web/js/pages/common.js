@@ -30,6 +30,9 @@ export function backupStatusBadge(status, { small = false, title = null } = {}) 
   if (status === 'creating') return h('span', { class: ['badge', 'badge-info', 'badge-live', cls], title }, h('span', { class: 'pulse', 'aria-hidden': 'true' }), 'Creating');
   if (status === 'completed') return h('span', { class: ['badge', 'badge-success', cls], title }, icon('check'), 'Completed');
   if (status === 'failed') return h('span', { class: ['badge', 'badge-danger', cls], title }, icon('alert'), 'Failed');
+  if (status === 'completed_with_warnings') return h('span', { class: ['badge', 'badge-warning', cls], title: title || 'Completed without the files it could not read' }, icon('warning'), 'Incomplete');
+  if (status === 'missing') return h('span', { class: ['badge', 'badge-danger', cls], title: title || 'The archive is gone from storage or not the size recorded' }, icon('alert'), 'Missing');
+  if (status === 'corrupt') return h('span', { class: ['badge', 'badge-danger', cls], title: title || 'The archive no longer matches its SHA-256' }, icon('alert'), 'Corrupt');
   return badge(status || 'Unknown', 'neutral');
 }
 
