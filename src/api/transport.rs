@@ -1,14 +1,48 @@
-//! The HTTP transport: tiny_http's listener, the threads that take requests from it, and
-//! the writing of responses.
+//! The HTTP/1.1 transport. One thread waits on every open connection with epoll and reads
+//! each request whole, head and body, into its connection's buffer; only a complete request
+//! goes to the fixed pool of workers, which answer it and give the connection back for the
+//! next one. A slow or idle client therefore costs a buffer, never a thread. Downloads are
+//! written by threads of their own, at most [`MAX_DOWNLOADS`] at once.
+//!
+//! Parsing is httparse's; this module keeps the connections: deadlines, limits, keep-alive.
 
 use super::handle;
-use super::http::{self, Body, Failure, Method, Request, Response};
+use super::http::{self, Body, Failure, MAX_BODY, Method, Request, Response};
 use crate::app::App;
 use crate::error::Error;
-use std::io::Read;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use crossbeam_channel::{Receiver, Sender};
+use rustix::buffer::spare_capacity;
+use rustix::event::epoll;
+use std::collections::HashMap;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Largest request head (request line and headers).
+const MAX_HEAD: usize = 32 * 1024;
+/// Most header lines in a request.
+const MAX_HEADERS: usize = 128;
+/// Largest chunked body as sent, framing included: tiny chunks cost more than their data.
+const MAX_CHUNKED: usize = 2 * MAX_BODY;
+/// Most bytes buffered for a connection: one request at its largest.
+const MAX_INPUT: usize = MAX_HEAD + MAX_CHUNKED;
+/// Downloads being sent at once; a download beyond gets 429.
+pub const MAX_DOWNLOADS: usize = 32;
+/// Descriptors never handed to clients: jobs need them for the walk, archives and SQLite.
+pub const RESERVED_FDS: u64 = 512;
+/// Connections allowed whatever the open-file limit, so a tiny limit still serves someone.
+const MIN_CONNECTIONS: usize = 16;
+/// Pause in accepting after the kernel refused a connection (out of descriptors or memory).
+const ACCEPT_PAUSE: Duration = Duration::from_millis(50);
+/// At most one log line per this interval about connections refused at the cap.
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+const LISTENER: u64 = 0;
+const WAKE: u64 = 1;
 
 const SECURITY_HEADERS: [(&str, &str); 3] = [
     ("X-Content-Type-Options", "nosniff"),
@@ -16,197 +50,902 @@ const SECURITY_HEADERS: [(&str, &str); 3] = [
     ("Referrer-Policy", "no-referrer"),
 ];
 
-fn header(name: &str, value: &str) -> Option<tiny_http::Header> {
-    tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()).ok()
+struct Limits {
+    /// For a whole request, from its first byte.
+    request: Duration,
+    /// For the next request on an open connection.
+    idle: Duration,
+    /// For any progress while a response is sent.
+    stall: Duration,
+    connections: usize,
 }
 
-/// Sends a response; file bodies stream from disk with a fixed-size buffer.
-fn send(rq: tiny_http::Request, response: Response, head_only: bool) {
-    let mut headers: Vec<(&str, String)> = SECURITY_HEADERS
-        .iter()
-        .filter(|(n, _)| !response.headers.iter().any(|(h, _)| h == n))
-        .map(|(n, v)| (*n, v.to_string()))
-        .collect();
-    headers.extend(response.headers.iter().map(|(n, v)| (*n, v.clone())));
-    let len = response.body_len();
-    let status = tiny_http::StatusCode(response.status);
-    let result = match response.body {
-        Body::File { file, len } => send_file(rq, status, &headers, file, len, head_only),
-        body => {
-            let reader: Box<dyn Read + Send> = match body {
-                Body::Bytes(bytes) if !head_only => Box::new(std::io::Cursor::new(bytes)),
-                _ => Box::new(std::io::empty()),
+/// What the poller shares with the workers and download threads.
+struct Shared {
+    limits: Limits,
+    /// Connections given back by workers, announced on `wake`.
+    returned: Mutex<Vec<Conn>>,
+    wake: OwnedFd,
+    downloads: AtomicUsize,
+    stopping: AtomicBool,
+}
+
+impl Shared {
+    fn give_back(&self, conn: Conn) {
+        self.returned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(conn);
+        self.wake();
+    }
+
+    fn wake(&self) {
+        let _ = rustix::io::write(&self.wake, &1u64.to_ne_bytes());
+    }
+}
+
+/// One open connection's place under the cap, given up when the connection is dropped.
+struct OpenSlot(Arc<AtomicUsize>);
+
+impl Drop for OpenSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+struct Conn {
+    stream: TcpStream,
+    ip: Option<String>,
+    /// Bytes received and not yet taken as a request.
+    input: Vec<u8>,
+    /// Response bytes, sent up to `sent`.
+    output: Vec<u8>,
+    sent: usize,
+    close_when_sent: bool,
+    /// When the request being received sent its first byte.
+    request_started: Option<Instant>,
+    continue_sent: bool,
+    deadline: Instant,
+    /// The events the poller waits for on this connection.
+    interest: epoll::EventFlags,
+    _slot: OpenSlot,
+}
+
+/// What a connection needs next.
+enum Step {
+    Wait(epoll::EventFlags),
+    Answer(Box<Received>),
+    Close,
+}
+
+/// A request read whole, with how to answer it.
+struct Received {
+    request: Request,
+    keep_alive: bool,
+    http10: bool,
+}
+
+/// A request taken by a worker.
+struct Job {
+    conn: Conn,
+    received: Box<Received>,
+}
+
+fn would_block(e: &std::io::Error) -> bool {
+    e.kind() == ErrorKind::WouldBlock
+}
+
+impl Conn {
+    fn pending_output(&self) -> bool {
+        self.sent < self.output.len()
+    }
+
+    /// Waits for the next request.
+    fn idle(&mut self, limits: &Limits) {
+        self.request_started = None;
+        self.continue_sent = false;
+        self.deadline = Instant::now() + limits.idle;
+    }
+
+    fn queue(&mut self, bytes: Vec<u8>, close: bool, limits: &Limits) {
+        self.output = bytes;
+        self.sent = 0;
+        self.close_when_sent = close;
+        self.deadline = Instant::now() + limits.stall;
+    }
+
+    /// Sends what the socket takes without blocking; true when something was sent.
+    fn flush(&mut self) -> std::io::Result<bool> {
+        let mut progress = false;
+        while self.pending_output() {
+            match (&self.stream).write(&self.output[self.sent..]) {
+                Ok(0) => return Err(ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.sent += n;
+                    progress = true;
+                }
+                Err(e) if would_block(&e) => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if !self.pending_output() {
+            self.output = Vec::new();
+            self.sent = 0;
+        }
+        Ok(progress)
+    }
+
+    /// Reads what the socket holds without blocking, up to [`MAX_INPUT`]; true at end of
+    /// stream.
+    fn fill(&mut self, scratch: &mut [u8]) -> std::io::Result<bool> {
+        while self.input.len() < MAX_INPUT {
+            match (&self.stream).read(scratch) {
+                Ok(0) => return Ok(true),
+                Ok(n) => self.input.extend_from_slice(&scratch[..n]),
+                Err(e) if would_block(&e) => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(false)
+    }
+
+    /// Moves the connection on as far as it goes without blocking.
+    fn step(&mut self, scratch: &mut [u8], limits: &Limits) -> Step {
+        if self.pending_output() {
+            match self.flush() {
+                Err(_) => return Step::Close,
+                Ok(progress) if self.pending_output() => {
+                    if progress {
+                        self.deadline = Instant::now() + limits.stall;
+                    }
+                    return Step::Wait(epoll::EventFlags::OUT);
+                }
+                Ok(_) if self.close_when_sent => return Step::Close,
+                Ok(_) => self.idle(limits),
+            }
+        }
+        let Ok(eof) = self.fill(scratch) else {
+            return Step::Close;
+        };
+        if self.input.is_empty() {
+            return if eof {
+                Step::Close
+            } else {
+                Step::Wait(epoll::EventFlags::IN)
             };
-            let headers = headers.iter().filter_map(|(n, v)| header(n, v)).collect();
-            // Never chunked: clients (and HEAD requests) get the real Content-Length.
-            let out = tiny_http::Response::new(status, headers, reader, Some(len as usize), None)
-                .with_chunked_threshold(usize::MAX);
-            rq.respond(out)
+        }
+        if self.request_started.is_none() {
+            let now = Instant::now();
+            self.request_started = Some(now);
+            self.deadline = now + limits.request;
+        }
+        match parse(&self.input) {
+            Parsed::Incomplete { expects_continue } => {
+                if eof {
+                    return Step::Close;
+                }
+                if expects_continue && !self.continue_sent {
+                    self.continue_sent = true;
+                    let _ = (&self.stream).write(b"HTTP/1.1 100 Continue\r\n\r\n");
+                }
+                Step::Wait(epoll::EventFlags::IN)
+            }
+            Parsed::Complete {
+                mut received,
+                consumed,
+            } => {
+                self.input.drain(..consumed);
+                if self.input.is_empty() {
+                    self.input = Vec::new();
+                }
+                received.request.ip = self.ip.clone();
+                received.keep_alive &= !eof;
+                Step::Answer(received)
+            }
+            Parsed::Bad(failure) => {
+                let response = http::error_response(failure);
+                log::info!("- - {} (unreadable request)", response.status);
+                self.queue(serialize(&response, false, false, false), true, limits);
+                self.step(scratch, limits)
+            }
+        }
+    }
+}
+
+enum Parsed {
+    Incomplete { expects_continue: bool },
+    Complete { received: Box<Received>, consumed: usize },
+    Bad(Failure),
+}
+
+fn bad(detail: &str) -> Parsed {
+    Parsed::Bad(Failure::Domain(Error::BadRequest(detail.to_string())))
+}
+
+/// Reads one request from the start of `input`, if all of it is there.
+fn parse(input: &[u8]) -> Parsed {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut head = httparse::Request::new(&mut headers);
+    let head_len = match head.parse(input) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) if input.len() > MAX_HEAD => {
+            return bad("The request head is larger than 32 KiB.");
+        }
+        Ok(httparse::Status::Partial) => {
+            return Parsed::Incomplete {
+                expects_continue: false,
+            };
+        }
+        Err(httparse::Error::TooManyHeaders) => return bad("The request has too many headers."),
+        Err(_) => return bad("The request is not valid HTTP/1.1."),
+    };
+    if head_len > MAX_HEAD {
+        return bad("The request head is larger than 32 KiB.");
+    }
+    let headers: Vec<(String, String)> = head
+        .headers
+        .iter()
+        .map(|h| {
+            (
+                h.name.to_ascii_lowercase(),
+                String::from_utf8_lossy(h.value).trim().to_string(),
+            )
+        })
+        .collect();
+    let values = |name: &'static str| {
+        headers
+            .iter()
+            .filter(move |(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let has_token = |name: &'static str, token: &str| {
+        values(name)
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    };
+    let http10 = head.version == Some(0);
+    let keep_alive = if http10 {
+        has_token("connection", "keep-alive")
+    } else {
+        !has_token("connection", "close")
+    };
+    let expects_continue = has_token("expect", "100-continue");
+    let mut lengths = values("content-length");
+    let length = match (lengths.next(), values("transfer-encoding").next()) {
+        (Some(_), Some(_)) => {
+            return bad("The request has both Content-Length and Transfer-Encoding.");
+        }
+        (None, Some(_)) if has_token("transfer-encoding", "chunked") => None,
+        (None, Some(_)) => return bad("The request's Transfer-Encoding is not supported."),
+        (None, None) => Some(0),
+        (Some(first), None) => {
+            let Ok(n) = first.parse::<usize>() else {
+                return bad("The request's Content-Length is not a number.");
+            };
+            if lengths.any(|other| other != first) {
+                return bad("The request has conflicting Content-Length headers.");
+            }
+            Some(n)
         }
     };
-    if let Err(e) = result {
-        log::debug!("client went away while sending the response: {e}");
-    }
-}
-
-/// Writes a file response on the connection directly, in 1 MiB writes: tiny_http copies
-/// bodies in 8 KiB pieces, a send call each, which capped downloads well below disk speed.
-fn send_file(
-    rq: tiny_http::Request,
-    status: tiny_http::StatusCode,
-    headers: &[(&str, String)],
-    file: std::fs::File,
-    len: u64,
-    head_only: bool,
-) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut head = format!(
-        "HTTP/1.1 {} {}\r\n",
-        status.0,
-        status.default_reason_phrase()
+    let rest = &input[head_len..];
+    let (body, body_len) = match length {
+        Some(n) if n > MAX_BODY => return Parsed::Bad(Failure::PayloadTooLarge),
+        Some(n) if rest.len() < n => return Parsed::Incomplete { expects_continue },
+        Some(n) => (rest[..n].to_vec(), n),
+        None => match dechunk(rest) {
+            Chunked::Whole { body, consumed } => (body, consumed),
+            Chunked::Partial if rest.len() > MAX_CHUNKED => {
+                return Parsed::Bad(Failure::PayloadTooLarge);
+            }
+            Chunked::Partial => return Parsed::Incomplete { expects_continue },
+            Chunked::TooLarge => return Parsed::Bad(Failure::PayloadTooLarge),
+            Chunked::Invalid => return bad("The request's chunked body is malformed."),
+        },
+    };
+    let request = Request::new(
+        Method::parse(head.method.unwrap_or_default()),
+        head.path.unwrap_or_default(),
+        headers,
+        body,
+        None,
     );
-    for (name, value) in headers {
-        if !value.contains(['\r', '\n']) {
-            head.push_str(&format!("{name}: {value}\r\n"));
-        }
+    Parsed::Complete {
+        received: Box::new(Received {
+            request,
+            keep_alive,
+            http10,
+        }),
+        consumed: head_len + body_len,
     }
-    head.push_str(&format!("Content-Length: {len}\r\n\r\n"));
-    let mut out = rq.into_writer();
-    out.write_all(head.as_bytes())?;
-    if !head_only {
-        let mut body = file.take(len);
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = match body.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            out.write_all(&buf[..n])?;
-        }
-    }
-    out.flush()
 }
 
-/// Raises the open-file limit to its hard maximum: tiny_http's accept thread gives up for
-/// good when it runs out of descriptors.
-fn raise_file_limit() {
+enum Chunked {
+    Whole { body: Vec<u8>, consumed: usize },
+    Partial,
+    TooLarge,
+    Invalid,
+}
+
+/// Decodes a chunked body from the start of `data`, if all of it is there.
+fn dechunk(data: &[u8]) -> Chunked {
+    let mut body = Vec::new();
+    let mut pos = 0;
+    loop {
+        let (line, size) = match httparse::parse_chunk_size(&data[pos..]) {
+            Ok(httparse::Status::Complete(found)) => found,
+            Ok(httparse::Status::Partial) => return Chunked::Partial,
+            Err(_) => return Chunked::Invalid,
+        };
+        pos += line;
+        if size == 0 {
+            // Trailer fields, if any, end with an empty line.
+            let rest = &data[pos..];
+            if rest.starts_with(b"\r\n") {
+                return Chunked::Whole {
+                    body,
+                    consumed: pos + 2,
+                };
+            }
+            return match rest.windows(4).position(|w| w == b"\r\n\r\n") {
+                Some(end) => Chunked::Whole {
+                    body,
+                    consumed: pos + end + 4,
+                },
+                None => Chunked::Partial,
+            };
+        }
+        let Some(size) = usize::try_from(size)
+            .ok()
+            .filter(|s| body.len() + s <= MAX_BODY)
+        else {
+            return Chunked::TooLarge;
+        };
+        if data.len() < pos + size + 2 {
+            return Chunked::Partial;
+        }
+        if &data[pos + size..pos + size + 2] != b"\r\n" {
+            return Chunked::Invalid;
+        }
+        body.extend_from_slice(&data[pos..pos + size]);
+        pos += size + 2;
+    }
+}
+
+/// The status line and headers of a response whose body is `len` bytes.
+fn head(response: &Response, len: u64, keep_alive: bool, http10: bool) -> String {
+    use std::fmt::Write;
+    let status = response.status;
+    let reason = ::http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("");
+    let date = jiff::Timestamp::now().strftime("%a, %d %b %Y %H:%M:%S GMT");
+    let mut head = format!("HTTP/1.1 {status} {reason}\r\nDate: {date}\r\n");
+    let own = |name: &str| response.headers.iter().any(|(h, _)| *h == name);
+    let defaults = SECURITY_HEADERS.iter().filter(|(n, _)| !own(n));
+    for (name, value) in defaults.map(|(n, v)| (*n, *v)).chain(
+        response
+            .headers
+            .iter()
+            .map(|(n, v)| (*n, v.as_str()))
+            .filter(|(_, v)| !v.contains(['\r', '\n'])),
+    ) {
+        let _ = write!(head, "{name}: {value}\r\n");
+    }
+    // 204 and 304 have no body to measure, and must not claim one.
+    if !matches!(status, 204 | 304) {
+        let _ = write!(head, "Content-Length: {len}\r\n");
+    }
+    if !keep_alive {
+        head.push_str("Connection: close\r\n");
+    } else if http10 {
+        head.push_str("Connection: keep-alive\r\n");
+    }
+    head.push_str("\r\n");
+    head
+}
+
+/// A whole in-memory response, its body left out for HEAD.
+fn serialize(response: &Response, head_only: bool, keep_alive: bool, http10: bool) -> Vec<u8> {
+    let mut out = head(response, response.body_len(), keep_alive, http10).into_bytes();
+    if let (Body::Bytes(body), false) = (&response.body, head_only) {
+        out.extend_from_slice(body);
+    }
+    out
+}
+
+/// Raises the soft open-file limit to the hard one, and returns it.
+fn raise_file_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
     unsafe {
-        let mut limit = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
-        {
-            limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 1024;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit = raised;
+            }
         }
     }
+    limit.rlim_cur
 }
 
-/// The listening HTTP server and its worker threads.
+/// Connections allowed: the setting, lowered so that clients, at two descriptors each (a
+/// socket, and an archive when downloading), leave [`RESERVED_FDS`] to the jobs.
+pub fn connection_cap(setting: usize, nofile: u64) -> usize {
+    let by_fds = usize::try_from(nofile.saturating_sub(RESERVED_FDS) / 2).unwrap_or(usize::MAX);
+    setting.min(by_fds.max(MIN_CONNECTIONS))
+}
+
+/// The listening HTTP server and its threads.
 pub struct HttpServer {
-    server: Arc<tiny_http::Server>,
-    workers: Vec<std::thread::JoinHandle<()>>,
-    stopping: Arc<AtomicBool>,
+    shared: Arc<Shared>,
+    poller: JoinHandle<()>,
+    workers: Vec<JoinHandle<()>>,
+    addr: Option<std::net::SocketAddr>,
 }
 
 impl HttpServer {
     pub fn start(app: Arc<App>) -> Result<HttpServer, Error> {
-        raise_file_limit();
+        let config = &app.config;
         let cannot = |e: &dyn std::fmt::Display| {
-            Error::internal(format!("cannot listen on {}: {e}", app.config.listen))
+            Error::internal(format!("cannot listen on {}: {e}", config.listen))
         };
-        let listener = std::net::TcpListener::bind(&app.config.listen).map_err(|e| cannot(&e))?;
-        // Accepted sockets inherit TCP_NODELAY. tiny_http writes a response in 1 KiB pieces;
-        // with Nagle's algorithm, each response would wait ~40 ms for the client's delayed ACK.
+        let nofile = raise_file_limit();
+        let connections = connection_cap(config.max_connections, nofile);
+        if connections < config.max_connections {
+            log::warn!(
+                "the open-file limit ({nofile}) allows {connections} connections, not \
+                 max_connections ({}): {RESERVED_FDS} descriptors are kept for jobs and each \
+                 connection may need two; raise the limit (LimitNOFILE) to allow more",
+                config.max_connections
+            );
+        }
+        log::info!("accepting at most {connections} connections (open-file limit {nofile})");
+        let listener = TcpListener::bind(&config.listen).map_err(|e| cannot(&e))?;
+        // Accepted sockets inherit TCP_NODELAY: a response is written in pieces (head, then
+        // file), and Nagle's algorithm would hold the last one for the client's delayed ACK.
         socket2::SockRef::from(&listener)
             .set_tcp_nodelay(true)
             .map_err(|e| cannot(&e))?;
-        let timeout = std::time::Duration::from_secs(app.config.http_timeout_secs);
-        let server =
-            tiny_http::Server::from_listener_with_io_timeout(listener, None, Some(timeout))
-                .map_err(|e| cannot(&e))?;
-        let server = Arc::new(server);
-        let stopping = Arc::new(AtomicBool::new(false));
-        let workers = (0..app.config.http_threads)
+        listener.set_nonblocking(true).map_err(|e| cannot(&e))?;
+        let addr = listener.local_addr().ok();
+        let epoll = epoll::create(epoll::CreateFlags::CLOEXEC).map_err(|e| cannot(&e))?;
+        let wake = rustix::event::eventfd(
+            0,
+            rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK,
+        )
+        .map_err(|e| cannot(&e))?;
+        let readable = epoll::EventFlags::IN;
+        epoll::add(&epoll, &listener, epoll::EventData::new_u64(LISTENER), readable)
+            .map_err(|e| cannot(&e))?;
+        epoll::add(&epoll, &wake, epoll::EventData::new_u64(WAKE), readable)
+            .map_err(|e| cannot(&e))?;
+        let secs = Duration::from_secs;
+        let shared = Arc::new(Shared {
+            limits: Limits {
+                request: secs(config.request_timeout_secs),
+                idle: secs(config.idle_timeout_secs),
+                stall: secs(config.http_timeout_secs),
+                connections,
+            },
+            returned: Mutex::new(Vec::new()),
+            wake,
+            downloads: AtomicUsize::new(0),
+            stopping: AtomicBool::new(false),
+        });
+        let (jobs, queue) = crossbeam_channel::unbounded();
+        let workers = (0..config.http_threads)
             .map(|i| {
-                let (server, app, stopping) = (server.clone(), app.clone(), stopping.clone());
+                let (app, queue, shared) = (app.clone(), queue.clone(), shared.clone());
                 std::thread::Builder::new()
                     .name(format!("http-{i}"))
-                    .spawn(move || worker(&server, &app, &stopping))
-                    .expect("cannot start an HTTP thread")
+                    .spawn(move || worker(&app, &queue, &shared))
+                    .map_err(|e| cannot(&e))
             })
-            .collect();
+            .collect::<Result<Vec<_>, _>>()?;
+        let poller = Poller {
+            epoll,
+            listener,
+            conns: HashMap::new(),
+            next_token: WAKE + 1,
+            next_deadline: Instant::now() + Duration::from_secs(3600),
+            accept_paused_until: None,
+            open: Arc::new(AtomicUsize::new(0)),
+            refused: 0,
+            refusals_logged: None,
+            jobs,
+            shared: shared.clone(),
+        };
+        let poller = std::thread::Builder::new()
+            .name("http-poll".into())
+            .spawn(move || poller.run())
+            .map_err(|e| cannot(&e))?;
         Ok(HttpServer {
-            server,
+            shared,
+            poller,
             workers,
-            stopping,
+            addr,
         })
     }
 
     pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
-        self.server.server_addr().to_ip()
+        self.addr
     }
 
-    /// Stops taking requests and waits for the workers to finish the ones they hold.
+    /// Stops taking requests and waits for the workers to answer the ones they hold.
     pub fn stop(self) {
-        self.stopping.store(true, Ordering::SeqCst);
-        for _ in &self.workers {
-            self.server.unblock();
-        }
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        self.shared.wake();
+        let _ = self.poller.join();
         for w in self.workers {
             let _ = w.join();
         }
     }
 }
 
-fn worker(server: &tiny_http::Server, app: &App, stopping: &AtomicBool) {
-    while !stopping.load(Ordering::SeqCst) {
-        let mut rq = match server.recv() {
-            Ok(rq) => rq,
-            Err(_) if stopping.load(Ordering::SeqCst) => break,
-            Err(e) => {
-                log::warn!("cannot receive a request: {e}");
+/// The thread that holds every connection waiting for (or receiving) a request, or
+/// waiting to take the rest of a response.
+struct Poller {
+    epoll: OwnedFd,
+    listener: TcpListener,
+    conns: HashMap<u64, Conn>,
+    next_token: u64,
+    /// No connection's deadline is earlier.
+    next_deadline: Instant,
+    accept_paused_until: Option<Instant>,
+    open: Arc<AtomicUsize>,
+    /// Connections refused at the cap since the last log line about it.
+    refused: u64,
+    refusals_logged: Option<Instant>,
+    jobs: Sender<Job>,
+    shared: Arc<Shared>,
+}
+
+impl Poller {
+    fn run(mut self) {
+        let mut events = Vec::with_capacity(256);
+        let mut scratch = vec![0u8; 16 * 1024];
+        while !self.shared.stopping.load(Ordering::SeqCst) {
+            let wait = self
+                .next_deadline
+                .saturating_duration_since(Instant::now())
+                // Whole milliseconds up, so an almost-due deadline does not spin.
+                .max(Duration::from_millis(1));
+            let timeout = rustix::event::Timespec {
+                tv_sec: wait.as_secs() as _,
+                tv_nsec: wait.subsec_nanos() as _,
+            };
+            events.clear();
+            if let Err(e) = epoll::wait(&self.epoll, spare_capacity(&mut events), Some(&timeout))
+            {
+                if e != rustix::io::Errno::INTR {
+                    log::error!("waiting for connections failed: {e}");
+                    std::thread::sleep(ACCEPT_PAUSE);
+                }
                 continue;
             }
-        };
-        let started = Instant::now();
-        let (method, path, response) = match Request::read(&mut rq) {
-            Ok(req) => {
-                let response = handle(app, &req);
-                (req.method, req.path, response)
+            for event in &events {
+                match event.data.u64() {
+                    LISTENER => self.accept(),
+                    WAKE => self.take_returned(),
+                    token => {
+                        if let Some(conn) = self.conns.remove(&token) {
+                            self.advance(token, conn, &mut scratch);
+                        }
+                    }
+                }
             }
-            Err(err) => {
-                let response = match err {
-                    http::ReadError::TooLarge => http::error_response(Failure::PayloadTooLarge),
-                    http::ReadError::Io(e) => http::error_response(Failure::Domain(
-                        Error::BadRequest(format!("Cannot read the request body: {e}.")),
-                    )),
-                };
-                let path = rq.url().split('?').next().unwrap_or("").to_string();
-                (Method::Other, path, response)
+            if Instant::now() >= self.next_deadline {
+                self.expire();
             }
-        };
-        let status = response.status;
-        let head_only = method == Method::Head;
-        let streams = matches!(response.body, Body::File { .. });
-        if streams {
-            // Long downloads get their own thread so slow clients cannot hold API workers.
-            let _ = std::thread::Builder::new()
-                .name("download".into())
-                .spawn(move || send(rq, response, head_only));
-        } else {
-            send(rq, response, head_only);
         }
-        log::info!(
-            "{} {} {} {}ms",
-            method.as_str(),
-            path,
-            status,
-            started.elapsed().as_millis()
+    }
+
+    fn accept(&mut self) {
+        loop {
+            let stream = match self.listener.accept() {
+                Ok((stream, _)) => stream,
+                Err(e) if would_block(&e) => return,
+                Err(e) if matches!(e.kind(), ErrorKind::Interrupted | ErrorKind::ConnectionAborted) => {
+                    continue;
+                }
+                Err(e) => {
+                    // Out of descriptors or memory: the listener stays readable, so stop
+                    // watching it for a moment instead of spinning.
+                    log::error!("cannot accept a connection: {e}");
+                    let _ = epoll::modify(
+                        &self.epoll,
+                        &self.listener,
+                        epoll::EventData::new_u64(LISTENER),
+                        epoll::EventFlags::empty(),
+                    );
+                    let until = Instant::now() + ACCEPT_PAUSE;
+                    self.accept_paused_until = Some(until);
+                    self.next_deadline = self.next_deadline.min(until);
+                    return;
+                }
+            };
+            if self.open.load(Ordering::SeqCst) >= self.shared.limits.connections {
+                self.refuse();
+                continue;
+            }
+            if stream.set_nonblocking(true).is_err() {
+                continue;
+            }
+            self.open.fetch_add(1, Ordering::SeqCst);
+            let ip = stream.peer_addr().ok().map(|a| a.ip().to_string());
+            let mut conn = Conn {
+                stream,
+                ip,
+                input: Vec::new(),
+                output: Vec::new(),
+                sent: 0,
+                close_when_sent: false,
+                request_started: None,
+                continue_sent: false,
+                deadline: Instant::now(),
+                interest: epoll::EventFlags::empty(),
+                _slot: OpenSlot(self.open.clone()),
+            };
+            conn.idle(&self.shared.limits);
+            self.admit(conn);
+        }
+    }
+
+    fn refuse(&mut self) {
+        self.refused += 1;
+        let due = self
+            .refusals_logged
+            .is_none_or(|at| at.elapsed() >= REFUSAL_LOG_INTERVAL);
+        if due {
+            log::warn!(
+                "{} connections closed at once: {} open, the most allowed",
+                self.refused,
+                self.shared.limits.connections
+            );
+            self.refused = 0;
+            self.refusals_logged = Some(Instant::now());
+        }
+    }
+
+    fn take_returned(&mut self) {
+        let mut count = [0u8; 8];
+        let _ = rustix::io::read(&self.shared.wake, &mut count);
+        let returned = std::mem::take(
+            &mut *self
+                .shared
+                .returned
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
         );
+        for mut conn in returned {
+            if !conn.pending_output() {
+                conn.idle(&self.shared.limits);
+            }
+            self.admit(conn);
+        }
+    }
+
+    /// Starts watching a connection, and takes it as far as it goes.
+    fn admit(&mut self, mut conn: Conn) {
+        let token = self.next_token;
+        self.next_token += 1;
+        conn.interest = epoll::EventFlags::IN;
+        let data = epoll::EventData::new_u64(token);
+        if epoll::add(&self.epoll, &conn.stream, data, conn.interest).is_err() {
+            return;
+        }
+        let mut scratch = [0u8; 4096];
+        self.advance(token, conn, &mut scratch);
+    }
+
+    fn advance(&mut self, token: u64, mut conn: Conn, scratch: &mut [u8]) {
+        match conn.step(scratch, &self.shared.limits) {
+            Step::Wait(interest) => {
+                if interest != conn.interest {
+                    let data = epoll::EventData::new_u64(token);
+                    if epoll::modify(&self.epoll, &conn.stream, data, interest).is_err() {
+                        return;
+                    }
+                    conn.interest = interest;
+                }
+                self.next_deadline = self.next_deadline.min(conn.deadline);
+                self.conns.insert(token, conn);
+            }
+            Step::Answer(received) => {
+                let _ = epoll::delete(&self.epoll, &conn.stream);
+                let _ = self.jobs.send(Job { conn, received });
+            }
+            Step::Close => {}
+        }
+    }
+
+    /// Closes the connections past their deadline, answering 408 to a request that did not
+    /// arrive in time.
+    fn expire(&mut self) {
+        let now = Instant::now();
+        let limits = &self.shared.limits;
+        self.conns.retain(|_, conn| {
+            if conn.deadline > now {
+                return true;
+            }
+            if !conn.pending_output() && conn.request_started.is_some() {
+                let response = http::error_response(Failure::RequestTimeout);
+                log::info!("- - 408 (request not received in time)");
+                conn.queue(serialize(&response, false, false, false), true, limits);
+                let _ = conn.flush();
+            }
+            false
+        });
+        let mut next = self.conns.values().map(|c| c.deadline).min();
+        if let Some(until) = self.accept_paused_until {
+            if until <= now {
+                self.accept_paused_until = None;
+                let _ = epoll::modify(
+                    &self.epoll,
+                    &self.listener,
+                    epoll::EventData::new_u64(LISTENER),
+                    epoll::EventFlags::IN,
+                );
+            } else {
+                next = Some(next.map_or(until, |n| n.min(until)));
+            }
+        }
+        self.next_deadline = next.unwrap_or(now + Duration::from_secs(3600));
+    }
+}
+
+fn worker(app: &App, queue: &Receiver<Job>, shared: &Arc<Shared>) {
+    for Job { mut conn, received } in queue {
+        let started = Instant::now();
+        let Received {
+            request,
+            keep_alive,
+            http10,
+        } = *received;
+        let mut response = handle(app, &request);
+        let head_only = request.method == Method::Head;
+        if matches!(response.body, Body::File { .. }) {
+            if let Some(slot) = DownloadSlot::take(shared) {
+                log_request(&request, response.status, started);
+                start_download(conn, response, head_only, keep_alive, http10, slot);
+                continue;
+            }
+            let busy = Error::TooManyRequests {
+                detail: format!("{MAX_DOWNLOADS} downloads are running: try again shortly."),
+                retry_after: 10,
+            };
+            response = http::error_response(Failure::Domain(busy));
+        }
+        log_request(&request, response.status, started);
+        let bytes = serialize(&response, head_only, keep_alive, http10);
+        conn.queue(bytes, !keep_alive, &shared.limits);
+        match conn.flush() {
+            Ok(_) if conn.pending_output() || keep_alive => shared.give_back(conn),
+            _ => {}
+        }
+    }
+}
+
+fn log_request(request: &Request, status: u16, started: Instant) {
+    log::info!(
+        "{} {} {} {}ms",
+        request.method.as_str(),
+        request.path,
+        status,
+        started.elapsed().as_millis()
+    );
+}
+
+/// One of the [`MAX_DOWNLOADS`] downloads that may run at once, given up when dropped.
+struct DownloadSlot(Arc<Shared>);
+
+impl DownloadSlot {
+    fn take(shared: &Arc<Shared>) -> Option<DownloadSlot> {
+        let running = shared.downloads.fetch_add(1, Ordering::SeqCst);
+        let slot = DownloadSlot(shared.clone());
+        (running < MAX_DOWNLOADS).then_some(slot)
+    }
+}
+
+impl Drop for DownloadSlot {
+    fn drop(&mut self) {
+        self.0.downloads.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Sends a file response on a thread of its own, so a slow download holds no worker.
+fn start_download(
+    conn: Conn,
+    response: Response,
+    head_only: bool,
+    keep_alive: bool,
+    http10: bool,
+    slot: DownloadSlot,
+) {
+    let spawned = std::thread::Builder::new()
+        .name("download".into())
+        .spawn(move || {
+            let shared = slot.0.clone();
+            let sent = send_file(&conn, &response, head_only, keep_alive, http10, &shared);
+            drop(slot);
+            match sent {
+                Ok(()) if keep_alive => shared.give_back(conn),
+                Ok(()) => {}
+                Err(e) => log::debug!("download ended early: {e}"),
+            }
+        });
+    if let Err(e) = spawned {
+        log::error!("cannot start a download thread: {e}");
+    }
+}
+
+/// Writes a file response with sendfile(2), blocking, each write bounded by the stall
+/// limit; the connection is left non-blocking again for the poller.
+fn send_file(
+    conn: &Conn,
+    response: &Response,
+    head_only: bool,
+    keep_alive: bool,
+    http10: bool,
+    shared: &Shared,
+) -> std::io::Result<()> {
+    let Body::File { file, len } = &response.body else {
+        unreachable!("only file responses are downloads");
+    };
+    let mut stream = &conn.stream;
+    stream.set_nonblocking(false)?;
+    stream.set_write_timeout(Some(shared.limits.stall))?;
+    stream.write_all(head(response, *len, keep_alive, http10).as_bytes())?;
+    let mut left = if head_only { 0 } else { *len };
+    while left > 0 {
+        let chunk = usize::try_from(left.min(1 << 30)).unwrap_or(1 << 30);
+        match rustix::fs::sendfile(stream, file, None, chunk) {
+            Ok(0) => return Err(ErrorKind::UnexpectedEof.into()),
+            Ok(n) => left -= n as u64,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    stream.set_write_timeout(None)?;
+    stream.set_nonblocking(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunked_bodies_decode_only_when_whole() {
+        let whole = b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\nGET";
+        match dechunk(whole) {
+            Chunked::Whole { body, consumed } => {
+                assert_eq!(body, b"hello world");
+                assert_eq!(&whole[consumed..], b"GET");
+            }
+            _ => panic!("a whole body"),
+        }
+        assert!(matches!(dechunk(b"5\r\nhel"), Chunked::Partial));
+        assert!(matches!(dechunk(b"5\r\nhelloXX"), Chunked::Invalid));
+        assert!(matches!(dechunk(b"fffff\r\n"), Chunked::TooLarge));
+    }
+
+    #[test]
+    fn the_connection_cap_leaves_descriptors_to_jobs() {
+        assert_eq!(connection_cap(1024, 1024), 256);
+        assert_eq!(connection_cap(1024, 1 << 20), 1024);
+        assert_eq!(connection_cap(1024, 64), MIN_CONNECTIONS);
     }
 }
