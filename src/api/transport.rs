@@ -255,8 +255,13 @@ impl Conn {
 }
 
 enum Parsed {
-    Incomplete { expects_continue: bool },
-    Complete { received: Box<Received>, consumed: usize },
+    Incomplete {
+        expects_continue: bool,
+    },
+    Complete {
+        received: Box<Received>,
+        consumed: usize,
+    },
     Bad(Failure),
 }
 
@@ -528,8 +533,13 @@ impl HttpServer {
         )
         .map_err(|e| cannot(&e))?;
         let readable = epoll::EventFlags::IN;
-        epoll::add(&epoll, &listener, epoll::EventData::new_u64(LISTENER), readable)
-            .map_err(|e| cannot(&e))?;
+        epoll::add(
+            &epoll,
+            &listener,
+            epoll::EventData::new_u64(LISTENER),
+            readable,
+        )
+        .map_err(|e| cannot(&e))?;
         epoll::add(&epoll, &wake, epoll::EventData::new_u64(WAKE), readable)
             .map_err(|e| cannot(&e))?;
         let secs = Duration::from_secs;
@@ -628,8 +638,7 @@ impl Poller {
                 tv_nsec: wait.subsec_nanos() as _,
             };
             events.clear();
-            if let Err(e) = epoll::wait(&self.epoll, spare_capacity(&mut events), Some(&timeout))
-            {
+            if let Err(e) = epoll::wait(&self.epoll, spare_capacity(&mut events), Some(&timeout)) {
                 if e != rustix::io::Errno::INTR {
                     log::error!("waiting for connections failed: {e}");
                     std::thread::sleep(ACCEPT_PAUSE);
@@ -658,7 +667,12 @@ impl Poller {
             let stream = match self.listener.accept() {
                 Ok((stream, _)) => stream,
                 Err(e) if would_block(&e) => return,
-                Err(e) if matches!(e.kind(), ErrorKind::Interrupted | ErrorKind::ConnectionAborted) => {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::Interrupted | ErrorKind::ConnectionAborted
+                    ) =>
+                {
                     continue;
                 }
                 Err(e) => {

@@ -38,7 +38,7 @@ pub fn run(
             shell.env_remove(key);
         }
     }
-    let mut child = shell
+    shell
         .arg("-c")
         .arg(command)
         .current_dir(dir)
@@ -47,7 +47,17 @@ pub fn run(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         // A group of its own, so a timeout kills whatever the command started too.
-        .process_group(0)
+        .process_group(0);
+    // SAFETY: prctl is async-signal-safe and changes only the child. Children inherit the
+    // transparent-huge-page switch hoard turns off for its own heap (main.rs); a game server
+    // a hook starts gets the system's setting back.
+    unsafe {
+        shell.pre_exec(|| {
+            libc::prctl(libc::PR_SET_THP_DISABLE, 0, 0, 0, 0);
+            Ok(())
+        });
+    }
+    let mut child = shell
         .spawn()
         .map_err(|e| format!("the {name} hook could not be started: {e}"))?;
     let stdout = child.stdout.take().expect("piped");
