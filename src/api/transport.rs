@@ -342,7 +342,7 @@ fn parse(input: &[u8]) -> Parsed {
         Some(n) => (rest[..n].to_vec(), n),
         None => match dechunk(rest) {
             Chunked::Whole { body, consumed } => (body, consumed),
-            Chunked::Partial if rest.len() > MAX_CHUNKED => {
+            Chunked::Partial if rest.len() >= MAX_CHUNKED => {
                 return Parsed::Bad(Failure::PayloadTooLarge);
             }
             Chunked::Partial => return Parsed::Incomplete { expects_continue },
