@@ -31,9 +31,9 @@ const MAX_CHUNKED: usize = 2 * MAX_BODY;
 /// Most bytes buffered for a connection: one request at its largest.
 const MAX_INPUT: usize = MAX_HEAD + MAX_CHUNKED;
 /// Downloads being sent at once; a download beyond gets 429.
-pub const MAX_DOWNLOADS: usize = 32;
+const MAX_DOWNLOADS: usize = 32;
 /// Descriptors never handed to clients: jobs need them for the walk, archives and SQLite.
-pub const RESERVED_FDS: u64 = 512;
+const RESERVED_FDS: u64 = 512;
 /// Connections allowed whatever the open-file limit, so a tiny limit still serves someone.
 const MIN_CONNECTIONS: usize = 16;
 /// Pause in accepting after the kernel refused a connection (out of descriptors or memory).
@@ -488,7 +488,7 @@ fn raise_file_limit() -> u64 {
 
 /// Connections allowed: the setting, lowered so that clients, at two descriptors each (a
 /// socket, and an archive when downloading), leave [`RESERVED_FDS`] to the jobs.
-pub fn connection_cap(setting: usize, nofile: u64) -> usize {
+fn connection_cap(setting: usize, nofile: u64) -> usize {
     let by_fds = usize::try_from(nofile.saturating_sub(RESERVED_FDS) / 2).unwrap_or(usize::MAX);
     setting.min(by_fds.max(MIN_CONNECTIONS))
 }
