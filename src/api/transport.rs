@@ -72,11 +72,12 @@ struct Shared {
 
 impl Shared {
     fn give_back(&self, conn: Conn) {
-        self.returned
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(conn);
-        self.wake();
+        let mut returned = self.returned.lock().unwrap_or_else(|e| e.into_inner());
+        returned.push(conn);
+        // The poller takes them all at once: one wake-up per batch is enough.
+        if returned.len() == 1 {
+            self.wake();
+        }
     }
 
     fn wake(&self) {
@@ -182,7 +183,13 @@ impl Conn {
         while self.input.len() < MAX_INPUT {
             match (&self.stream).read(scratch) {
                 Ok(0) => return Ok(true),
-                Ok(n) => self.input.extend_from_slice(&scratch[..n]),
+                Ok(n) => {
+                    self.input.extend_from_slice(&scratch[..n]);
+                    // A short read emptied the socket; epoll reports whatever comes next.
+                    if n < scratch.len() {
+                        break;
+                    }
+                }
                 Err(e) if would_block(&e) => break,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
@@ -759,6 +766,12 @@ impl Poller {
         conn.interest = epoll::EventFlags::IN;
         let data = epoll::EventData::new_u64(token);
         if epoll::add(&self.epoll, &conn.stream, data, conn.interest).is_err() {
+            return;
+        }
+        if conn.input.is_empty() && !conn.pending_output() {
+            // Nothing to do before the client sends: epoll reports it, even if already here.
+            self.next_deadline = self.next_deadline.min(conn.deadline);
+            self.conns.insert(token, conn);
             return;
         }
         let mut scratch = [0u8; 4096];
