@@ -371,6 +371,7 @@ fn memory_stays_flat_after_two_thousand_connections() {
         last <= first + 2048,
         "resident memory grew from {first} KiB to {last} KiB while idle"
     );
+    // The allocator touches up to two huge pages before hoard's main() can turn them off.
     let huge = anon_huge_pages_kib(pid);
     assert!(
         huge <= 4096,
