@@ -64,7 +64,8 @@ pub struct Request {
 }
 
 impl Request {
-    /// A request from its parts as received: `target` is the request line's path and query.
+    /// A request from its parts as received: `target` is the request line's path and query,
+    /// header names are in lower case.
     pub fn new(
         method: Method,
         target: &str,
