@@ -378,3 +378,105 @@ fn memory_stays_flat_after_two_thousand_connections() {
         "{huge} KiB of hoard's memory is in transparent huge pages"
     );
 }
+
+/// Downloads are the one thing that takes a thread per client: clients that stop reading
+/// hold at most 32 of them, the next download gets 429, and the threads go with the clients.
+#[test]
+fn stalled_downloads_hold_at_most_thirty_two_threads() {
+    let hoard = Hoard::start(&["--http-timeout-secs", "120"]);
+    let pid = hoard.pid();
+    let threads_at_rest = threads(pid);
+    let dir = tempfile::tempdir().unwrap();
+    // Incompressible, and more than loopback's socket buffers hold: a client that reads
+    // nothing leaves its download blocked.
+    write(dir.path(), "world/region.mca", &noise(48 << 20, 7));
+    let server = hoard.add_server("mc", dir.path(), "admin", &[]);
+    let api = hoard.api(&hoard.key("admin"));
+    let backup = api.backup_and_wait(&server, "{}");
+    assert_eq!(backup["status"], "completed", "{backup}");
+    let uuid = backup["uuid"].as_str().unwrap();
+    let link = api
+        .get(&format!(
+            "/api/client/servers/{server}/backups/{uuid}/download"
+        ))
+        .json()["attributes"]["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let target = &link[link.find("/download/").unwrap()..];
+    let request = format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n");
+    // The backup's compression threads end soon after it completes.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while threads(pid) > threads_at_rest {
+        assert!(Instant::now() < deadline, "the backup's threads stayed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let stalled: Vec<TcpStream> = (0..32)
+        .map(|_| {
+            let mut s = connect(&hoard);
+            s.write_all(request.as_bytes()).unwrap();
+            s
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while threads(pid) < threads_at_rest + 32 {
+        assert!(
+            Instant::now() < deadline,
+            "{} threads, {threads_at_rest} at rest",
+            threads(pid)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut over = connect(&hoard);
+    over.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    over.write_all(request.as_bytes()).unwrap();
+    let refused = read_response(&mut over);
+    assert_eq!(refused.as_ref().map(|r| r.0), Some(429), "{refused:?}");
+    assert!(refused.unwrap().1.contains("TooManyRequestsException"));
+    assert_eq!(threads(pid), threads_at_rest + 32);
+    // The API still answers while every download thread is taken.
+    assert_eq!(api.get("/api/client").status, 200);
+
+    drop(stalled);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while threads(pid) > threads_at_rest {
+        assert!(
+            Instant::now() < deadline,
+            "{} threads after the clients left, {threads_at_rest} at rest",
+            threads(pid)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A place freed serves the next download whole.
+    let mut next = connect(&hoard);
+    next.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    next.write_all(request.as_bytes()).unwrap();
+    let (status, _) = read_head_and_skip_body(&mut next);
+    assert_eq!(status, 200);
+}
+
+/// Reads a response's head, then its body without keeping it; returns the status and the
+/// body's length.
+fn read_head_and_skip_body(stream: &mut TcpStream) -> (u16, u64) {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(stream.read(&mut byte).unwrap(), 1, "the head was cut short");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let len: u64 = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let copied = std::io::copy(&mut stream.take(len), &mut std::io::sink()).unwrap();
+    assert_eq!(copied, len, "the body was cut short");
+    (status, len)
+}
