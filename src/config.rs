@@ -30,10 +30,25 @@ pub struct Settings {
     #[arg(long, env = "HOARD_HTTP_THREADS", value_name = "N")]
     pub http_threads: Option<usize>,
 
-    /// How long a connection may stall, in seconds, while it sends a request or takes a
-    /// response (a paused download included) before it is closed [default: 60].
+    /// How long a client may stall, in seconds, while it takes a response (a paused download
+    /// included) before the connection is closed [default: 60].
     #[arg(long, env = "HOARD_HTTP_TIMEOUT_SECS", value_name = "SECS")]
     pub http_timeout_secs: Option<u64>,
+
+    /// Time a client has to send a whole request, head and body, in seconds, counted from
+    /// its first byte; a slower request gets 408 and the connection is closed [default: 30].
+    #[arg(long, env = "HOARD_REQUEST_TIMEOUT_SECS", value_name = "SECS")]
+    pub request_timeout_secs: Option<u64>,
+
+    /// How long a connection may wait idle for its next request, in seconds, before it is
+    /// closed [default: 10].
+    #[arg(long, env = "HOARD_IDLE_TIMEOUT_SECS", value_name = "SECS")]
+    pub idle_timeout_secs: Option<u64>,
+
+    /// Open connections at most; connections beyond are closed at once. Lowered at start
+    /// when the open-file limit is too small to keep descriptors for jobs [default: 1024].
+    #[arg(long, env = "HOARD_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
 
     /// Backups and restores running at once, across servers [default: 2].
     #[arg(long, env = "HOARD_JOB_WORKERS", value_name = "N")]
@@ -110,6 +125,9 @@ pub struct Config {
     pub public_url: Option<String>,
     pub http_threads: usize,
     pub http_timeout_secs: u64,
+    pub request_timeout_secs: u64,
+    pub idle_timeout_secs: u64,
+    pub max_connections: usize,
     pub job_workers: usize,
     pub compression: Compression,
     pub zstd_level: i32,
@@ -170,6 +188,9 @@ impl Settings {
             public_url,
             http_threads,
             http_timeout_secs,
+            request_timeout_secs,
+            idle_timeout_secs,
+            max_connections,
             job_workers,
             compression,
             zstd_level,
@@ -201,6 +222,9 @@ impl Config {
             // p99; more threads only add context switches.
             http_threads: s.http_threads.unwrap_or_else(|| (2 * cores()).max(4)),
             http_timeout_secs: s.http_timeout_secs.unwrap_or(60),
+            request_timeout_secs: s.request_timeout_secs.unwrap_or(30),
+            idle_timeout_secs: s.idle_timeout_secs.unwrap_or(10),
+            max_connections: s.max_connections.unwrap_or(1024),
             job_workers: s.job_workers.unwrap_or(2),
             compression: s.compression.unwrap_or_default(),
             zstd_level: s.zstd_level.unwrap_or(3),
@@ -246,6 +270,15 @@ impl Config {
         }
         if self.http_timeout_secs == 0 {
             return invalid("http_timeout_secs", "must be above 0");
+        }
+        if self.request_timeout_secs == 0 {
+            return invalid("request_timeout_secs", "must be above 0");
+        }
+        if self.idle_timeout_secs == 0 {
+            return invalid("idle_timeout_secs", "must be above 0");
+        }
+        if self.max_connections == 0 {
+            return invalid("max_connections", "must be above 0");
         }
         if !(1..=64).contains(&self.job_workers) {
             return invalid("job_workers", "expected 1 to 64");

@@ -1,10 +1,8 @@
-//! The HTTP plumbing around tiny_http: reading a request with its limits, and the response
-//! and error types every handler returns.
+//! The request as handlers see it, and the response and error types every handler returns.
 
 use crate::error::Error;
 use serde_json::{Value, json};
 use std::fs::File;
-use std::io::Read;
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -21,14 +19,14 @@ pub enum Method {
 }
 
 impl Method {
-    fn from_tiny(m: &tiny_http::Method) -> Method {
-        match m {
-            tiny_http::Method::Get => Method::Get,
-            tiny_http::Method::Head => Method::Head,
-            tiny_http::Method::Post => Method::Post,
-            tiny_http::Method::Put => Method::Put,
-            tiny_http::Method::Patch => Method::Patch,
-            tiny_http::Method::Delete => Method::Delete,
+    pub fn parse(name: &str) -> Method {
+        match name {
+            "GET" => Method::Get,
+            "HEAD" => Method::Head,
+            "POST" => Method::Post,
+            "PUT" => Method::Put,
+            "PATCH" => Method::Patch,
+            "DELETE" => Method::Delete,
             _ => Method::Other,
         }
     }
@@ -65,16 +63,17 @@ pub struct Request {
     pub ip: Option<String>,
 }
 
-/// Why a request could not even be read.
-pub enum ReadError {
-    TooLarge,
-    Io(std::io::Error),
-}
-
 impl Request {
-    pub fn read(rq: &mut tiny_http::Request) -> Result<Request, ReadError> {
-        let url = rq.url().to_string();
-        let (path, query) = url.split_once('?').unwrap_or((&url, ""));
+    /// A request from its parts as received: `target` is the request line's path and query,
+    /// header names are in lower case.
+    pub fn new(
+        method: Method,
+        target: &str,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+        ip: Option<String>,
+    ) -> Request {
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
         let segments = path
             .split('/')
             .filter(|s| !s.is_empty())
@@ -93,36 +92,15 @@ impl Request {
                 (decode_query(k), decode_query(v))
             })
             .collect();
-        let headers = rq
-            .headers()
-            .iter()
-            .map(|h| {
-                (
-                    h.field.as_str().as_str().to_ascii_lowercase(),
-                    h.value.as_str().to_string(),
-                )
-            })
-            .collect();
-        if rq.body_length().is_some_and(|n| n > MAX_BODY) {
-            return Err(ReadError::TooLarge);
-        }
-        let mut body = Vec::new();
-        rq.as_reader()
-            .take(MAX_BODY as u64 + 1)
-            .read_to_end(&mut body)
-            .map_err(ReadError::Io)?;
-        if body.len() > MAX_BODY {
-            return Err(ReadError::TooLarge);
-        }
-        Ok(Request {
-            method: Method::from_tiny(rq.method()),
+        Request {
+            method,
             path: path.to_string(),
             segments,
             query,
             headers,
             body,
-            ip: rq.remote_addr().map(|a| a.ip().to_string()),
-        })
+            ip,
+        }
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -246,6 +224,8 @@ pub enum Failure {
     Domain(Error),
     MethodNotAllowed(Vec<Method>),
     PayloadTooLarge,
+    /// The request did not arrive whole within the request deadline.
+    RequestTimeout,
 }
 
 impl From<Error> for Failure {
@@ -284,6 +264,16 @@ pub fn error_response(failure: Failure) -> Response {
                     413,
                     "PayloadTooLargeException",
                     "The request body is larger than 64 KiB.",
+                ),
+            );
+        }
+        Failure::RequestTimeout => {
+            return Response::json(
+                408,
+                &error_body(
+                    408,
+                    "RequestTimeoutException",
+                    "The request did not arrive in time.",
                 ),
             );
         }

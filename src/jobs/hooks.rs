@@ -128,14 +128,18 @@ pub fn run(
         shell.env("PATH", DEFAULT_PATH);
     }
     let umask = crate::app::inherited_umask();
-    // SAFETY: umask(2) is async-signal-safe and changes only the child.
+    // Children inherit hoard's private umask and the transparent-huge-page switch hoard turns
+    // off for its own heap (main.rs); a game server a hook starts gets the original umask
+    // and the system's setting back.
+    // SAFETY: umask(2) and prctl(2) are async-signal-safe and change only the child.
     unsafe {
         shell.pre_exec(move || {
             libc::umask(umask);
+            libc::prctl(libc::PR_SET_THP_DISABLE, 0, 0, 0, 0);
             Ok(())
         });
     }
-    let mut child = shell
+    shell
         .arg("-c")
         .arg(command)
         .current_dir(dir)
@@ -144,7 +148,8 @@ pub fn run(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         // A group of its own, so a timeout kills whatever the command started too.
-        .process_group(0)
+        .process_group(0);
+    let mut child = shell
         .spawn()
         .map_err(|source| Error::Start { hook: name, source })?;
     let stdout = child.stdout.take().expect("piped");
