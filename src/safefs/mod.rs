@@ -133,10 +133,19 @@ impl Dir {
                 Err(e) => return Err(at(rel, e.into())),
             }
         }
+        self.step_by_step(rel, |dir, name| dir.child(name))
+    }
+
+    /// Opens `rel` one component at a time, each from the one before with `next`.
+    fn step_by_step(
+        &self,
+        rel: &Path,
+        next: impl Fn(&Dir, &OsStr) -> io::Result<Dir>,
+    ) -> io::Result<Dir> {
         let mut dir = self.try_clone()?;
         for part in rel.components() {
             match part {
-                Component::Normal(name) => dir = dir.child(name).map_err(|e| at(rel, e))?,
+                Component::Normal(name) => dir = next(&dir, name).map_err(|e| at(rel, e))?,
                 Component::CurDir => {}
                 _ => {
                     return Err(at(
@@ -230,22 +239,7 @@ impl Dir {
 
     /// Opens the directory `rel` beneath this one, creating what is missing of it.
     pub fn create_dirs(&self, rel: &Path, mode: u32) -> io::Result<Dir> {
-        let mut dir = self.try_clone()?;
-        for part in rel.components() {
-            match part {
-                Component::Normal(name) => {
-                    dir = dir.create_child(name, mode).map_err(|e| at(rel, e))?
-                }
-                Component::CurDir => {}
-                _ => {
-                    return Err(at(
-                        rel,
-                        io::Error::new(io::ErrorKind::InvalidInput, "a path that climbs out"),
-                    ));
-                }
-            }
-        }
-        Ok(dir)
+        self.step_by_step(rel, |dir, name| dir.create_child(name, mode))
     }
 
     /// Creates the new regular file `name` for writing (an existing entry of that name,
