@@ -12,8 +12,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 
 /// Makes the storage directory agree with the catalogue: the files of failed backups and
 /// partial files nobody writes any more are removed; archives and manifests the catalogue
-/// does not know are reported, never deleted (`hoard reindex` adds them back). Run at start,
-/// after interrupted jobs were failed.
+/// does not know are reported, never deleted (`hoard reindex` adds them back). Run at start.
+/// Backups still `creating` are left alone: their job may run in another process, and the
+/// reaper removes the files of those whose job died when it fails them.
 pub fn reconcile(app: &App) -> Result<()> {
     let storage = app.storage();
     let states = store::backups::states(&*app.db.conn()?)?;

@@ -133,7 +133,7 @@ fn check(path: &Path) -> Result<()> {
         path: path.to_path_buf(),
         detail,
     };
-    let c = Connection::open(path).map_err(|e| read_only(e.to_string()))?;
+    let mut c = Connection::open(path).map_err(|e| read_only(e.to_string()))?;
     c.busy_timeout(BUSY_TIMEOUT)?;
     let interrupt = c.get_interrupt_handle();
     let (done, waiting) = std::sync::mpsc::channel::<()>();
@@ -170,14 +170,30 @@ fn check(path: &Path) -> Result<()> {
     if c.is_readonly(rusqlite::MAIN_DB)? {
         return Err(read_only("it opens read-only".into()));
     }
-    // Rewriting the schema version in place writes the file without changing anything.
+    // Rewriting the schema version in place writes the file without changing anything. The
+    // write lock is taken first: another hoard may be writing, and a read transaction that
+    // turns into a write then fails at once instead of waiting its turn.
     let written = (|| {
-        let tx = c.unchecked_transaction()?;
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         tx.pragma_update(None, "user_version", version)?;
         tx.commit()
     })();
-    written.map_err(|e| read_only(e.to_string()))
+    match written {
+        Err(rusqlite::Error::SqliteFailure(e, detail))
+            if matches!(
+                e.code,
+                rusqlite::ErrorCode::ReadOnly
+                    | rusqlite::ErrorCode::CannotOpen
+                    | rusqlite::ErrorCode::PermissionDenied
+                    | rusqlite::ErrorCode::SystemIoFailure
+                    | rusqlite::ErrorCode::DiskFull
+            ) =>
+        {
+            Err(read_only(detail.unwrap_or_else(|| e.to_string())))
+        }
+        other => Ok(other?),
+    }
 }
 
 /// Whether an error is a UNIQUE constraint violation (a duplicate name, path...).
