@@ -250,6 +250,7 @@ fn put_back(
             storage_path: &relative,
             warnings: &m.warnings,
             unreadable: m.unreadable as i64,
+            unreadable_paths: &m.unreadable_paths,
             content_bytes: m.content_bytes as i64,
             content_files: m.files as i64,
             created_at,

@@ -36,7 +36,9 @@ pub fn run(app: &App, id: i64, tracker: &Tracker) {
     // finished only once it ran.
     if let Some(command) = &server.hooks.post_backup {
         let status = match &produced {
-            Ok(stored) if stored.output.unreadable > 0 => BackupStatus::CompletedWithWarnings,
+            Ok(stored) if !stored.output.unreadable.is_empty() => {
+                BackupStatus::CompletedWithWarnings
+            }
             Ok(_) => BackupStatus::Completed,
             Err(_) => BackupStatus::Failed,
         };
@@ -197,7 +199,8 @@ fn archive_server(
             created_at: crate::model::rfc3339(backup.created_at),
             completed_at: crate::model::rfc3339(now()),
             warnings: output.warnings.clone(),
-            unreadable: output.unreadable,
+            unreadable: output.unreadable.len() as u64,
+            unreadable_paths: output.unreadable.clone(),
         })
     });
     let mut done = backup.clone();
@@ -250,7 +253,7 @@ fn record(
                 bytes: output.bytes as i64,
                 storage_path: &relative,
                 warnings: &output.warnings,
-                unreadable: output.unreadable as i64,
+                unreadable_paths: &output.unreadable,
                 content_bytes: output.content.bytes as i64,
                 content_files: output.content.files as i64,
                 now: now(),
@@ -282,7 +285,7 @@ fn record(
         output.bytes,
         output.content.files,
         output.warnings.len(),
-        output.unreadable
+        output.unreadable.len()
     );
     Ok(())
 }
