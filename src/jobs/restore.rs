@@ -12,7 +12,7 @@ use super::{Task, Tracker, hooks};
 use crate::app::App;
 use crate::archive::Exclusions;
 use crate::model::{Actor, Server, event, now};
-use crate::restore::swap::Keep;
+use crate::restore::swap::{Keep, KeepRule};
 use crate::restore::{self, Limits, Workspace, extract, swap};
 use crate::restores;
 use crate::store::restores::{Restore, Step};
@@ -242,12 +242,7 @@ fn restore_files(
             }
         };
         let keeps_any = !rules.is_empty() || !unreadable.is_empty();
-        replace(
-            app,
-            restore,
-            &ws,
-            keeps_any.then_some(&keep as &dyn Fn(&Path, bool) -> Keep),
-        )
+        replace(app, restore, &ws, keeps_any.then_some(&keep as KeepRule))
     } else {
         overlay(app, restore, &ws)
     };
@@ -291,7 +286,7 @@ fn replace(
     app: &App,
     restore: &Restore,
     ws: &Workspace,
-    keep: Option<&dyn Fn(&Path, bool) -> Keep>,
+    keep: Option<KeepRule>,
 ) -> Result<(), Stopped> {
     let kept = match keep {
         None => swap::Kept::default(),

@@ -231,6 +231,10 @@ pub enum Keep {
     Always,
 }
 
+/// Says whether to keep an entry, given its path relative to the server directory and
+/// whether it is a directory.
+pub type KeepRule<'a> = &'a dyn Fn(&Path, bool) -> Keep;
+
 /// What a `truncate: true` restore keeps in place, so that restoring a backup made without
 /// `logs/` does not delete the logs, nor one that could not read a file the file. Listed
 /// before anything moves and kept on disk, so that a rollback can take them out again.
@@ -242,11 +246,7 @@ pub struct Kept {
 impl Kept {
     /// The topmost entries of `server` that `keep` says to keep (given the relative path
     /// and whether it is a directory), leaving out `skip` (the work directory).
-    pub fn find(
-        server: &Dir,
-        skip: Option<&Stat>,
-        keep: &dyn Fn(&Path, bool) -> Keep,
-    ) -> io::Result<Kept> {
+    pub fn find(server: &Dir, skip: Option<&Stat>, keep: KeepRule) -> io::Result<Kept> {
         let mut entries = Vec::new();
         find_kept(server, skip, Path::new(""), keep, &mut entries)?;
         Ok(Kept { entries })
@@ -346,7 +346,7 @@ fn find_kept(
     dir: &Dir,
     skip: Option<&Stat>,
     rel: &Path,
-    keep: &dyn Fn(&Path, bool) -> Keep,
+    keep: KeepRule,
     out: &mut Vec<(String, Keep)>,
 ) -> io::Result<()> {
     for (name, _) in dir.entries()? {
