@@ -11,7 +11,7 @@ use crate::safefs::Dir;
 use crate::store::restores::Restore;
 use crate::store::{self, TransactionBehavior};
 use serde_json::json;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Starts a restore: checks, journal row, server status, queued job.
 pub fn start(
@@ -78,10 +78,4 @@ pub fn start(
     tx.commit()?;
     app.jobs.submit(Task::Restore(restore.id));
     Ok(restore)
-}
-
-/// The work directory a journal row records (staging and trash live in it).
-pub fn work_dir(restore: &Restore) -> PathBuf {
-    let staging = Path::new(&restore.staging_path);
-    staging.parent().unwrap_or(staging).to_path_buf()
 }

@@ -14,7 +14,6 @@ use crate::archive::Exclusions;
 use crate::model::{Actor, Server, event, now};
 use crate::restore::swap::{Keep, KeepRule};
 use crate::restore::{self, Limits, Workspace, extract, swap};
-use crate::restores;
 use crate::store::restores::{Restore, Step};
 use crate::store::{self, TransactionBehavior};
 use serde_json::json;
@@ -197,7 +196,7 @@ fn restore_files(
             .ok_or(Failure::BackupGone)?
     };
     let archive = app.storage().archive_path(&server.uuid, &backup);
-    let work_path = restores::work_dir(restore);
+    let work_path = restore.work_dir();
     let ws = Workspace::create(server.path.as_ref(), &work_path)
         .map_err(files("make the work directory"))?;
     let extracted = extract(
@@ -392,7 +391,7 @@ fn roll_back(app: &App, restore: &Restore, ws: Workspace, reached: Step) -> Resu
         }
         Err(e) if changed_under_us(&e) => Err(RollBack::Partly(format!(
             "the server directory was changed during the restore and some of its files could not be put back ({e}): they are kept in {}",
-            restores::work_dir(restore).display()
+            restore.work_dir().display()
         ))),
         Err(e) => Err(RollBack::Stuck(format!(
             "the server's files could not be put back ({e}): the old ones are in {}, the restored ones in {}",
@@ -495,7 +494,7 @@ pub fn recover(app: &App) -> crate::error::Result<()> {
         if let Some(ws) = open_work(&restore, &server_path(app, &restore)?) {
             log::info!(
                 "removing {}, left over from restore {}",
-                restores::work_dir(&restore).display(),
+                restore.work_dir().display(),
                 restore.uuid
             );
             remove_leftovers(&restore.uuid, ws);
@@ -537,7 +536,7 @@ fn server_path(app: &App, restore: &Restore) -> crate::error::Result<PathBuf> {
 
 /// The work directory of a restore that was under way, if it is still there.
 fn open_work(restore: &Restore, server_path: &std::path::Path) -> Option<Workspace> {
-    let work = restores::work_dir(restore);
+    let work = restore.work_dir();
     match Workspace::open(server_path, &work) {
         Ok(found) => found,
         Err(e) => {
@@ -566,7 +565,7 @@ fn resolve(app: &App, restore: &Restore, server: &Server, why: &str) {
             let Some(ws) = work else {
                 // A rollback that completed renamed the work directory away: at most its
                 // delete is left.
-                if let Err(e) = Workspace::remove_discarded(&restores::work_dir(restore)) {
+                if let Err(e) = Workspace::remove_discarded(&restore.work_dir()) {
                     log::warn!("restore {}: {e}", restore.uuid);
                 }
                 let outcome = Err(Failure::RolledBack(Box::new(Failure::Interrupted(

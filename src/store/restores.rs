@@ -96,6 +96,14 @@ fn from_row(r: &Row) -> rusqlite::Result<Restore> {
     })
 }
 
+impl Restore {
+    /// The work directory (staging and trash live in it).
+    pub fn work_dir(&self) -> std::path::PathBuf {
+        let staging = std::path::Path::new(&self.staging_path);
+        staging.parent().unwrap_or(staging).to_path_buf()
+    }
+}
+
 pub struct NewRestore<'a> {
     pub uuid: &'a str,
     pub server_id: i64,
