@@ -210,10 +210,18 @@ pub fn run(app: App, out: &Out, data_dir: &Path, command: BackupCommand) -> CliR
             let done = store::restores::by_id(&*app.db.conn()?, started.id)?
                 .ok_or_else(|| Failure("restore vanished".into()))?;
             out.print(
-                &json!({"restore": done.uuid, "step": done.step.as_str(), "error": done.error}),
-                || match &done.error {
-                    None => format!("Restored backup {backup} onto {}", server.path),
-                    Some(e) => format!("Restore failed: {e}"),
+                &json!({
+                    "restore": done.uuid,
+                    "step": done.step.as_str(),
+                    "error": done.error,
+                    "warning": done.warning,
+                }),
+                || match (&done.error, &done.warning) {
+                    (None, None) => format!("Restored backup {backup} onto {}", server.path),
+                    (None, Some(w)) => {
+                        format!("Restored backup {backup} onto {}, but {w}", server.path)
+                    }
+                    (Some(e), _) => format!("Restore failed: {e}"),
                 },
             );
             if done.step != Step::Done {

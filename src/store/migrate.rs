@@ -17,6 +17,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0004_integrity",
         include_str!("../../sql/0004_integrity.sql"),
     ),
+    (
+        "0005_restore_allow_corrupt",
+        include_str!("../../sql/0005_restore_allow_corrupt.sql"),
+    ),
 ];
 
 pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;
