@@ -63,7 +63,8 @@ pub enum BackupCommand {
         /// Wait for the restore to finish, showing progress.
         #[arg(long)]
         wait: bool,
-        /// Restore even if verification found the archive corrupt.
+        /// Restore even if the archive does not match its SHA-256 (a corrupt backup): it is
+        /// restored as it is, and the restore says so.
         #[arg(long)]
         allow_corrupt: bool,
     },
