@@ -284,9 +284,13 @@ fn the_command_line_restores_a_corrupt_backup_with_allow_corrupt() {
     );
     f.assert_restored_with_flipped_bit();
     assert_eq!(
-        f.restore_rows()[0].0,
-        true,
-        "the journal records the override"
+        f.restore_rows(),
+        [(
+            true,
+            done["warning"].as_str().map(String::from),
+            "done".to_string()
+        )],
+        "the journal records the override and the warning; the refused attempt left no row"
     );
 }
 
