@@ -4,7 +4,7 @@
 
 use crate::app::App;
 use crate::error::{Error, Result};
-use crate::model::{Hooks, Integrity, Server, now};
+use crate::model::{Integrity, now};
 use crate::storage::{Manifest, Stored};
 use crate::store;
 use std::collections::{BTreeSet, HashMap};
@@ -153,24 +153,7 @@ fn server_for(c: &store::Connection, m: &Manifest, report: &mut Report) -> Resul
         .server_path
         .clone()
         .unwrap_or_else(|| format!("/unknown-path-of-server/{}", m.server_uuid));
-    let server = Server {
-        id: 0,
-        uuid: m.server_uuid.clone(),
-        short_id,
-        name: name.clone(),
-        description: String::new(),
-        path,
-        owner_id: None,
-        backup_limit: crate::servers::DEFAULT_BACKUP_LIMIT,
-        backup_quota_bytes: None,
-        max_backup_bytes: crate::servers::DEFAULT_MAX_BACKUP_BYTES,
-        compression: None,
-        status: None,
-        hooks: Hooks::default(),
-        skip_unreadable: false,
-        created_at: now(),
-        updated_at: now(),
-    };
+    let server = crate::servers::with_defaults(short_id, m.server_uuid.clone(), name.clone(), path);
     let inserted = store::servers::insert(c, &server).map_err(|e| {
         if store::is_unique_violation(&e) {
             Error::internal(format!(
@@ -250,6 +233,7 @@ fn put_back(
             storage_path: &relative,
             warnings: &m.warnings,
             unreadable: m.unreadable as i64,
+            unreadable_paths: &m.unreadable_paths,
             content_bytes: m.content_bytes as i64,
             content_files: m.files as i64,
             created_at,

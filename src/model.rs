@@ -273,6 +273,8 @@ pub struct Backup {
     pub completed_at: Option<Timestamp>,
     /// Entries left out because they could not be read.
     pub unreadable: i64,
+    /// Their paths (and those of files archived short), relative to the server directory.
+    pub unreadable_paths: Vec<String>,
     /// When the archive was last found to match its hash.
     pub verified_at: Option<Timestamp>,
     /// A verification of the archive under way: bytes read so far.

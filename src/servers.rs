@@ -258,24 +258,7 @@ pub fn create(c: &Connection, data_dir: &Path, changes: ServerChanges) -> Result
         return Err(Error::Validation(missing));
     }
     let uuid = uuid::Uuid::new_v4().to_string();
-    let mut server = Server {
-        id: 0,
-        short_id: uuid[..8].to_string(),
-        uuid,
-        name: String::new(),
-        description: String::new(),
-        path: String::new(),
-        owner_id: None,
-        backup_limit: DEFAULT_BACKUP_LIMIT,
-        backup_quota_bytes: None,
-        max_backup_bytes: DEFAULT_MAX_BACKUP_BYTES,
-        compression: None,
-        status: None,
-        hooks: Hooks::default(),
-        skip_unreadable: false,
-        created_at: now(),
-        updated_at: now(),
-    };
+    let mut server = with_defaults(uuid[..8].to_string(), uuid, String::new(), String::new());
     apply(c, data_dir, &mut server, changes)?;
     store::servers::insert(c, &server).map_err(|e| path_taken(e, &server.path))
 }
@@ -432,4 +415,26 @@ pub fn remove_subuser(c: &Connection, actor: &Actor, server: &Server, user: &Use
         &json!({"username": user.username}),
     )?;
     Ok(())
+}
+
+/// A server not yet recorded, with every setting at its default.
+pub fn with_defaults(short_id: String, uuid: String, name: String, path: String) -> Server {
+    Server {
+        id: 0,
+        short_id,
+        uuid,
+        name,
+        description: String::new(),
+        path,
+        owner_id: None,
+        backup_limit: DEFAULT_BACKUP_LIMIT,
+        backup_quota_bytes: None,
+        max_backup_bytes: DEFAULT_MAX_BACKUP_BYTES,
+        compression: None,
+        status: None,
+        hooks: Hooks::default(),
+        skip_unreadable: false,
+        created_at: now(),
+        updated_at: now(),
+    }
 }

@@ -39,6 +39,9 @@ pub struct Manifest {
     /// Entries left out because they could not be read.
     #[serde(default)]
     pub unreadable: u64,
+    /// Their paths, relative to the server directory.
+    #[serde(default)]
+    pub unreadable_paths: Vec<String>,
 }
 
 /// A file of the storage directory, as its name says.

@@ -497,3 +497,61 @@ fn archives_unchecked_for_the_verification_interval_are_verified_on_schedule() {
         "checked within the week: not due yet"
     );
 }
+
+/// A `truncate: true` restore of a backup that could not read some entries keeps the
+/// server's own copies of them (the backup holds none, or an incomplete one); everything
+/// else is exactly the backup's.
+#[test]
+fn a_truncating_restore_keeps_what_the_backup_could_not_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let hoard = Hoard::start(&["--throttle-backups", "0"]);
+    let (dir, server, api) = setup(
+        &hoard,
+        &[
+            ("world/level.dat", b"level at backup".to_vec()),
+            ("locked/secret.dat", b"secret at backup".to_vec()),
+        ],
+    );
+    let locked = dir.path().join("locked");
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+    hoard.cli_ok(&["server", "update", &server, "--skip-unreadable", "true"]);
+    let out = without_dac_override(&mut hoard_command(hoard.data.path()))
+        .args(["--json", "backup", "create", &server, "--wait"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let backup = serde_json::from_slice::<Value>(&out.stdout).unwrap()["attributes"].clone();
+    assert_eq!(backup["status"], "completed_with_warnings", "{backup}");
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut expected = snapshot(dir.path());
+
+    write(dir.path(), "world/level.dat", b"level of today");
+    write(dir.path(), "world/new.dat", b"new");
+    write(dir.path(), "locked/secret.dat", b"secret of today");
+    write(dir.path(), "locked/more.dat", b"more of today");
+    let now = snapshot(dir.path());
+    for (rel, desc) in &now {
+        if rel.starts_with("locked") {
+            expected.insert(rel.clone(), desc.clone());
+        }
+    }
+    let r = api.post(
+        &format!(
+            "/api/client/servers/{server}/backups/{}/restore",
+            backup["uuid"].as_str().unwrap()
+        ),
+        r#"{"truncate":true}"#,
+    );
+    assert_eq!(r.status, 202, "{}", r.text());
+    let outcome = api.wait_restore(&server)["attributes"]["last_restore"].clone();
+    assert_eq!(outcome["successful"], true, "{outcome}");
+    assert_eq!(snapshot(dir.path()), expected);
+    assert_eq!(
+        std::fs::read(dir.path().join("locked/secret.dat")).unwrap(),
+        b"secret of today"
+    );
+}

@@ -60,8 +60,8 @@ pub struct Output {
     pub content: Scan,
     pub warnings: Vec<String>,
     /// Entries left out, or archived short, because they could not be read (only with
-    /// `skip_unreadable`).
-    pub unreadable: u64,
+    /// `skip_unreadable`), relative to the server directory.
+    pub unreadable: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -159,7 +159,7 @@ fn write_inner(
     let mut content = Scan::default();
     let mut throttle = Throttle::new(options.read_limit_bytes_per_sec);
 
-    let mut unreadable = 0;
+    let mut unreadable = Vec::new();
     walk::walk(root_dir, exclusions, |step| {
         if cancel.load(Ordering::Relaxed) {
             return Err(Error::Cancelled("hoard is shutting down".into()));
@@ -220,7 +220,7 @@ fn write_inner(
                 source: missed,
             });
         }
-        unreadable += 1;
+        unreadable.push(rel.to_string_lossy().into_owned());
         warnings.push(format!("{}: could not be read: {missed}", shown(rel)));
         Ok(())
     })?;

@@ -36,7 +36,9 @@ pub fn run(app: &App, id: i64, tracker: &Tracker) {
     // finished only once it ran.
     if let Some(command) = &server.hooks.post_backup {
         let status = match &produced {
-            Ok(stored) if stored.output.unreadable > 0 => BackupStatus::CompletedWithWarnings,
+            Ok(stored) if !stored.output.unreadable.is_empty() => {
+                BackupStatus::CompletedWithWarnings
+            }
             Ok(_) => BackupStatus::Completed,
             Err(_) => BackupStatus::Failed,
         };
@@ -59,7 +61,7 @@ pub fn run(app: &App, id: i64, tracker: &Tracker) {
             "backup {} of server {} failed: {}",
             backup.uuid,
             server.short_id,
-            failure.message
+            failure.why
         );
         if let Err(e) = fail(app, &backup, &server, &failure) {
             log::error!("cannot record the failure of backup {}: {e}", backup.uuid);
@@ -71,36 +73,47 @@ fn hook_timeout(app: &App) -> Duration {
     Duration::from_secs(app.config.hook_timeout_secs)
 }
 
-/// Why a backup failed: `message` for everyone who may read the backup, `detail` (what a
-/// hook printed) for the server's owner and admins, and the files warned about until then.
-struct Failure {
-    message: String,
-    detail: Option<String>,
-    warnings: Vec<String>,
+/// Why a backup failed.
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error(transparent)]
+    Hook(#[from] hooks::Error),
+    #[error("the server directory {0} does not exist")]
+    NoServerDirectory(String),
+    #[error("cannot create the backup directory: {0}")]
+    BackupDirectory(std::io::Error),
+    #[error(transparent)]
+    Archive(#[from] archive::Error),
+    #[error("cannot store the finished archive: {0}")]
+    Publish(std::io::Error),
+    #[error("cannot record the backup: {0}")]
+    Catalogue(#[from] Error),
+    /// The job stopped without finishing (hoard stopped, or the process died): why.
+    #[error("{0}")]
+    Stopped(String),
 }
 
 impl Failure {
-    fn new(message: String) -> Failure {
-        Failure {
-            message,
-            detail: None,
-            warnings: Vec::new(),
-        }
-    }
-
-    fn with_warnings(message: String, warnings: Vec<String>) -> Failure {
-        Failure {
-            warnings,
-            ..Failure::new(message)
+    /// What a failed hook printed: for the server's owner and admins only.
+    fn detail(&self) -> Option<&str> {
+        match self {
+            Failure::Hook(e) => e.output(),
+            _ => None,
         }
     }
 }
 
-impl From<hooks::Error> for Failure {
-    fn from(e: hooks::Error) -> Failure {
-        Failure {
-            detail: e.output().map(str::to_string),
-            ..Failure::new(e.to_string())
+/// A failure, with the files warned about until then.
+struct Failed {
+    why: Failure,
+    warnings: Vec<String>,
+}
+
+impl<E: Into<Failure>> From<E> for Failed {
+    fn from(e: E) -> Failed {
+        Failed {
+            why: e.into(),
+            warnings: Vec::new(),
         }
     }
 }
@@ -111,13 +124,13 @@ struct Stored {
     relative: String,
 }
 
-/// Runs the pre-backup hook and writes the archive; Err carries the reason and warnings.
+/// Runs the pre-backup hook and writes the archive.
 fn archive_server(
     app: &App,
     backup: &Backup,
     server: &Server,
     tracker: &Tracker,
-) -> std::result::Result<Stored, Failure> {
+) -> std::result::Result<Stored, Failed> {
     if let Some(command) = &server.hooks.pre_backup {
         let job = hooks::Job::Backup {
             name: &backup.name,
@@ -133,23 +146,19 @@ fn archive_server(
     }
     let root = std::path::Path::new(&server.path);
     if !root.is_dir() {
-        return Err(Failure::new(format!(
-            "the server directory {} does not exist",
-            server.path
-        )));
+        return Err(Failure::NoServerDirectory(server.path.clone()).into());
     }
     let exclusions = Exclusions::new(root, &backup.ignored_files).never_enter(&app.config.data_dir);
-    let internal = |e: Error| Failure::new(format!("internal error: {e}"));
     {
         // The create request sized the directory already; the totals only drive the
         // progress display, so a second walk is not worth its time.
-        let conn = app.db.conn().map_err(|e| internal(e.into()))?;
-        store::backups::mark_started(&conn, backup.id, now()).map_err(|e| internal(e.into()))?;
+        let conn = app.db.conn().map_err(Error::from)?;
+        store::backups::mark_started(&conn, backup.id, now()).map_err(Error::from)?;
     }
     let storage = app.storage();
     storage
         .server_dir(&server.uuid)
-        .map_err(|e| Failure::new(format!("cannot create the backup directory: {e}")))?;
+        .map_err(Failure::BackupDirectory)?;
     let partial = storage.partial_path(&server.uuid, &backup.uuid);
     let options = archive::Options {
         compression: backup.compression,
@@ -167,8 +176,7 @@ fn archive_server(
         &options,
         &tracker.progress,
         app.jobs.cancel_flag(),
-    )
-    .map_err(|e| Failure::new(e.to_string()))?;
+    )?;
 
     let relative =
         crate::storage::Storage::relative_path(&server.uuid, &backup.uuid, backup.compression);
@@ -191,17 +199,18 @@ fn archive_server(
             created_at: crate::model::rfc3339(backup.created_at),
             completed_at: crate::model::rfc3339(now()),
             warnings: output.warnings.clone(),
-            unreadable: output.unreadable,
+            unreadable: output.unreadable.len() as u64,
+            unreadable_paths: output.unreadable.clone(),
         })
     });
     let mut done = backup.clone();
     done.storage_path = Some(relative.clone());
     if let Err(e) = published {
         let _ = storage.remove(&server.uuid, &done);
-        return Err(Failure::with_warnings(
-            format!("cannot store the finished archive: {e}"),
-            output.warnings,
-        ));
+        return Err(Failed {
+            why: Failure::Publish(e),
+            warnings: output.warnings,
+        });
     }
     pause_after_publish();
     Ok(Stored { output, relative })
@@ -229,7 +238,7 @@ fn record(
     backup: &Backup,
     server: &Server,
     stored: Stored,
-) -> std::result::Result<(), Failure> {
+) -> std::result::Result<(), Failed> {
     let Stored { output, relative } = stored;
     // One transaction: the completion and its event are recorded together or not at all,
     // so the archive is removed below only when no row points at it.
@@ -244,7 +253,7 @@ fn record(
                 bytes: output.bytes as i64,
                 storage_path: &relative,
                 warnings: &output.warnings,
-                unreadable: output.unreadable as i64,
+                unreadable_paths: &output.unreadable,
                 content_bytes: output.content.bytes as i64,
                 content_files: output.content.files as i64,
                 now: now(),
@@ -264,10 +273,10 @@ fn record(
         let mut stored = backup.clone();
         stored.storage_path = Some(relative);
         let _ = app.storage().remove(&server.uuid, &stored);
-        return Err(Failure::with_warnings(
-            format!("cannot record the finished backup: {e}"),
-            output.warnings,
-        ));
+        return Err(Failed {
+            why: Failure::Catalogue(e),
+            warnings: output.warnings,
+        });
     }
     log::info!(
         "backup {} of server {} completed: {} bytes, {} entries, {} warning(s), {} unreadable",
@@ -276,26 +285,27 @@ fn record(
         output.bytes,
         output.content.files,
         output.warnings.len(),
-        output.unreadable
+        output.unreadable.len()
     );
     Ok(())
 }
 
 /// Marks a backup failed, removes any partial file, and logs the event.
-fn fail(app: &App, backup: &Backup, server: &Server, failure: &Failure) -> Result<()> {
+fn fail(app: &App, backup: &Backup, server: &Server, failure: &Failed) -> Result<()> {
     if let Err(e) = app.storage().remove(&server.uuid, backup) {
         log::warn!(
             "cannot remove the partial archive of backup {}: {e}",
             backup.uuid
         );
     }
+    let message = failure.why.to_string();
     let conn = app.db.conn()?;
     store::backups::mark_failed(
         &conn,
         backup.id,
         &store::backups::Failure {
-            error: &failure.message,
-            error_detail: failure.detail.as_deref(),
+            error: &message,
+            error_detail: failure.why.detail(),
             warnings: &failure.warnings,
         },
     )?;
@@ -304,7 +314,7 @@ fn fail(app: &App, backup: &Backup, server: &Server, failure: &Failure) -> Resul
         &Actor::Hoard,
         event::BACKUP_FAIL,
         Some(server.id),
-        &json!({"backup": backup.uuid, "name": backup.name, "error": failure.message}),
+        &json!({"backup": backup.uuid, "name": backup.name, "error": message}),
     )?;
     Ok(())
 }
@@ -321,7 +331,10 @@ pub fn fail_by_id(app: &App, id: i64, message: &str) -> Result<()> {
         return Ok(());
     };
     drop(conn);
-    let failure = Failure::with_warnings(message.to_string(), backup.warnings.clone());
+    let failure = Failed {
+        why: Failure::Stopped(message.to_string()),
+        warnings: backup.warnings.clone(),
+    };
     fail(app, &backup, &server, &failure)
 }
 

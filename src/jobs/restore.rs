@@ -13,6 +13,7 @@ use super::{Task, Tracker, hooks};
 use crate::app::App;
 use crate::archive::Exclusions;
 use crate::model::{Actor, Backup, Integrity, Server, event, now};
+use crate::restore::swap::{Keep, KeepRule};
 use crate::restore::{self, Limits, Workspace, extract, swap};
 use crate::restores;
 use crate::store::restores::{Restore, Step};
@@ -20,7 +21,7 @@ use crate::store::{self, TransactionBehavior};
 use serde_json::json;
 use std::collections::HashSet;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{LazyLock, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -252,7 +253,19 @@ fn restore_files(
     }
     let swapped = if restore.truncate {
         let rules = Exclusions::of_dir(Some(&ws.staging), &backup.ignored_files);
-        replace(app, restore, &ws, &rules)
+        let unreadable: HashSet<PathBuf> =
+            backup.unreadable_paths.iter().map(PathBuf::from).collect();
+        let keep = |rel: &Path, is_dir: bool| {
+            if unreadable.contains(rel) {
+                Keep::Always
+            } else if rules.excludes(rel, is_dir) {
+                Keep::UnlessInBackup
+            } else {
+                Keep::No
+            }
+        };
+        let keeps_any = !rules.is_empty() || !unreadable.is_empty();
+        replace(app, restore, &ws, keeps_any.then_some(&keep as KeepRule))
     } else {
         overlay(app, restore, &ws)
     };
@@ -314,28 +327,26 @@ fn drop_work(restore: &Restore, ws: Workspace) {
 type Stopped = (Step, Failure);
 
 /// `truncate: true`: the server's entries go to the trash, then the staged ones move in,
-/// then what the backup's own rules (`rules`) left out comes back from the trash.
+/// then what `keep` keeps (what the backup left out or could not read) comes back from the
+/// trash.
 /// The journal names each phase before its first move, so a crash is undone by the step,
 /// and says `cleanup` once the swap is whole: only then may the replaced files go.
 fn replace(
     app: &App,
     restore: &Restore,
     ws: &Workspace,
-    rules: &Exclusions,
+    keep: Option<KeepRule>,
 ) -> Result<(), Stopped> {
-    let kept = if rules.is_empty() {
-        swap::Kept::default()
-    } else {
-        swap::Kept::find(&ws.server, ws.skip(), &|rel, is_dir| {
-            rules.excludes(rel, is_dir)
-        })
-        .and_then(|kept| ws.save_kept(&kept).map(|()| kept))
-        .map_err(|e| {
-            (
-                Step::Extracting,
-                files("list the files the backup left out")(e),
-            )
-        })?
+    let kept = match keep {
+        None => swap::Kept::default(),
+        Some(keep) => swap::Kept::find(&ws.server, ws.skip(), keep)
+            .and_then(|kept| ws.save_kept(&kept).map(|()| kept))
+            .map_err(|e| {
+                (
+                    Step::Extracting,
+                    files("list the files the backup left out")(e),
+                )
+            })?,
     };
     set_step(app, restore.id, Step::Evacuating).map_err(|e| (Step::Extracting, e))?;
     swap::move_all(&ws.server, &ws.trash, ws.skip())

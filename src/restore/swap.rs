@@ -219,38 +219,49 @@ fn plan_dir(staging: &Dir, server: &Dir, rel: &Path, steps: &mut Vec<Step>) -> i
     Ok(())
 }
 
-/// What a `truncate: true` restore keeps in place: the entries of the server directory
-/// that the backup's own rules left out (`.pteroignore` and the request's `ignored`), so
-/// that restoring a backup made without `logs/` does not delete the logs. Listed before
-/// anything moves and kept on disk, so that a rollback can take them out again.
+/// Whether a `truncate: true` restore keeps an entry of the server directory in place.
+#[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    No,
+    /// Left out by the backup's own rules (`.pteroignore`, the request's `ignored`): kept
+    /// unless the backup has an entry of that path after all.
+    UnlessInBackup,
+    /// The backup could not read it: what the backup holds of it is missing or incomplete,
+    /// so the server's own copy wins.
+    Always,
+}
+
+/// Says whether to keep an entry, given its path relative to the server directory and
+/// whether it is a directory.
+pub type KeepRule<'a> = &'a dyn Fn(&Path, bool) -> Keep;
+
+/// What a `truncate: true` restore keeps in place, so that restoring a backup made without
+/// `logs/` does not delete the logs, nor one that could not read a file the file. Listed
+/// before anything moves and kept on disk, so that a rollback can take them out again.
 #[derive(Serialize, Deserialize, Default)]
 pub struct Kept {
-    paths: Vec<String>,
+    entries: Vec<(String, Keep)>,
 }
 
 impl Kept {
-    /// The topmost entries of `server` that `keeps` matches (given the relative path and
-    /// whether it is a directory), leaving out `skip` (the work directory).
-    pub fn find(
-        server: &Dir,
-        skip: Option<&Stat>,
-        keeps: &dyn Fn(&Path, bool) -> bool,
-    ) -> io::Result<Kept> {
-        let mut paths = Vec::new();
-        find_kept(server, skip, Path::new(""), keeps, &mut paths)?;
-        Ok(Kept { paths })
+    /// The topmost entries of `server` that `keep` says to keep (given the relative path
+    /// and whether it is a directory), leaving out `skip` (the work directory).
+    pub fn find(server: &Dir, skip: Option<&Stat>, keep: KeepRule) -> io::Result<Kept> {
+        let mut entries = Vec::new();
+        find_kept(server, skip, Path::new(""), keep, &mut entries)?;
+        Ok(Kept { entries })
     }
 
     pub fn is_empty(&self) -> bool {
-        self.paths.is_empty()
+        self.entries.is_empty()
     }
 
     /// Moves each kept entry from the trash back to its place in the server directory,
     /// making the directories it was in where the backup has none. Where the backup has an
-    /// entry of the same path, the backup's wins and the kept one goes with the replaced
-    /// files.
+    /// entry of the same path, that entry goes (with the replaced files) only if the kept
+    /// one is [`Keep::Always`].
     pub fn put_back(&self, trash: &Dir, server: &Dir) -> io::Result<()> {
-        for rel in &self.paths {
+        for (rel, keep) in &self.entries {
             let rel = decode(rel)?;
             let (parent, name) = split(&rel)?;
             let Some(from) = open_if_there(trash, parent)? else {
@@ -266,12 +277,17 @@ impl Kept {
                 );
                 continue;
             };
-            if into.stat(name)?.is_none() {
-                // The directory keeps the backup's time, as if the entry had been in it.
-                let before = into.stat_self()?;
-                from.rename(name, &into, name).map_err(|e| about(&rel, e))?;
-                into.set_mode_and_time(before.st_mode & 0o7777, Time::modified(&before))?;
+            if into.stat(name)?.is_some() {
+                if *keep != Keep::Always {
+                    continue;
+                }
+                // Staged, so hoard's own: the backup's incomplete copy.
+                into.remove(name)?;
             }
+            // The directory keeps the backup's time, as if the entry had been in it.
+            let before = into.stat_self()?;
+            from.rename(name, &into, name).map_err(|e| about(&rel, e))?;
+            into.set_mode_and_time(before.st_mode & 0o7777, Time::modified(&before))?;
         }
         server.sync()
     }
@@ -279,7 +295,7 @@ impl Kept {
     /// Undoes [`Kept::put_back`], however far it got: a kept entry in the server directory
     /// and not in the trash goes back to the trash.
     pub fn take_out(&self, trash: &Dir, server: &Dir) -> io::Result<()> {
-        for rel in &self.paths {
+        for (rel, _) in &self.entries {
             let rel = decode(rel)?;
             let (parent, name) = split(&rel)?;
             let Some(from) = open_if_there(server, parent)? else {
@@ -330,8 +346,8 @@ fn find_kept(
     dir: &Dir,
     skip: Option<&Stat>,
     rel: &Path,
-    keeps: &dyn Fn(&Path, bool) -> bool,
-    out: &mut Vec<String>,
+    keep: KeepRule,
+    out: &mut Vec<(String, Keep)>,
 ) -> io::Result<()> {
     for (name, _) in dir.entries()? {
         let Some(stat) = dir.stat(&name)? else {
@@ -342,10 +358,10 @@ fn find_kept(
         }
         let path = rel.join(&name);
         let is_dir = safefs::kind(&stat) == FileType::Directory;
-        if keeps(&path, is_dir) {
-            out.push(encode(&path));
-        } else if is_dir {
-            find_kept(&dir.child(&name)?, None, &path, keeps, out)?;
+        match keep(&path, is_dir) {
+            Keep::No if is_dir => find_kept(&dir.child(&name)?, None, &path, keep, out)?,
+            Keep::No => {}
+            kept => out.push((encode(&path), kept)),
         }
     }
     Ok(())

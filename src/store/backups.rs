@@ -6,7 +6,7 @@ const COLUMNS: &str = "id, uuid, server_id, name, ignored_files, status, is_lock
     sha256_hash, bytes, storage_path, error, warnings, content_bytes, content_files, \
     bytes_processed, bytes_total, files_processed, files_total, started_at, heartbeat_at, \
     created_at, completed_at, unreadable, integrity, verified_at, verify_heartbeat_at, verify_bytes, \
-    error_detail";
+    error_detail, unreadable_paths";
 
 /// A verification whose heartbeat is older than this is no longer running.
 const VERIFY_DEAD_AFTER_SECS: i64 = crate::jobs::DEAD_AFTER_SECS;
@@ -73,6 +73,7 @@ fn from_row(r: &Row) -> rusqlite::Result<Backup> {
         created_at: r.get(21)?,
         completed_at: r.get(22)?,
         error_detail: r.get(28)?,
+        unreadable_paths: json_list(r.get(29)?),
         unreadable,
         verified_at: r.get(25)?,
         verifying,
@@ -240,8 +241,8 @@ pub struct Completion<'a> {
     pub bytes: i64,
     pub storage_path: &'a str,
     pub warnings: &'a [String],
-    /// Entries left out because they could not be read.
-    pub unreadable: i64,
+    /// Entries left out (or archived short) because they could not be read.
+    pub unreadable_paths: &'a [String],
     pub content_bytes: i64,
     pub content_files: i64,
     pub now: Timestamp,
@@ -251,7 +252,7 @@ pub fn mark_completed(c: &Connection, id: i64, done: &Completion) -> Result<()> 
     c.execute(
         "UPDATE backups SET status = 'completed', sha256_hash = ?2, bytes = ?3, storage_path = ?4,
              warnings = ?5, content_bytes = ?6, content_files = ?7, completed_at = ?8,
-             verified_at = ?8, unreadable = ?9,
+             verified_at = ?8, unreadable = ?9, unreadable_paths = ?10,
              bytes_processed = bytes_total, files_processed = files_total, heartbeat_at = NULL
          WHERE id = ?1",
         params![
@@ -263,7 +264,8 @@ pub fn mark_completed(c: &Connection, id: i64, done: &Completion) -> Result<()> 
             done.content_bytes,
             done.content_files,
             done.now,
-            done.unreadable,
+            done.unreadable_paths.len() as i64,
+            serde_json::to_string(done.unreadable_paths).expect("strings serialise"),
         ],
     )?;
     Ok(())
@@ -297,7 +299,7 @@ pub fn mark_failed(c: &Connection, id: i64, failure: &Failure) -> Result<()> {
 pub fn creating(c: &Connection) -> Result<Vec<(Backup, Option<i64>)>> {
     let sql = format!("SELECT {COLUMNS}, job_pid FROM backups WHERE status = 'creating'");
     let mut stmt = c.prepare(&sql)?;
-    let rows = stmt.query_map([], |r| Ok((from_row(r)?, r.get(29)?)))?;
+    let rows = stmt.query_map([], |r| Ok((from_row(r)?, r.get(30)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
@@ -331,7 +333,7 @@ pub fn completed(c: &Connection) -> Result<Vec<(Backup, String)>> {
          FROM backups WHERE status = 'completed' ORDER BY id"
     );
     let mut stmt = c.prepare(&sql)?;
-    let rows = stmt.query_map([], |r| Ok((from_row(r)?, r.get(29)?)))?;
+    let rows = stmt.query_map([], |r| Ok((from_row(r)?, r.get(30)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
@@ -423,6 +425,7 @@ pub struct Recovered<'a> {
     pub storage_path: &'a str,
     pub warnings: &'a [String],
     pub unreadable: i64,
+    pub unreadable_paths: &'a [String],
     pub content_bytes: i64,
     pub content_files: i64,
     pub created_at: Timestamp,
@@ -435,9 +438,9 @@ pub fn insert_recovered(c: &Connection, b: &Recovered) -> Result<()> {
     c.execute(
         "INSERT INTO backups (uuid, server_id, name, ignored_files, status, is_locked, compression,
              sha256_hash, bytes, storage_path, warnings, unreadable, content_bytes, content_files,
-             created_at, completed_at, integrity, verified_at)
+             created_at, completed_at, integrity, verified_at, unreadable_paths)
          VALUES (?1, ?2, ?3, ?4, 'completed', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
-             ?16, ?17)",
+             ?16, ?17, ?18)",
         params![
             b.uuid,
             b.server_id,
@@ -456,6 +459,7 @@ pub fn insert_recovered(c: &Connection, b: &Recovered) -> Result<()> {
             b.completed_at,
             b.integrity.map(|i| i.as_str()),
             b.verified_at,
+            serde_json::to_string(b.unreadable_paths).expect("strings serialise"),
         ],
     )?;
     Ok(())

@@ -18,8 +18,12 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../sql/0004_integrity.sql"),
     ),
     (
-        "0005_restore_allow_corrupt",
-        include_str!("../../sql/0005_restore_allow_corrupt.sql"),
+        "0005_unreadable_paths",
+        include_str!("../../sql/0005_unreadable_paths.sql"),
+    ),
+    (
+        "0006_restore_allow_corrupt",
+        include_str!("../../sql/0006_restore_allow_corrupt.sql"),
     ),
 ];
 
