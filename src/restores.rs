@@ -59,6 +59,7 @@ pub fn start(
             backup_uuid: &backup.uuid,
             user_id: actor.user_id(),
             truncate,
+            allow_corrupt,
             staging_path: &work.join("staging").to_string_lossy(),
             trash_path: &work.join("trash").to_string_lossy(),
             bytes_total: backup.bytes,
@@ -73,7 +74,12 @@ pub fn start(
         actor,
         event::BACKUP_RESTORE,
         Some(server.id),
-        &json!({"backup": backup.uuid, "name": backup.name, "truncate": truncate}),
+        &json!({
+            "backup": backup.uuid,
+            "name": backup.name,
+            "truncate": truncate,
+            "allow_corrupt": allow_corrupt,
+        }),
     )?;
     tx.commit()?;
     app.jobs.submit(Task::Restore(restore.id));

@@ -245,6 +245,8 @@ struct LastRestore<'a> {
     error: Option<&'a str>,
     /// What a failed hook printed: for the owner and admins only.
     error_detail: Option<&'a str>,
+    /// Why the restored files may not be the backup's as it was made.
+    warning: Option<&'a str>,
     finished_at: Option<String>,
 }
 
@@ -284,6 +286,7 @@ pub fn client_server<'a>(view: &'a View, user: &User) -> Item<ServerAttributes<'
                 successful: r.step == Step::Done,
                 error: r.error.as_deref(),
                 error_detail: r.error_detail.as_deref().filter(|_| view.access.is_full()),
+                warning: r.warning.as_deref(),
                 finished_at: r.finished_at.map(rfc3339),
             }),
         },

@@ -63,7 +63,8 @@ pub enum BackupCommand {
         /// Wait for the restore to finish, showing progress.
         #[arg(long)]
         wait: bool,
-        /// Restore even if verification found the archive corrupt.
+        /// Restore even if the archive does not match its SHA-256 (a corrupt backup): it is
+        /// restored as it is, and the restore says so.
         #[arg(long)]
         allow_corrupt: bool,
     },
@@ -210,10 +211,18 @@ pub fn run(app: App, out: &Out, data_dir: &Path, command: BackupCommand) -> CliR
             let done = store::restores::by_id(&*app.db.conn()?, started.id)?
                 .ok_or_else(|| Failure("restore vanished".into()))?;
             out.print(
-                &json!({"restore": done.uuid, "step": done.step.as_str(), "error": done.error}),
-                || match &done.error {
-                    None => format!("Restored backup {backup} onto {}", server.path),
-                    Some(e) => format!("Restore failed: {e}"),
+                &json!({
+                    "restore": done.uuid,
+                    "step": done.step.as_str(),
+                    "error": done.error,
+                    "warning": done.warning,
+                }),
+                || match (&done.error, &done.warning) {
+                    (None, None) => format!("Restored backup {backup} onto {}", server.path),
+                    (None, Some(w)) => {
+                        format!("Restored backup {backup} onto {}, but {w}", server.path)
+                    }
+                    (Some(e), _) => format!("Restore failed: {e}"),
                 },
             );
             if done.step != Step::Done {

@@ -3,7 +3,8 @@
 //! exactly the backup's or exactly what they were before.
 //!
 //! The job extracts into a staging directory in a work directory beside the server
-//! directory (same filesystem), verifying the archive's hash on the way; only when that
+//! directory (same filesystem), verifying the archive's hash on the way (a mismatch stops
+//! the restore unless it was asked to go ahead with a corrupt archive); only when that
 //! fully succeeded are the server's entries moved aside and the staged ones moved in. A
 //! journal row records the step reached; a swap that fails is undone at once, and
 //! [`recover`] undoes one whose process died.
@@ -11,7 +12,7 @@
 use super::{Task, Tracker, hooks};
 use crate::app::App;
 use crate::archive::Exclusions;
-use crate::model::{Actor, Server, event, now};
+use crate::model::{Actor, Backup, Integrity, Server, event, now};
 use crate::restore::swap::{Keep, KeepRule};
 use crate::restore::{self, Limits, Workspace, extract, swap};
 use crate::store::restores::{Restore, Step};
@@ -122,9 +123,9 @@ pub fn run(app: &App, id: i64, tracker: &Tracker) {
         conclude(app, &restore, &server, Err(Failure::Hook(e)), false);
         return;
     }
-    let outcome = match restore_files(app, &restore, &server, tracker) {
-        Ok(leftovers) => Ok(leftovers),
-        Err(Stop::Failed(e)) => Err(e),
+    let (outcome, leftovers) = match restore_files(app, &restore, &server, tracker) {
+        Ok(restored) => (Ok(restored.warning), restored.leftovers),
+        Err(Stop::Failed(e)) => (Err(e), None),
         Err(Stop::Stuck(e)) => {
             log::error!(
                 "restore {} of server {} failed and could not be undone: {e}; it is retried while the server stays locked",
@@ -133,10 +134,6 @@ pub fn run(app: &App, id: i64, tracker: &Tracker) {
             );
             return;
         }
-    };
-    let (outcome, leftovers) = match outcome {
-        Ok(leftovers) => (Ok(()), leftovers),
-        Err(e) => (Err(e), None),
     };
     conclude(app, &restore, &server, outcome, true);
     // The old files go once the server has its new ones, on a thread of their own: the
@@ -176,14 +173,21 @@ fn remove_leftovers(restore_uuid: &str, work: Workspace) {
     }
 }
 
-/// Extraction and the swap; on failure, the server's files are put back as they were. Ok
-/// holds the work directory with the replaced files when they are left to remove.
+/// What a restore that succeeded leaves behind.
+struct Restored {
+    /// The work directory with the replaced files, when they are left to remove.
+    leftovers: Option<Workspace>,
+    /// Why the restored files may not be the backup's as it was made.
+    warning: Option<String>,
+}
+
+/// Extraction and the swap; on failure, the server's files are put back as they were.
 fn restore_files(
     app: &App,
     restore: &Restore,
     server: &Server,
     tracker: &Tracker,
-) -> Result<Option<Workspace>, Stop> {
+) -> Result<Restored, Stop> {
     set_step(app, restore.id, Step::Extracting)?;
     let backup = {
         let conn = app.db.conn().map_err(Failure::from)?;
@@ -211,8 +215,27 @@ fn restore_files(
         &tracker.progress,
         app.jobs.cancel_flag(),
     );
-    let extracted = match extracted {
-        Ok(done) => done,
+    if let Err(restore::Error::Mismatch { found, .. }) = &extracted {
+        mark_corrupt(app, server, &backup, found);
+    }
+    let (extracted, warning) = match extracted {
+        Ok(done) => (done, None),
+        Err(restore::Error::Mismatch {
+            expected,
+            found,
+            extracted,
+        }) if restore.allow_corrupt => {
+            let warning = format!(
+                "the archive did not match its SHA-256 (expected {expected}, found {found}): it was restored as it is, as asked"
+            );
+            log::warn!("restore {}: {warning}", restore.uuid);
+            // Before the swap, so that a restore finished by recovery says it too.
+            if let Err(e) = record_warning(app, restore.id, &warning) {
+                drop_work(restore, ws);
+                return Err(e.into());
+            }
+            (extracted, Some(warning))
+        }
         Err(e) => {
             drop_work(restore, ws);
             return Err(e.into());
@@ -257,11 +280,37 @@ fn restore_files(
     }
     // Inside the server directory the replaced files would be in the server's next backup,
     // so they go before the server is released; beside it, after (see `run`).
-    if ws.is_inside() {
+    let leftovers = if ws.is_inside() {
         remove_leftovers(&restore.uuid, ws);
-        return Ok(None);
+        None
+    } else {
+        Some(ws)
+    };
+    Ok(Restored { leftovers, warning })
+}
+
+/// Records what a restore found wrong with its archive: an archive that does not match its
+/// SHA-256 is corrupt for every later use too, whatever this restore does with it.
+fn mark_corrupt(app: &App, server: &Server, backup: &Backup, found: &str) {
+    log::error!(
+        "backup {} of server {}: the archive is corrupt: its SHA-256 is {found}, not the {} recorded",
+        backup.uuid,
+        server.short_id,
+        backup.sha256_hash.as_deref().unwrap_or_default()
+    );
+    let marked = app
+        .db
+        .conn()
+        .and_then(|conn| store::backups::set_integrity(&conn, backup.id, Some(Integrity::Corrupt)));
+    if let Err(e) = marked {
+        log::error!("cannot record that backup {} is corrupt: {e}", backup.uuid);
     }
-    Ok(Some(ws))
+}
+
+fn record_warning(app: &App, id: i64, warning: &str) -> Result<(), Failure> {
+    let conn = app.db.conn()?;
+    store::restores::set_warning(&conn, id, warning)?;
+    Ok(())
 }
 
 fn drop_work(restore: &Restore, ws: Workspace) {
@@ -400,12 +449,13 @@ fn roll_back(app: &App, restore: &Restore, ws: Workspace, reached: Step) -> Resu
     }
 }
 
-/// Runs the post-restore hook, then records the outcome and clears the server's status.
+/// Runs the post-restore hook, then records the outcome (Ok: with the warning a completed
+/// restore carries, if any) and clears the server's status.
 fn conclude(
     app: &App,
     restore: &Restore,
     server: &Server,
-    outcome: Result<(), Failure>,
+    outcome: Result<Option<String>, Failure>,
     run_post_hook: bool,
 ) {
     let error = outcome.as_ref().err().map(ToString::to_string);
@@ -415,16 +465,22 @@ fn conclude(
         _ => None,
     };
     let (step, name) = match &outcome {
-        Ok(()) => (Step::Done, event::BACKUP_RESTORE_COMPLETE),
+        Ok(_) => (Step::Done, event::BACKUP_RESTORE_COMPLETE),
         Err(_) => (Step::Failed, event::BACKUP_RESTORE_FAILED),
     };
-    match &error {
-        None => log::info!(
+    let warning = outcome.as_ref().ok().and_then(Option::as_deref);
+    match (&error, warning) {
+        (None, None) => log::info!(
             "restore {} of server {} completed",
             restore.uuid,
             server.short_id
         ),
-        Some(e) => log::warn!(
+        (None, Some(w)) => log::warn!(
+            "restore {} of server {} completed, but {w}",
+            restore.uuid,
+            server.short_id
+        ),
+        (Some(e), _) => log::warn!(
             "restore {} of server {} failed: {e}",
             restore.uuid,
             server.short_id
@@ -459,7 +515,12 @@ fn conclude(
             &Actor::on_behalf_of(restore.user_id),
             name,
             Some(server.id),
-            &json!({"backup": restore.backup_uuid, "truncate": restore.truncate, "error": error}),
+            &json!({
+                "backup": restore.backup_uuid,
+                "truncate": restore.truncate,
+                "error": error,
+                "warning": warning,
+            }),
         )?;
         tx.commit()?;
         Ok(())
@@ -595,7 +656,7 @@ fn resolve(app: &App, restore: &Restore, server: &Server, why: &str) {
             if let Some(ws) = work {
                 remove_leftovers(&restore.uuid, ws);
             }
-            Ok(())
+            Ok(restore.warning.clone())
         }
         Step::Done | Step::Failed => return,
     };

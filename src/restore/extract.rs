@@ -85,7 +85,8 @@ const CHUNK: usize = 1 << 20;
 const BUFFERS: usize = 4;
 
 /// Extracts `archive` into the empty directory `staging`, then checks the archive's
-/// SHA-256 against `expected_sha256`.
+/// SHA-256 against `expected_sha256`: [`Error::Mismatch`] if it differs, with staging left
+/// whole, since whether a corrupt archive may be restored is the caller's decision.
 ///
 /// Three threads overlap: one reads the archive and hashes it, one decompresses what was
 /// hashed, and the calling thread parses the tar stream and writes the files, large ones
@@ -143,9 +144,10 @@ pub fn extract(
         ) {
             (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => Err(e),
             (Ok(done), Ok(()), Ok(actual)) if actual == expected_sha256 => Ok(done),
-            (Ok(_), Ok(()), Ok(found)) => Err(Error::Mismatch {
+            (Ok(extracted), Ok(()), Ok(found)) => Err(Error::Mismatch {
                 expected: expected_sha256.to_string(),
                 found,
+                extracted,
             }),
         }
     })

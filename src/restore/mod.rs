@@ -25,10 +25,16 @@ pub enum Error {
     /// The archive is corrupt, truncated, tampered with or hostile: the reason in words.
     #[error("{0}")]
     Archive(String),
+    /// Everything was extracted, but the archive does not match its SHA-256: staging holds
+    /// what it decoded to, for a caller that restores a corrupt archive when asked to.
     #[error(
         "the archive does not match its SHA-256 (expected {expected}, found {found}): it is corrupt or was modified"
     )]
-    Mismatch { expected: String, found: String },
+    Mismatch {
+        expected: String,
+        found: String,
+        extracted: Extracted,
+    },
     #[error("cannot {action} {what}: {source}")]
     Io {
         action: &'static str,

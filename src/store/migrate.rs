@@ -21,6 +21,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0005_unreadable_paths",
         include_str!("../../sql/0005_unreadable_paths.sql"),
     ),
+    (
+        "0006_restore_allow_corrupt",
+        include_str!("../../sql/0006_restore_allow_corrupt.sql"),
+    ),
 ];
 
 pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -52,6 +52,8 @@ pub struct Restore {
     pub backup_uuid: String,
     pub user_id: Option<i64>,
     pub truncate: bool,
+    /// Asked to restore the archive even if it does not match its SHA-256.
+    pub allow_corrupt: bool,
     pub step: Step,
     pub staging_path: String,
     pub trash_path: String,
@@ -65,11 +67,14 @@ pub struct Restore {
     pub error_detail: Option<String>,
     /// The server's status before the restore, which it gets back at the end.
     pub server_status: Option<ServerStatus>,
+    /// Why the restored files may not be the backup's as it was made (the archive did not
+    /// match its SHA-256 and was restored as asked).
+    pub warning: Option<String>,
 }
 
 const COLUMNS: &str = "id, uuid, server_id, backup_id, backup_uuid, user_id, truncate, step, \
     staging_path, trash_path, bytes_processed, bytes_total, started_at, heartbeat_at, \
-    finished_at, error, error_detail, server_status";
+    finished_at, error, error_detail, server_status, allow_corrupt, warning";
 
 fn from_row(r: &Row) -> rusqlite::Result<Restore> {
     let step: String = r.get(7)?;
@@ -93,6 +98,8 @@ fn from_row(r: &Row) -> rusqlite::Result<Restore> {
         error: r.get(15)?,
         error_detail: r.get(16)?,
         server_status: server_status.and_then(|s| s.parse().ok()),
+        allow_corrupt: r.get(18)?,
+        warning: r.get(19)?,
     })
 }
 
@@ -111,6 +118,7 @@ pub struct NewRestore<'a> {
     pub backup_uuid: &'a str,
     pub user_id: Option<i64>,
     pub truncate: bool,
+    pub allow_corrupt: bool,
     pub staging_path: &'a str,
     pub trash_path: &'a str,
     pub bytes_total: i64,
@@ -120,9 +128,10 @@ pub struct NewRestore<'a> {
 
 pub fn insert(c: &Connection, r: &NewRestore) -> Result<Restore> {
     c.execute(
-        "INSERT INTO restores (uuid, server_id, backup_id, backup_uuid, user_id, truncate, step,
-             staging_path, trash_path, bytes_total, started_at, heartbeat_at, server_status)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?8, ?9, ?10, ?10, ?11)",
+        "INSERT INTO restores (uuid, server_id, backup_id, backup_uuid, user_id, truncate,
+             allow_corrupt, step, staging_path, trash_path, bytes_total, started_at,
+             heartbeat_at, server_status)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8, ?9, ?10, ?11, ?11, ?12)",
         params![
             r.uuid,
             r.server_id,
@@ -130,6 +139,7 @@ pub fn insert(c: &Connection, r: &NewRestore) -> Result<Restore> {
             r.backup_uuid,
             r.user_id,
             r.truncate,
+            r.allow_corrupt,
             r.staging_path,
             r.trash_path,
             r.bytes_total,
@@ -173,7 +183,7 @@ pub fn unfinished(c: &Connection) -> Result<Vec<(Restore, Option<i64>)>> {
     let sql =
         format!("SELECT {COLUMNS}, job_pid FROM restores WHERE step NOT IN ('done', 'failed')");
     let mut stmt = c.prepare(&sql)?;
-    let rows = stmt.query_map([], |r| Ok((from_row(r)?, r.get(18)?)))?;
+    let rows = stmt.query_map([], |r| Ok((from_row(r)?, r.get(20)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
@@ -183,7 +193,7 @@ pub fn unfinished(c: &Connection) -> Result<Vec<(Restore, Option<i64>)>> {
 pub fn succeeded(c: &Connection) -> Result<Vec<(Restore, Option<i64>)>> {
     let sql = format!("SELECT {COLUMNS}, job_pid FROM restores WHERE step = 'done'");
     let mut stmt = c.prepare(&sql)?;
-    let rows = stmt.query_map([], |r| Ok((from_row(r)?, r.get(18)?)))?;
+    let rows = stmt.query_map([], |r| Ok((from_row(r)?, r.get(20)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
@@ -191,6 +201,14 @@ pub fn set_step(c: &Connection, id: i64, step: Step) -> Result<()> {
     c.execute(
         "UPDATE restores SET step = ?2 WHERE id = ?1",
         params![id, step.as_str()],
+    )?;
+    Ok(())
+}
+
+pub fn set_warning(c: &Connection, id: i64, warning: &str) -> Result<()> {
+    c.execute(
+        "UPDATE restores SET warning = ?2 WHERE id = ?1",
+        params![id, warning],
     )?;
     Ok(())
 }

@@ -209,6 +209,8 @@ export function render(ctx) {
       const outcome = server.attributes.last_restore;
       if (outcome && outcome.uuid === prevRestore.uuid && !outcome.successful) {
         notify(`The restore of ${name} failed, and the server's files were left as they were: ${outcome.error}${outcome.error_detail ? `\n${outcome.error_detail}` : ''}`, { type: 'error', container: pageNotices() });
+      } else if (outcome && outcome.uuid === prevRestore.uuid && outcome.warning) {
+        notify(`The restore of ${name} has finished, but ${outcome.warning}. Check the server's files before starting it again.`, { type: 'warning', container: pageNotices() });
       } else {
         notify(`The restore of ${name} has finished. Check the server's files before starting it again.`, { type: 'success', timeout: 12000, container: pageNotices() });
       }
