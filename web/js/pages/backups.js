@@ -613,19 +613,30 @@ export function render(ctx) {
     const truncate = checkbox('Delete all files before restoring', {
       name: 'truncate',
       checked: true,
-      hint: 'Recommended: the server ends up exactly as it was when the backup was taken.',
+      hint: 'Recommended: the server ends up as it was when the backup was taken, apart from what the backup left out.',
     });
     const summary = h('ul', { class: 'summary-list', 'data-testid': 'restore-summary' });
+    // A truncating restore leaves in place whatever the backup's own exclusions left out.
+    const patterns = b.ignored_files || [];
+    const kept = h('div', { 'data-testid': 'restore-kept' },
+      h('h3', { class: 'summary-title', text: 'Kept as they are' }),
+      h('div', { class: 'summary-list kept-list' },
+        patterns.length
+          ? [h('p', { text: 'Files matching the patterns this backup was made without:' }),
+            h('ul', { class: 'pattern-list' }, patterns.map((p) => h('li', {}, h('code', { text: p }))))]
+          : null,
+        h('p', {}, 'Files matched by the ', h('code', { text: '.pteroignore' }), ' rules the backup was made with (the file inside the backup).')));
     const drawSummary = () => {
       const steps = [
         'The server is marked as restoring (stopped) until the restore finishes; no backups can start meanwhile.',
         `The archive (${format.bytes(b.bytes)}) is extracted and its SHA-256 checked.`,
         truncate.control.checked
-          ? 'Every file now in the server directory is deleted, then the backup\'s files are put in their place.'
+          ? 'Every file now in the server directory is deleted, except what the backup left out (below), then the backup\'s files are put in their place.'
           : 'The backup\'s files overwrite the current ones; files that are not in the backup are kept.',
         'If any step fails, the server\'s current files are kept as they are.',
       ];
       summary.replaceChildren(...steps.map((t) => h('li', { text: t })));
+      kept.hidden = !truncate.control.checked;
     };
     truncate.control.addEventListener('change', drawSummary);
     drawSummary();
@@ -635,7 +646,7 @@ export function render(ctx) {
         h('p', { class: 'callout callout-warning' }, icon('warning'),
           h('span', {}, 'The server will be stopped and its files replaced with the contents of this backup, taken ',
             h('time', { datetime: b.created_at, title: format.exact(b.created_at), text: format.ago(b.created_at) }), '.'))),
-      body: [truncate, h('h3', { class: 'summary-title', text: 'What will happen' }), summary],
+      body: [truncate, h('h3', { class: 'summary-title', text: 'What will happen' }), summary, kept],
       submitLabel: 'Restore backup',
       submitKind: 'danger',
       testid: 'restore-dialog',
