@@ -1,6 +1,7 @@
 // Backups that are not simply "completed" say so: one that left out what it could not read,
 // one whose archive is gone, one that Verify finds corrupt; each is offered only what its
 // archive can still serve. A truncating restore's dialog names what it keeps, and keeps it.
+// A suspended server's subusers are offered nothing the server would refuse them.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -189,4 +190,54 @@ test('incomplete, missing and corrupt backups, and what a restore keeps', { time
 
   watch.check();
   await context.close();
+});
+
+test('a suspended server offers its subusers no change, restore or download; admins keep them', { timeout: 60_000 }, async () => {
+  const id = server.identifier;
+  const password = 'keeper-password-1';
+  await api.post('/api/application/users', { username: 'keeper', password, admin: false });
+  await api.post(`/api/client/servers/${id}/users`, {
+    username: 'keeper',
+    permissions: ['backup.read', 'backup.create', 'backup.download', 'backup.delete', 'backup.restore'],
+  });
+  await api.patch(`/api/application/servers/${id}`, { status: 'suspended' });
+
+  const context = await newContext(browser);
+  const watch = watchConsole(context);
+  const page = await context.newPage();
+  await uiLogin(page, hoard.url, 'keeper', password);
+  await goto(page, `${hoard.url}/servers/${id}`);
+  const row = page.getByTestId('backup-row').filter({ hasText: 'Kept patterns' });
+  await row.waitFor();
+  assert.equal(await page.getByTestId('server-state').textContent(), 'Suspended');
+  assert.equal(await page.getByTestId('create-backup').getAttribute('aria-disabled'), 'true');
+  assert.match(await page.getByTestId('create-reason').textContent(), /suspended/);
+  for (const name of ['Download', 'Restore', 'Lock', 'Delete']) {
+    const btn = row.getByRole('button', { name, exact: true });
+    assert.equal(await btn.getAttribute('aria-disabled'), 'true', `${name} is unavailable`);
+    assert.match(await btn.getAttribute('title'), /suspended/, `${name} says why`);
+  }
+  // Clicking explains instead of sending a request the server would refuse (409).
+  const sent = [];
+  page.on('request', (r) => { if (r.url().includes('/download')) sent.push(r.url()); });
+  await row.getByRole('button', { name: 'Download', exact: true }).click({ force: true });
+  await page.getByTestId('notice-info').filter({ hasText: 'The server is suspended.' }).waitFor();
+  assert.deepEqual(sent, []);
+  assert.equal(await row.getByRole('button', { name: 'Verify' }).getAttribute('aria-disabled'), null, 'verifying changes nothing');
+  watch.check();
+  await context.close();
+
+  const adminContext = await newContext(browser);
+  const adminWatch = watchConsole(adminContext);
+  const adminPage = await adminContext.newPage();
+  await uiLogin(adminPage, hoard.url, 'admin', ADMIN_PASSWORD);
+  await goto(adminPage, `${hoard.url}/servers/${id}`);
+  const adminRow = adminPage.getByTestId('backup-row').filter({ hasText: 'Kept patterns' });
+  await adminRow.waitFor();
+  assert.equal(await adminPage.getByTestId('create-backup').getAttribute('aria-disabled'), null);
+  for (const name of ['Download', 'Restore', 'Lock', 'Delete']) {
+    assert.equal(await adminRow.getByRole('button', { name, exact: true }).getAttribute('aria-disabled'), null, `${name} is offered to admins`);
+  }
+  adminWatch.check();
+  await adminContext.close();
 });

@@ -252,10 +252,15 @@ export function render(ctx) {
     if (limit === 0) return 'Backups are disabled for this server.';
     if (s.status === 'restoring_backup' || st.restore) return 'A restore is in progress: wait for it to finish.';
     if (s.status === 'installing') return 'The server is installing: backups can start once it is done.';
-    if (s.status === 'suspended') return 'The server is suspended, so no backups can be created.';
+    if (frozen()) return 'The server is suspended, so no backups can be created.';
     if (st.backupCount >= limit) return `This server has reached its limit of ${format.plural(limit, 'backup')}. Delete one to make room.`;
     if (st.backups.some((b) => b.status === 'creating')) return 'A backup is being created: wait for it to finish.';
     return null;
+  }
+
+  /** A suspended server lets only administrators change, restore or download its backups. */
+  function frozen() {
+    return st.server.status === 'suspended' && !ctx.user.admin;
   }
 
   function drawCreate() {
@@ -501,9 +506,11 @@ export function render(ctx) {
   function actions(b) {
     const wrap = h('div', { class: 'row-actions' });
     const key = (k) => `${k}:${b.uuid}`;
+    const suspended = frozen() ? 'The server is suspended.' : null;
     if (DOWNLOADABLE.includes(b.status) && st.perms.has('backup.download')) {
       const btn = button('Download', { kind: 'ghost', iconName: 'download', iconOnly: true, attrs: { 'data-focus-key': key('download'), 'data-action': 'download' } });
-      btn.addEventListener('click', () => download(b, btn));
+      setUnavailable(btn, suspended);
+      btn.addEventListener('click', () => { if (!explainIfUnavailable(btn)) download(b, btn); });
       wrap.append(btn);
     }
     if (COMPLETED.includes(b.status) && st.perms.has('backup.read')) {
@@ -518,7 +525,7 @@ export function render(ctx) {
       let reason = null;
       if (st.restore || s.status === 'restoring_backup') reason = 'A restore is already running.';
       else if (s.status === 'installing') reason = 'The server is installing.';
-      else if (s.status === 'suspended') reason = 'The server is suspended.';
+      else if (suspended) reason = suspended;
       else if (st.backups.some((x) => x.status === 'creating')) reason = 'Wait for the running backup to finish.';
       setUnavailable(btn, reason);
       btn.addEventListener('click', () => { if (!explainIfUnavailable(btn)) openRestore(b); });
@@ -528,12 +535,14 @@ export function render(ctx) {
       if (COMPLETED.includes(b.status)) {
         const label = b.is_locked ? 'Unlock' : 'Lock';
         const btn = button(label, { kind: 'ghost', iconName: b.is_locked ? 'unlock' : 'lock', iconOnly: true, attrs: { 'data-focus-key': key('lock'), 'data-action': 'lock' } });
-        btn.addEventListener('click', () => toggleLock(b, btn));
+        setUnavailable(btn, suspended);
+        btn.addEventListener('click', () => { if (!explainIfUnavailable(btn)) toggleLock(b, btn); });
         wrap.append(btn);
       }
       const del = button('Delete', { kind: 'ghost-danger', iconName: 'trash', iconOnly: true, attrs: { 'data-focus-key': key('delete'), 'data-action': 'delete' } });
       let reason = null;
-      if (b.is_locked && COMPLETED.includes(b.status)) reason = 'Locked backups cannot be deleted: unlock it first.';
+      if (suspended) reason = suspended;
+      else if (b.is_locked && COMPLETED.includes(b.status)) reason = 'Locked backups cannot be deleted: unlock it first.';
       else if (st.restore && st.restore.backup_uuid === b.uuid) reason = 'This backup is being restored.';
       setUnavailable(del, reason);
       del.addEventListener('click', () => { if (!explainIfUnavailable(del)) openDelete(b); });
