@@ -167,6 +167,8 @@ test('incomplete, missing and corrupt backups, and what a restore keeps', { time
       return !s.restore && s.last_restore;
     }, { timeoutMs: 30_000, what: 'the restore to end' });
     assert.equal(outcome.successful, true, JSON.stringify(outcome));
+    // Reported even when the restore ended before the page's first look at it.
+    await page.getByTestId('notice-success').filter({ hasText: 'restore of “Kept patterns” has finished' }).waitFor();
     const read = (p) => fs.readFileSync(path.join(dir, p), 'utf8');
     assert.equal(read('server.properties'), 'motd=epsilon\n');
     assert.equal(fs.existsSync(path.join(dir, 'stray.txt')), false, 'what no rule keeps is deleted');
@@ -189,6 +191,27 @@ test('incomplete, missing and corrupt backups, and what a restore keeps', { time
   });
 
   watch.check();
+  await context.close();
+});
+
+test('without backup.read, a subuser is told the backups are hidden, not that there are none', { timeout: 30_000 }, async () => {
+  const id = server.identifier;
+  const password = 'fetcher-password-1';
+  await api.post('/api/application/users', { username: 'fetcher', password, admin: false });
+  await api.post(`/api/client/servers/${id}/users`, { username: 'fetcher', permissions: ['backup.download'] });
+
+  const context = await newContext(browser);
+  const watch = watchConsole(context);
+  const page = await context.newPage();
+  await uiLogin(page, hoard.url, 'fetcher', password);
+  const serverRow = page.getByTestId('server-row').filter({ hasText: 'Epsilon' });
+  await serverRow.waitFor();
+  const lastCell = serverRow.locator('td[data-label="Last backup"]');
+  assert.equal((await lastCell.textContent()).trim(), '—', 'the last backup is hidden, and not called "Never"');
+  assert.match(await lastCell.locator('[title]').getAttribute('title'), /permission to view/);
+  await serverRow.getByRole('link', { name: 'Epsilon' }).click();
+  await page.getByRole('heading', { name: 'You may not see this server\'s backups' }).waitFor();
+  watch.check([{ status: 403, url: `/api/client/servers/${id}/backups` }]);
   await context.close();
 });
 

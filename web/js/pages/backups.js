@@ -50,6 +50,7 @@ export function render(ctx) {
     samples: new Map(),
     statuses: new Map(),
     restore: null,
+    requestedRestore: null,
     rows: new Map(),
     timer: null,
     stopped: false,
@@ -141,9 +142,11 @@ export function render(ctx) {
       if (st.stopped) return;
       if (!st.server) {
         loadingEl.remove();
-        const notFound = err instanceof ApiError && (err.status === 404 || err.status === 403);
+        const status = err instanceof ApiError ? err.status : 0;
+        const notFound = status === 404 || status === 403;
+        const heading = { 404: 'Server not found', 403: 'You may not see this server\'s backups' }[status] || 'This server could not be loaded';
         ctx.view.append(h('section', { class: 'empty-state card' },
-          h('h1', { text: notFound ? 'Server not found' : 'This server could not be loaded' }),
+          h('h1', { text: heading }),
           h('p', { class: 'muted', text: err.message }),
           h('a', { href: '/servers', class: 'btn btn-primary', text: 'Back to your servers' })));
         if (!notFound) showError(err);
@@ -204,10 +207,14 @@ export function render(ctx) {
       }
     }
     st.backups = backups;
-    if (prevRestore && !st.restore) {
-      const name = backupName(prevRestore.backup_uuid);
+    // A restore started here may be over before the page first sees it running.
+    const watched = prevRestore || st.requestedRestore;
+    st.requestedRestore = null;
+    if (watched && !st.restore) {
+      const name = backupName(watched.backup_uuid);
       const outcome = server.attributes.last_restore;
-      if (outcome && outcome.uuid === prevRestore.uuid && !outcome.successful) {
+      const ours = outcome && (prevRestore ? outcome.uuid === prevRestore.uuid : outcome.backup_uuid === watched.backup_uuid);
+      if (ours && !outcome.successful) {
         notify(`The restore of ${name} failed, and the server's files were left as they were: ${outcome.error}${outcome.error_detail ? `\n${outcome.error_detail}` : ''}`, { type: 'error', container: pageNotices() });
       } else {
         notify(`The restore of ${name} has finished. Check the server's files before starting it again.`, { type: 'success', timeout: 12000, container: pageNotices() });
@@ -661,6 +668,7 @@ export function render(ctx) {
       testid: 'restore-dialog',
       onSubmit: async () => {
         await api.post(`${base}/backups/${seg(b.uuid)}/restore`, { truncate: truncate.control.checked });
+        st.requestedRestore = { backup_uuid: b.uuid };
         notify(`Restore of “${b.name}” started.`, { type: 'success', container: pageNotices() });
         await refresh();
       },
