@@ -169,23 +169,16 @@ export function watchConsole(context) {
 }
 
 /**
- * Opens `url` in `page`. hoard's HTTP server (tiny_http 0.12) can leave a burst of new
- * keep-alive connections unserved until another connection closes, so a page load now and
- * then never finishes; such a stalled load is reported on stderr and retried, up to
- * `attempts` times in all.
+ * Opens `url` in `page`. A load that does not finish fails the test, naming the requests
+ * hoard left unanswered.
  */
-export async function goto(page, url, { attempts = 3, timeout = 10_000 } = {}) {
-  for (let attempt = 1; ; attempt += 1) {
-    try {
-      return await page.goto(url, { timeout });
-    } catch (err) {
-      const pending = page.context().pendingRequests ? page.context().pendingRequests() : [];
-      if (err.name !== 'TimeoutError' || attempt >= attempts) {
-        err.message += `\nrequests still pending: ${pending.join(', ') || 'none'}`;
-        throw err;
-      }
-      process.stderr.write(`# the load of ${url} stalled (unanswered: ${pending.join(', ') || 'none'}); loading it again\n`);
-    }
+export async function goto(page, url, { timeout = 10_000 } = {}) {
+  try {
+    return await page.goto(url, { timeout });
+  } catch (err) {
+    const pending = page.context().pendingRequests ? page.context().pendingRequests() : [];
+    err.message += `\nrequests still pending: ${pending.join(', ') || 'none'}`;
+    throw err;
   }
 }
 

@@ -1,5 +1,5 @@
 // API errors reach the user; an expired session returns to where it was; a subuser with
-// only backup.read is offered nothing it may not do; the page fits a 360 px screen.
+// only backup.read is offered nothing it may not do (only Verify); the page fits a 360 px screen.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import {
   ADMIN_PASSWORD, ApiClient, goto, launchBrowser, newContext, startHoard, tempDir, uiLogin,
-  watchConsole, writeRandomFile,
+  waitFor, watchConsole, writeRandomFile,
 } from '../lib/harness.mjs';
 
 let hoard;
@@ -142,7 +142,7 @@ test('errors, sessions, permissions and small screens', { timeout: 120_000 }, as
   watch.check([{ status: 400, url: `/api/client/servers/${id}/backups` }, { status: 401, url: '/api/client/' }]);
   await context.close();
 
-  await t.test('a read-only subuser on a 360 px screen sees no actions and no overflow', async () => {
+  await t.test('a read-only subuser on a 360 px screen is offered only Verify, and no overflow', async () => {
     const mobile = await newContext(browser, { viewport: { width: 360, height: 740 }, isMobile: true, hasTouch: true });
     const mWatch = watchConsole(mobile);
     const p = await mobile.newPage();
@@ -168,7 +168,13 @@ test('errors, sessions, permissions and small screens', { timeout: 120_000 }, as
     }
     assert.equal(await p.getByRole('button', { name: 'Create backup' }).count(), 0, 'Create is not offered');
     assert.equal(await p.getByRole('link', { name: 'Subusers' }).count(), 0, 'subusers are for the owner');
+    assert.deepEqual(await row.locator('[data-action]').evaluateAll((els) => els.map((e) => e.dataset.action)), ['verify'],
+      'verifying needs only backup.read');
     await fits('backups page');
+    await row.getByRole('button', { name: 'Verify' }).click();
+    const uuid = await row.getAttribute('data-uuid');
+    await waitFor(async () => (await admin.get(`/api/client/servers/${id}/backups/${uuid}`)).attributes.verified_at,
+      { timeoutMs: 30_000, what: 'the subuser\'s verification to finish' });
 
     await row.getByTestId('backup-name').click();
     await p.getByTestId('backup-details').filter({ visible: true }).waitFor();

@@ -50,6 +50,7 @@ export function render(ctx) {
     samples: new Map(),
     statuses: new Map(),
     restore: null,
+    requestedRestore: null,
     rows: new Map(),
     timer: null,
     stopped: false,
@@ -141,9 +142,11 @@ export function render(ctx) {
       if (st.stopped) return;
       if (!st.server) {
         loadingEl.remove();
-        const notFound = err instanceof ApiError && (err.status === 404 || err.status === 403);
+        const status = err instanceof ApiError ? err.status : 0;
+        const notFound = status === 404 || status === 403;
+        const heading = { 404: 'Server not found', 403: 'You may not see this server\'s backups' }[status] || 'This server could not be loaded';
         ctx.view.append(h('section', { class: 'empty-state card' },
-          h('h1', { text: notFound ? 'Server not found' : 'This server could not be loaded' }),
+          h('h1', { text: heading }),
           h('p', { class: 'muted', text: err.message }),
           h('a', { href: '/servers', class: 'btn btn-primary', text: 'Back to your servers' })));
         if (!notFound) showError(err);
@@ -204,10 +207,14 @@ export function render(ctx) {
       }
     }
     st.backups = backups;
-    if (prevRestore && !st.restore) {
-      const name = backupName(prevRestore.backup_uuid);
+    // A restore started here may be over before the page first sees it running.
+    const watched = prevRestore || st.requestedRestore;
+    st.requestedRestore = null;
+    if (watched && !st.restore) {
+      const name = backupName(watched.backup_uuid);
       const outcome = server.attributes.last_restore;
-      if (outcome && outcome.uuid === prevRestore.uuid && !outcome.successful) {
+      const ours = outcome && (prevRestore ? outcome.uuid === prevRestore.uuid : outcome.backup_uuid === watched.backup_uuid);
+      if (ours && !outcome.successful) {
         notify(`The restore of ${name} failed, and the server's files were left as they were: ${outcome.error}${outcome.error_detail ? `\n${outcome.error_detail}` : ''}`, { type: 'error', container: pageNotices() });
       } else if (outcome && outcome.uuid === prevRestore.uuid && outcome.warning) {
         notify(`The restore of ${name} has finished, but ${outcome.warning}. Check the server's files before starting it again.`, { type: 'warning', container: pageNotices() });
@@ -254,10 +261,15 @@ export function render(ctx) {
     if (limit === 0) return 'Backups are disabled for this server.';
     if (s.status === 'restoring_backup' || st.restore) return 'A restore is in progress: wait for it to finish.';
     if (s.status === 'installing') return 'The server is installing: backups can start once it is done.';
-    if (s.status === 'suspended') return 'The server is suspended, so no backups can be created.';
+    if (frozen()) return 'The server is suspended, so no backups can be created.';
     if (st.backupCount >= limit) return `This server has reached its limit of ${format.plural(limit, 'backup')}. Delete one to make room.`;
     if (st.backups.some((b) => b.status === 'creating')) return 'A backup is being created: wait for it to finish.';
     return null;
+  }
+
+  /** A suspended server lets only administrators change, restore or download its backups. */
+  function frozen() {
+    return st.server.status === 'suspended' && !ctx.user.admin;
   }
 
   function drawCreate() {
@@ -503,9 +515,11 @@ export function render(ctx) {
   function actions(b) {
     const wrap = h('div', { class: 'row-actions' });
     const key = (k) => `${k}:${b.uuid}`;
+    const suspended = frozen() ? 'The server is suspended.' : null;
     if (DOWNLOADABLE.includes(b.status) && st.perms.has('backup.download')) {
       const btn = button('Download', { kind: 'ghost', iconName: 'download', iconOnly: true, attrs: { 'data-focus-key': key('download'), 'data-action': 'download' } });
-      btn.addEventListener('click', () => download(b, btn));
+      setUnavailable(btn, suspended);
+      btn.addEventListener('click', () => { if (!explainIfUnavailable(btn)) download(b, btn); });
       wrap.append(btn);
     }
     if (COMPLETED.includes(b.status) && st.perms.has('backup.read')) {
@@ -520,7 +534,7 @@ export function render(ctx) {
       let reason = null;
       if (st.restore || s.status === 'restoring_backup') reason = 'A restore is already running.';
       else if (s.status === 'installing') reason = 'The server is installing.';
-      else if (s.status === 'suspended') reason = 'The server is suspended.';
+      else if (suspended) reason = suspended;
       else if (st.backups.some((x) => x.status === 'creating')) reason = 'Wait for the running backup to finish.';
       setUnavailable(btn, reason);
       btn.addEventListener('click', () => { if (!explainIfUnavailable(btn)) openRestore(b); });
@@ -530,12 +544,14 @@ export function render(ctx) {
       if (COMPLETED.includes(b.status)) {
         const label = b.is_locked ? 'Unlock' : 'Lock';
         const btn = button(label, { kind: 'ghost', iconName: b.is_locked ? 'unlock' : 'lock', iconOnly: true, attrs: { 'data-focus-key': key('lock'), 'data-action': 'lock' } });
-        btn.addEventListener('click', () => toggleLock(b, btn));
+        setUnavailable(btn, suspended);
+        btn.addEventListener('click', () => { if (!explainIfUnavailable(btn)) toggleLock(b, btn); });
         wrap.append(btn);
       }
       const del = button('Delete', { kind: 'ghost-danger', iconName: 'trash', iconOnly: true, attrs: { 'data-focus-key': key('delete'), 'data-action': 'delete' } });
       let reason = null;
-      if (b.is_locked && COMPLETED.includes(b.status)) reason = 'Locked backups cannot be deleted: unlock it first.';
+      if (suspended) reason = suspended;
+      else if (b.is_locked && COMPLETED.includes(b.status)) reason = 'Locked backups cannot be deleted: unlock it first.';
       else if (st.restore && st.restore.backup_uuid === b.uuid) reason = 'This backup is being restored.';
       setUnavailable(del, reason);
       del.addEventListener('click', () => { if (!explainIfUnavailable(del)) openDelete(b); });
@@ -615,19 +631,33 @@ export function render(ctx) {
     const truncate = checkbox('Delete all files before restoring', {
       name: 'truncate',
       checked: true,
-      hint: 'Recommended: the server ends up exactly as it was when the backup was taken.',
+      hint: 'Recommended: the server ends up as it was when the backup was taken, apart from what the backup left out.',
     });
     const summary = h('ul', { class: 'summary-list', 'data-testid': 'restore-summary' });
+    // A truncating restore leaves in place whatever the backup's own exclusions left out.
+    const patterns = b.ignored_files || [];
+    const kept = h('div', { 'data-testid': 'restore-kept' },
+      h('h3', { class: 'summary-title', text: 'Kept as they are' }),
+      h('div', { class: 'summary-list kept-list' },
+        patterns.length
+          ? [h('p', { text: 'Files matching the patterns this backup was made without:' }),
+            h('ul', { class: 'pattern-list' }, patterns.map((p) => h('li', {}, h('code', { text: p }))))]
+          : null,
+        h('p', {}, 'Files matched by the ', h('code', { text: '.pteroignore' }), ' rules the backup was made with (the file inside the backup).'),
+        b.status === 'completed_with_warnings'
+          ? h('p', { 'data-testid': 'restore-kept-unreadable', text: 'Files this backup could not read (named in its warnings): the server\'s current copies are kept, not the backup\'s incomplete ones.' })
+          : null));
     const drawSummary = () => {
       const steps = [
         'The server is marked as restoring (stopped) until the restore finishes; no backups can start meanwhile.',
         `The archive (${format.bytes(b.bytes)}) is extracted and its SHA-256 checked.`,
         truncate.control.checked
-          ? 'Every file now in the server directory is deleted, then the backup\'s files are put in their place.'
+          ? 'Every file now in the server directory is deleted, except what the backup left out (below), then the backup\'s files are put in their place.'
           : 'The backup\'s files overwrite the current ones; files that are not in the backup are kept.',
         'If any step fails, the server\'s current files are kept as they are.',
       ];
       summary.replaceChildren(...steps.map((t) => h('li', { text: t })));
+      kept.hidden = !truncate.control.checked;
     };
     truncate.control.addEventListener('change', drawSummary);
     drawSummary();
@@ -637,12 +667,13 @@ export function render(ctx) {
         h('p', { class: 'callout callout-warning' }, icon('warning'),
           h('span', {}, 'The server will be stopped and its files replaced with the contents of this backup, taken ',
             h('time', { datetime: b.created_at, title: format.exact(b.created_at), text: format.ago(b.created_at) }), '.'))),
-      body: [truncate, h('h3', { class: 'summary-title', text: 'What will happen' }), summary],
+      body: [truncate, h('h3', { class: 'summary-title', text: 'What will happen' }), summary, kept],
       submitLabel: 'Restore backup',
       submitKind: 'danger',
       testid: 'restore-dialog',
       onSubmit: async () => {
         await api.post(`${base}/backups/${seg(b.uuid)}/restore`, { truncate: truncate.control.checked });
+        st.requestedRestore = { backup_uuid: b.uuid };
         notify(`Restore of “${b.name}” started.`, { type: 'success', container: pageNotices() });
         await refresh();
       },

@@ -41,6 +41,13 @@ export function render(ctx) {
     }
   }
 
+  /** Without backup.read the API leaves `last_backup` out, which must not read as "Never". */
+  function lastBackup(last, count) {
+    if (last) return h('div', { class: 'last-backup' }, backupStatusBadge(last.status, { small: true }), ' ', timeAgo(last.created_at, format.ago, format.exact));
+    if (count > 0) return h('span', { class: 'muted', title: 'Seeing backups needs the permission to view them.', text: '—' });
+    return h('span', { class: 'muted', text: 'Never' });
+  }
+
   function draw(servers, paths) {
     if (!servers.length) {
       body.replaceChildren(h('div', { class: 'empty-state card' },
@@ -71,9 +78,7 @@ export function render(ctx) {
               limit > 0 ? `${s.backup_count} of ${limit}` : (s.backup_count ? `${s.backup_count} (disabled)` : 'Disabled')),
             meter)),
         h('td', { 'data-label': 'Last backup' },
-          last
-            ? h('div', { class: 'last-backup' }, backupStatusBadge(last.status, { small: true }), ' ', timeAgo(last.created_at, format.ago, format.exact))
-            : h('span', { class: 'muted', text: 'Never' })),
+          lastBackup(last, s.backup_count)),
         h('td', { 'data-label': 'State' }, serverStateBadge(s) || badge('Ready', 'neutral', { class: 'badge badge-neutral badge-quiet' })));
     });
     body.replaceChildren(h('div', { class: 'card table-card' },
