@@ -112,8 +112,18 @@ fn populate(dir: &Path) {
     chown_tree(dir);
 }
 
+/// The attacker's process, killed however the test ends: it never stops by itself.
+struct Attacker(Child);
+
+impl Drop for Attacker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts the attacker as the server's owner.
-fn start_attacker(server: &Path, holder: &Path, targets: &[PathBuf]) -> Child {
+fn start_attacker(server: &Path, holder: &Path, targets: &[PathBuf]) -> Attacker {
     let mut spec = vec![server.to_path_buf(), holder.to_path_buf()];
     spec.extend(targets.iter().cloned());
     let spec: Vec<String> = spec.iter().map(|p| p.display().to_string()).collect();
@@ -122,6 +132,7 @@ fn start_attacker(server: &Path, holder: &Path, targets: &[PathBuf]) -> Child {
         .uid(ATTACKER)
         .gid(ATTACKER)
         .spawn()
+        .map(Attacker)
         .unwrap()
 }
 
@@ -209,7 +220,7 @@ fn restores_hold_against_the_server_owner(mount_point: bool, truncate: bool) {
 
     let before: Vec<_> = targets.iter().map(|t| listing(t)).collect();
     let holder = if mount_point { &server_dir } else { &home };
-    let mut attacker = start_attacker(&server_dir, holder, &targets);
+    let attacker = start_attacker(&server_dir, holder, &targets);
     let (mut completed, mut failed) = (0, 0);
     for i in 0..RESTORES {
         let body = format!(r#"{{"truncate":{truncate}}}"#);
@@ -243,8 +254,7 @@ fn restores_hold_against_the_server_owner(mount_point: bool, truncate: bool) {
             None => panic!("{case}, restore {i}: no outcome: {outcome}"),
         }
     }
-    attacker.kill().unwrap();
-    attacker.wait().unwrap();
+    drop(attacker);
     for (target, before) in targets.iter().zip(&before) {
         assert_eq!(
             &listing(target),
