@@ -372,14 +372,7 @@ pub fn hash_file(
     cancel: &AtomicBool,
 ) -> io::Result<Option<(String, u64)>> {
     use sha2::Digest;
-    use std::os::fd::AsRawFd;
     const DROP_EVERY: u64 = 8 << 20;
-    let drop_cache = |file: &std::fs::File, len: u64| {
-        // SAFETY: posix_fadvise only reads the descriptor, which `file` keeps open.
-        unsafe {
-            libc::posix_fadvise(file.as_raw_fd(), 0, len as i64, libc::POSIX_FADV_DONTNEED);
-        }
-    };
     let mut hasher = sha2::Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let (mut total, mut dropped) = (0u64, 0u64);
@@ -397,10 +390,10 @@ pub fn hash_file(
         total += n as u64;
         progress.store(total, Ordering::Relaxed);
         if total - dropped >= DROP_EVERY {
-            drop_cache(&file, total);
+            crate::safefs::drop_cached(&file, 0, total);
             dropped = total;
         }
     }
-    drop_cache(&file, 0);
+    crate::safefs::drop_cached(&file, 0, 0);
     Ok(Some((hex::encode(hasher.finalize()), total)))
 }

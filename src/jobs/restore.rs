@@ -40,8 +40,6 @@ pub enum Failure {
     },
     #[error("cannot record the restore's progress: {0}")]
     Catalogue(#[from] crate::store::Error),
-    #[error("{0}")]
-    Refused(#[from] crate::error::Error),
     /// The swap failed and was undone.
     #[error("{0}; the server's files were put back as they were")]
     RolledBack(Box<Failure>),

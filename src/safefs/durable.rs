@@ -39,6 +39,13 @@ pub fn drop_written(file: &File, offset: u64, len: u64) {
             | libc::SYNC_FILE_RANGE_WRITE
             | libc::SYNC_FILE_RANGE_WAIT_AFTER,
     );
+    drop_cached(file, offset, len);
+}
+
+/// Drops a range of a file from the page cache (a length of 0 means to the end): a file
+/// read once (an archive being verified) then does not evict what the game servers keep
+/// cached.
+pub fn drop_cached(file: &File, offset: u64, len: u64) {
     let _ = rustix::fs::fadvise(
         file.as_fd(),
         offset,

@@ -17,13 +17,13 @@
 
 mod durable;
 
-pub use durable::{drop_written, free_space, start_writeback, sync_dir, sync_parent};
+pub use durable::{drop_cached, drop_written, free_space, start_writeback, sync_dir, sync_parent};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags, ResolveFlags, Timestamps};
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -161,12 +161,6 @@ impl Dir {
     /// Opens the directory `name` in this one, refusing a symlink.
     pub fn child(&self, name: &OsStr) -> io::Result<Dir> {
         let fd = rustix::fs::openat(&self.fd, single(name)?, DIR_FLAGS, Mode::empty())?;
-        Ok(Dir { fd })
-    }
-
-    /// The directory this one is in, wherever it has been moved.
-    pub fn parent(&self) -> io::Result<Dir> {
-        let fd = rustix::fs::openat(&self.fd, "..", DIR_FLAGS, Mode::empty())?;
         Ok(Dir { fd })
     }
 
@@ -385,18 +379,6 @@ impl Dir {
     pub fn free_space(&self) -> io::Result<u64> {
         let stat = rustix::fs::fstatvfs(&self.fd)?;
         Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
-    }
-}
-
-impl AsFd for Dir {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
-    }
-}
-
-impl From<Dir> for OwnedFd {
-    fn from(dir: Dir) -> OwnedFd {
-        dir.fd
     }
 }
 
