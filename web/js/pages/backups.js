@@ -216,7 +216,7 @@ export function render(ctx) {
       const ours = outcome && (prevRestore ? outcome.uuid === prevRestore.uuid : outcome.backup_uuid === watched.backup_uuid);
       if (ours && !outcome.successful) {
         notify(`The restore of ${name} failed, and the server's files were left as they were: ${outcome.error}${outcome.error_detail ? `\n${outcome.error_detail}` : ''}`, { type: 'error', container: pageNotices() });
-      } else if (outcome && outcome.uuid === prevRestore.uuid && outcome.warning) {
+      } else if (ours && outcome.warning) {
         notify(`The restore of ${name} has finished, but ${outcome.warning}. Check the server's files before starting it again.`, { type: 'warning', container: pageNotices() });
       } else {
         notify(`The restore of ${name} has finished. Check the server's files before starting it again.`, { type: 'success', timeout: 12000, container: pageNotices() });
