@@ -51,8 +51,8 @@ pub fn default_name(at: i64) -> String {
     format!("Backup at {}", when.strftime("%Y-%m-%d %H:%M:%S"))
 }
 
-/// Checks and records a new backup and queues its job. `access` is the caller's access to
-/// the server (the CLI acts with full access).
+/// Checks and records a new backup that a user asked for. `access` is the caller's access
+/// to the server (the CLI acts with full access).
 pub fn create(
     app: &App,
     actor: &Actor,
@@ -75,8 +75,55 @@ pub fn create(
             "The name may not be longer than 191 characters.",
         ));
     }
+    match start(app, actor, server, request, None)? {
+        Started::Backup(backup) => Ok(backup),
+        Started::Unchanged => Err(Error::internal("a backup asked for is never skipped")),
+    }
+}
+
+/// What a schedule asks of the backup it starts.
+#[derive(Debug, Clone, Copy)]
+pub struct Scheduled {
+    /// Make no backup when the tree's fingerprint equals the last good backup's.
+    pub only_if_changed: bool,
+}
+
+/// What starting a backup came to.
+#[derive(Debug)]
+pub enum Started {
+    Backup(Backup),
+    /// Nothing changed since the last successful backup (for a schedule that asked).
+    Unchanged,
+}
+
+/// Checks and records a backup for a schedule. Scheduled backups do not count against the
+/// create throttle, and at the server's limit or quota they rotate out the oldest backup
+/// that may go instead of being refused (see [`crate::retention::after_backup`]).
+pub fn create_scheduled(
+    app: &App,
+    server: &Server,
+    ignored: Vec<String>,
+    scheduled: Scheduled,
+) -> Result<Started> {
+    let request = CreateRequest {
+        name: None,
+        ignored,
+        is_locked: false,
+    };
+    start(app, &Actor::Hoard, server, request, Some(scheduled))
+}
+
+/// Records a new backup and its event, after every check of the contract, under one
+/// transaction; the job is queued by the caller ([`queue`]).
+fn start(
+    app: &App,
+    actor: &Actor,
+    server: &Server,
+    request: CreateRequest,
+    scheduled: Option<Scheduled>,
+) -> Result<Started> {
     // Refusals that need no sizing come first: the walk is the expensive part of a create.
-    may_start(app, &*app.db.conn()?, server, now())?;
+    may_start(app, &*app.db.conn()?, server, now(), scheduled.is_some())?;
     // Sizing the server directory walks it: done before the transaction, which must be short.
     let root = Path::new(&server.path);
     let scan = archive::scan(
@@ -84,6 +131,12 @@ pub fn create(
         &Exclusions::new(root, &request.ignored).never_enter(&app.config.data_dir),
         app.config.compression_workers() as usize,
     );
+    if scheduled.is_some_and(|s| s.only_if_changed)
+        && store::backups::last_good_fingerprint(&*app.db.conn()?, server.id, &request.ignored)?
+            .is_some_and(|last| last == scan.fingerprint)
+    {
+        return Ok(Started::Unchanged);
+    }
     let needed = scan.bytes;
     let storage = app.storage();
     let free = storage.free_space()?;
@@ -94,7 +147,7 @@ pub fn create(
         store::servers::by_id(&tx, server.id)?.ok_or_else(|| Error::not_found("server"))?;
     let now = now();
     // Again, inside the transaction that serialises creates: the state may have changed.
-    may_start(app, &tx, &server, now)?;
+    let rotates = may_start(app, &tx, &server, now, scheduled.is_some())?;
     let available = free.saturating_sub(app.config.space_reserve_bytes());
     if available < needed {
         return Err(Error::InsufficientStorage(format!(
@@ -103,7 +156,14 @@ pub fn create(
     }
     if let Some(quota) = server.backup_quota_bytes {
         let used = store::backups::completed_bytes(&tx, server.id)?;
-        if used.saturating_add(needed as i64) > quota {
+        // Rotating, the backups that may go make room once the new one succeeded: only
+        // the locked ones stay.
+        let staying = if rotates {
+            store::backups::locked_bytes(&tx, server.id)?
+        } else {
+            used
+        };
+        if staying.saturating_add(needed as i64) > quota {
             return Err(Error::InsufficientStorage(format!(
                 "This backup would exceed the server's backup quota of {quota} bytes ({used} bytes used)."
             )));
@@ -111,6 +171,7 @@ pub fn create(
     }
     let name = match request.name.as_deref().map(str::trim) {
         Some(name) if !name.is_empty() => name.to_string(),
+        _ if scheduled.is_some() => format!("Scheduled {}", default_name(now)),
         _ => default_name(now),
     };
     let uuid = uuid::Uuid::new_v4().to_string();
@@ -129,6 +190,8 @@ pub fn create(
                 files_total: scan.files as i64,
                 ..Default::default()
             },
+            fingerprint: &scan.fingerprint,
+            is_scheduled: scheduled.is_some(),
             now,
         },
     )?;
@@ -137,28 +200,45 @@ pub fn create(
         actor,
         event::BACKUP_START,
         Some(server.id),
-        &json!({"backup": uuid, "name": name}),
+        &json!({"backup": uuid, "name": name, "is_scheduled": scheduled.is_some()}),
     )?;
     tx.commit()?;
-    Ok(backup)
+    Ok(Started::Backup(backup))
 }
 
 /// The refusals of a create that depend on the server's state, in the contract's order:
-/// busy (409), backups disabled or at the limit (400), throttled (429).
-fn may_start(app: &App, c: &Connection, server: &Server, now: i64) -> Result<()> {
+/// busy (409), backups disabled or at the limit (400), throttled (429). A schedule's
+/// backups, and any backup of a server with a retention policy, rotate at the limit
+/// instead of being refused, as long as some backup may go: returns whether this one
+/// rotates.
+fn may_start(
+    app: &App,
+    c: &Connection,
+    server: &Server,
+    now: i64,
+    scheduled: bool,
+) -> Result<bool> {
     ensure_idle(c, server, "create backup")?;
     if server.backup_limit == 0 {
         return Err(Error::TooManyBackups(
             "Backups are disabled for this server.".into(),
         ));
     }
+    let rotates = scheduled || store::retention::get(c, server.id)?.is_some();
     if store::backups::count_live(c, server.id)? >= server.backup_limit {
-        return Err(Error::TooManyBackups(
-            "This server has reached its backup limit.".into(),
-        ));
+        if !rotates {
+            return Err(Error::TooManyBackups(
+                "This server has reached its backup limit.".into(),
+            ));
+        }
+        if store::backups::count_rotatable(c, server.id)? == 0 {
+            return Err(Error::TooManyBackups(
+                "This server has reached its backup limit and every backup is locked: unlock or delete one to make room.".into(),
+            ));
+        }
     }
     let throttle = app.config.throttle_backups;
-    if throttle > 0 {
+    if throttle > 0 && !scheduled {
         let window = app.config.throttle_window_secs as i64;
         let (recent, oldest) = store::backups::created_since(c, server.id, now - window)?;
         if recent >= throttle as i64 {
@@ -171,7 +251,7 @@ fn may_start(app: &App, c: &Connection, server: &Server, now: i64) -> Result<()>
             });
         }
     }
-    Ok(())
+    Ok(rotates)
 }
 
 /// Refuses (409) to `action` a server that is installing, restoring, or making a backup: at
@@ -221,6 +301,24 @@ pub fn queue(app: &App, backup: &Backup) -> Result<()> {
 }
 
 pub fn delete(app: &App, actor: &Actor, server: &Server, uuid: &str) -> Result<()> {
+    remove(app, actor, server, uuid, None)
+}
+
+/// Deletes a backup that retention or rotation let go, saying why in its event; a backup
+/// that may not be deleted now (locked, being created or restored) is left alone.
+pub fn prune(app: &App, server: &Server, uuid: &str, why: &str) -> Result<()> {
+    remove(app, &Actor::Hoard, server, uuid, Some(why))
+}
+
+/// Deletes a backup, its row and event in one transaction, then its files. `pruned` says
+/// why hoard deletes it by itself.
+fn remove(
+    app: &App,
+    actor: &Actor,
+    server: &Server,
+    uuid: &str,
+    pruned: Option<&str>,
+) -> Result<()> {
     let mut conn = app.db.conn()?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let backup = get(&tx, server, uuid)?;
@@ -240,7 +338,16 @@ pub fn delete(app: &App, actor: &Actor, server: &Server, uuid: &str) -> Result<(
         ));
     }
     store::backups::delete(&tx, backup.id)?;
-    record_event(&tx, event::BACKUP_DELETE, actor, server, &backup)?;
+    match pruned {
+        None => record_event(&tx, event::BACKUP_DELETE, actor, server, &backup)?,
+        Some(why) => store::activity::record(
+            &tx,
+            actor,
+            event::BACKUP_PRUNE,
+            Some(server.id),
+            &json!({"backup": backup.uuid, "name": backup.name, "reason": why}),
+        )?,
+    }
     tx.commit()?;
     if let Err(e) = app.storage().remove(&server.uuid, &backup) {
         log::warn!(

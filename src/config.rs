@@ -111,6 +111,32 @@ pub struct Settings {
     /// the schedule off [default: 7].
     #[arg(long, env = "HOARD_VERIFY_INTERVAL_DAYS", value_name = "DAYS")]
     pub verify_interval_days: Option<u64>,
+
+    /// Time zone of schedules' cron expressions and of retention's hours, days, weeks,
+    /// months and years, as an IANA name such as Europe/Berlin [default: the host's].
+    #[arg(long, env = "HOARD_TIMEZONE", value_name = "ZONE")]
+    pub timezone: Option<String>,
+
+    /// Run a schedule once at start when its time passed while hoard was not running (once,
+    /// however many times were missed); false records the run as missed instead [default:
+    /// true].
+    #[arg(long, env = "HOARD_SCHEDULE_CATCH_UP", value_name = "BOOL")]
+    pub schedule_catch_up: Option<bool>,
+
+    /// How long a scheduled backup waits for a backup or restore of the same server that is
+    /// already running, in seconds, before the run is recorded as skipped [default: 3600].
+    #[arg(long, env = "HOARD_SCHEDULE_WAIT_SECS", value_name = "SECS")]
+    pub schedule_wait_secs: Option<u64>,
+
+    /// Moves the schedules' clock this many seconds ahead of the system's (negative: behind),
+    /// to try a schedule without waiting for its time; for testing [default: 0].
+    #[arg(
+        long,
+        env = "HOARD_SCHEDULE_CLOCK_OFFSET_SECS",
+        value_name = "SECS",
+        allow_negative_numbers = true
+    )]
+    pub schedule_clock_offset_secs: Option<i64>,
 }
 
 fn cores() -> usize {
@@ -142,6 +168,10 @@ pub struct Config {
     pub shutdown_grace_secs: u64,
     pub session_ttl_secs: u64,
     pub verify_interval_days: u64,
+    pub timezone: jiff::tz::TimeZone,
+    pub schedule_catch_up: bool,
+    pub schedule_wait_secs: u64,
+    pub schedule_clock_offset_secs: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -205,6 +235,10 @@ impl Settings {
             shutdown_grace_secs,
             session_ttl_secs,
             verify_interval_days,
+            timezone,
+            schedule_catch_up,
+            schedule_wait_secs,
+            schedule_clock_offset_secs,
         )
     }
 }
@@ -239,6 +273,18 @@ impl Config {
             shutdown_grace_secs: s.shutdown_grace_secs.unwrap_or(30),
             session_ttl_secs: s.session_ttl_secs.unwrap_or(43200),
             verify_interval_days: s.verify_interval_days.unwrap_or(7),
+            timezone: match s.timezone.as_deref() {
+                None => jiff::tz::TimeZone::system(),
+                Some(name) => jiff::tz::TimeZone::get(name).map_err(|e| Error::Invalid {
+                    name: "timezone",
+                    message: format!(
+                        "{e}; expected an IANA time zone name such as UTC or Europe/Berlin"
+                    ),
+                })?,
+            },
+            schedule_catch_up: s.schedule_catch_up.unwrap_or(true),
+            schedule_wait_secs: s.schedule_wait_secs.unwrap_or(3600),
+            schedule_clock_offset_secs: s.schedule_clock_offset_secs.unwrap_or(0),
         };
         config.check()?;
         Ok(config)
@@ -310,6 +356,11 @@ impl Config {
             0 => cores() as u32,
             n => n,
         }
+    }
+
+    /// The schedules' clock: now, moved by `schedule_clock_offset_secs`.
+    pub fn schedule_now(&self) -> crate::model::Timestamp {
+        crate::model::now() + self.schedule_clock_offset_secs
     }
 
     pub fn space_reserve_bytes(&self) -> u64 {

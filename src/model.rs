@@ -279,6 +279,8 @@ pub struct Backup {
     pub verified_at: Option<Timestamp>,
     /// A verification of the archive under way: bytes read so far.
     pub verifying: Option<i64>,
+    /// Made by a schedule rather than asked for by someone.
+    pub is_scheduled: bool,
 }
 
 /// A subuser permission. Owners and admins hold all of them.
@@ -289,15 +291,23 @@ pub enum Permission {
     BackupDownload,
     BackupDelete,
     BackupRestore,
+    ScheduleRead,
+    ScheduleCreate,
+    ScheduleUpdate,
+    ScheduleDelete,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 5] = [
+    pub const ALL: [Permission; 9] = [
         Permission::BackupRead,
         Permission::BackupCreate,
         Permission::BackupDownload,
         Permission::BackupDelete,
         Permission::BackupRestore,
+        Permission::ScheduleRead,
+        Permission::ScheduleCreate,
+        Permission::ScheduleUpdate,
+        Permission::ScheduleDelete,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -307,6 +317,10 @@ impl Permission {
             Permission::BackupDownload => "backup.download",
             Permission::BackupDelete => "backup.delete",
             Permission::BackupRestore => "backup.restore",
+            Permission::ScheduleRead => "schedule.read",
+            Permission::ScheduleCreate => "schedule.create",
+            Permission::ScheduleUpdate => "schedule.update",
+            Permission::ScheduleDelete => "schedule.delete",
         }
     }
 }
@@ -324,6 +338,112 @@ impl FromStr for Permission {
                 )
             })
     }
+}
+
+/// A schedule's five cron fields, as Pterodactyl stores them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cron {
+    pub minute: String,
+    pub hour: String,
+    pub day_of_month: String,
+    pub month: String,
+    pub day_of_week: String,
+}
+
+impl Cron {
+    /// The standard five-field expression.
+    pub fn expression(&self) -> String {
+        format!(
+            "{} {} {} {} {}",
+            self.minute, self.hour, self.day_of_month, self.month, self.day_of_week
+        )
+    }
+}
+
+/// How a schedule's run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Completed,
+    Failed,
+    /// Ran, and found nothing to do or could not start (with the reason).
+    Skipped,
+    /// Its time passed while hoard was not running, and catching up is turned off.
+    Missed,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Completed => "completed",
+            Outcome::Failed => "failed",
+            Outcome::Skipped => "skipped",
+            Outcome::Missed => "missed",
+        }
+    }
+}
+
+impl FromStr for Outcome {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        [
+            Outcome::Completed,
+            Outcome::Failed,
+            Outcome::Skipped,
+            Outcome::Missed,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == s)
+        .ok_or_else(|| format!("unknown schedule outcome '{s}'"))
+    }
+}
+
+/// What a schedule's last run came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastRun {
+    pub outcome: Outcome,
+    pub reason: Option<String>,
+    /// The backup it made, if it got that far.
+    pub backup_uuid: Option<String>,
+    /// Whether it ran late, for a time that passed while hoard was not running.
+    pub catch_up: bool,
+}
+
+/// A server's schedule: when to run, and the tasks it runs (backups, in sequence).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Schedule {
+    pub id: i64,
+    pub server_id: i64,
+    pub name: String,
+    pub cron: Cron,
+    pub is_active: bool,
+    /// Kept for Pterodactyl clients: hoard cannot tell whether the game is running.
+    pub only_when_online: bool,
+    /// Skip the run when nothing changed since the last successful backup.
+    pub only_if_changed: bool,
+    pub is_processing: bool,
+    pub last_run_at: Option<Timestamp>,
+    pub next_run_at: Option<Timestamp>,
+    pub last_run: Option<LastRun>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    /// In sequence order.
+    pub tasks: Vec<Task>,
+}
+
+/// One step of a schedule. hoard runs one action, `backup`; its payload is the
+/// ignored-files text, as in Pterodactyl.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Task {
+    pub id: i64,
+    pub schedule_id: i64,
+    pub sequence_id: i64,
+    pub payload: String,
+    /// Seconds to wait after the previous task, 0 to 900.
+    pub time_offset: i64,
+    pub is_queued: bool,
+    pub continue_on_failure: bool,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -354,6 +474,16 @@ pub mod event {
     pub const SUBUSER_CREATE: &str = "server:subuser.create";
     pub const SUBUSER_UPDATE: &str = "server:subuser.update";
     pub const SUBUSER_DELETE: &str = "server:subuser.delete";
+    pub const SCHEDULE_CREATE: &str = "server:schedule.create";
+    pub const SCHEDULE_UPDATE: &str = "server:schedule.update";
+    pub const SCHEDULE_DELETE: &str = "server:schedule.delete";
+    pub const SCHEDULE_EXECUTE: &str = "server:schedule.execute";
+    pub const SCHEDULE_RUN: &str = "server:schedule.run";
+    pub const TASK_CREATE: &str = "server:task.create";
+    pub const TASK_UPDATE: &str = "server:task.update";
+    pub const TASK_DELETE: &str = "server:task.delete";
+    pub const RETENTION_UPDATE: &str = "server:retention.update";
+    pub const BACKUP_PRUNE: &str = "server:backup.prune";
 }
 
 /// Who caused a change, for the activity log.

@@ -299,6 +299,8 @@ pub struct View {
     pub last_backup: Option<Backup>,
     pub running_restore: Option<Restore>,
     pub last_restore: Option<Restore>,
+    /// Its schedules at a glance: only for users with schedule.read.
+    pub schedules: Option<store::schedules::Summary>,
 }
 
 /// The servers `user` may see, or just `only` among them, in a fixed number of queries
@@ -328,6 +330,7 @@ pub fn views(c: &Connection, user: &User, only: Option<&Server>) -> Result<Vec<V
                 last_backup: None,
                 running_restore: None,
                 last_restore: None,
+                schedules: None,
             },
             ids,
         ));
@@ -340,9 +343,13 @@ pub fn views(c: &Connection, user: &User, only: Option<&Server>) -> Result<Vec<V
         .into_iter()
         .map(|r| (r.id, r))
         .collect();
+    let mut summaries = store::schedules::summaries(c)?;
     Ok(views
         .into_iter()
         .map(|(mut view, (backup, running, last))| {
+            if view.access.has(Permission::ScheduleRead) {
+                view.schedules = summaries.remove(&view.server.id);
+            }
             view.last_backup = backup.and_then(|id| backups.remove(&id));
             view.running_restore = running.and_then(|id| restores.remove(&id));
             view.last_restore = last.and_then(|id| restores.remove(&id));

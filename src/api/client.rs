@@ -11,12 +11,12 @@ use crate::model::{Permission, Server};
 use crate::{archive, restores, servers, store, users};
 use serde_json::json;
 
-fn visible(ctx: &Ctx, caller: &Caller, identifier: &str) -> Result<(Server, Access)> {
+pub(super) fn visible(ctx: &Ctx, caller: &Caller, identifier: &str) -> Result<(Server, Access)> {
     auth::visible_server(&*ctx.app.db.conn()?, &caller.user, identifier)
 }
 
 /// The server, when the caller holds `perm` on it and may act on it in its state.
-fn actionable(
+pub(super) fn actionable(
     ctx: &Ctx,
     caller: &Caller,
     identifier: &str,

@@ -8,6 +8,7 @@ mod client;
 mod download;
 mod fields;
 pub mod http;
+mod schedules;
 mod session;
 mod transport;
 pub mod wire;
@@ -113,6 +114,14 @@ enum Route<'a> {
     BackupVerify(&'a str, &'a str),
     Subusers(&'a str),
     Subuser(&'a str, &'a str),
+    Schedules(&'a str),
+    SchedulePreview(&'a str),
+    Schedule(&'a str, &'a str),
+    ScheduleExecute(&'a str, &'a str),
+    Tasks(&'a str, &'a str),
+    Task(&'a str, &'a str, &'a str),
+    Retention(&'a str),
+    RetentionPreview(&'a str),
     AppServers,
     AppServer(&'a str),
     AppUsers,
@@ -148,6 +157,24 @@ fn route<'a>(segs: &'a [&'a str]) -> Option<(Route<'a>, &'static [Method])> {
         }
         ["api", "client", "servers", s, "users"] => (Route::Subusers(s), &[Get, Post]),
         ["api", "client", "servers", s, "users", u] => (Route::Subuser(s, u), &[Get, Post, Delete]),
+        ["api", "client", "servers", s, "schedules"] => (Route::Schedules(s), &[Get, Post]),
+        ["api", "client", "servers", s, "schedules", "preview"] => {
+            (Route::SchedulePreview(s), &[Post])
+        }
+        ["api", "client", "servers", s, "schedules", id] => {
+            (Route::Schedule(s, id), &[Get, Post, Delete])
+        }
+        ["api", "client", "servers", s, "schedules", id, "execute"] => {
+            (Route::ScheduleExecute(s, id), &[Post])
+        }
+        ["api", "client", "servers", s, "schedules", id, "tasks"] => (Route::Tasks(s, id), &[Post]),
+        ["api", "client", "servers", s, "schedules", id, "tasks", t] => {
+            (Route::Task(s, id, t), &[Post, Delete])
+        }
+        ["api", "client", "servers", s, "retention"] => (Route::Retention(s), &[Get, Put]),
+        ["api", "client", "servers", s, "retention", "preview"] => {
+            (Route::RetentionPreview(s), &[Post])
+        }
         ["api", "application", "servers"] => (Route::AppServers, &[Get, Post]),
         ["api", "application", "servers", s] => (Route::AppServer(s), &[Get, Patch, Delete]),
         ["api", "application", "users"] => (Route::AppUsers, &[Get, Post]),
@@ -199,6 +226,19 @@ fn dispatch(ctx: &Ctx) -> Result<Response, Failure> {
                 (Route::Subuser(s, u), Get) => client::show_subuser(ctx, c, s, u)?,
                 (Route::Subuser(s, u), Post) => client::update_subuser(ctx, c, s, u)?,
                 (Route::Subuser(s, u), _) => client::remove_subuser(ctx, c, s, u)?,
+                (Route::Schedules(s), Get) => schedules::list(ctx, c, s)?,
+                (Route::Schedules(s), _) => schedules::create(ctx, c, s)?,
+                (Route::SchedulePreview(s), _) => schedules::preview(ctx, c, s)?,
+                (Route::Schedule(s, id), Get) => schedules::show(ctx, c, s, id)?,
+                (Route::Schedule(s, id), Post) => schedules::update(ctx, c, s, id)?,
+                (Route::Schedule(s, id), _) => schedules::delete(ctx, c, s, id)?,
+                (Route::ScheduleExecute(s, id), _) => schedules::execute(ctx, c, s, id)?,
+                (Route::Tasks(s, id), _) => schedules::create_task(ctx, c, s, id)?,
+                (Route::Task(s, id, t), Post) => schedules::update_task(ctx, c, s, id, t)?,
+                (Route::Task(s, id, t), _) => schedules::delete_task(ctx, c, s, id, t)?,
+                (Route::Retention(s), Get) => schedules::show_retention(ctx, c, s)?,
+                (Route::Retention(s), _) => schedules::set_retention(ctx, c, s)?,
+                (Route::RetentionPreview(s), _) => schedules::preview_retention(ctx, c, s)?,
                 (Route::AppServers, Get) => application::list_servers(ctx, c)?,
                 (Route::AppServers, _) => application::create_server(ctx, c)?,
                 (Route::AppServer(s), Get) => application::show_server(ctx, c, s)?,

@@ -3,8 +3,10 @@
 
 use crate::auth::Access;
 use crate::model::{
-    ApiKey, Backup, BackupStatus, Progress, Server, ServerStatus, Subuser, User, now, rfc3339,
+    ApiKey, Backup, BackupStatus, Progress, Schedule, Server, ServerStatus, Subuser, Task,
+    Timestamp, User, now, rfc3339,
 };
+use crate::retention::{Policy, Verdict};
 use crate::servers::View;
 use crate::store::restores::{Restore, Step};
 use serde::Serialize;
@@ -61,6 +63,7 @@ pub struct BackupAttributes<'a> {
     completed_at: Option<String>,
     is_successful: Option<bool>,
     is_locked: bool,
+    is_scheduled: bool,
     status: &'static str,
     progress: Option<BackupProgress>,
     compression: &'static str,
@@ -129,6 +132,7 @@ pub fn backup<'a>(b: &'a Backup, access: &Access) -> Item<BackupAttributes<'a>> 
             completed_at: b.completed_at.map(rfc3339),
             is_successful,
             is_locked: b.is_locked,
+            is_scheduled: b.is_scheduled,
             status: b.status.as_str(),
             progress,
             compression: b.compression.as_str(),
@@ -207,6 +211,7 @@ pub struct ServerAttributes<'a> {
     last_backup: Option<LastBackup<'a>>,
     restore: Option<RunningRestore<'a>>,
     last_restore: Option<LastRestore<'a>>,
+    schedules: Option<Value>,
 }
 
 #[derive(Serialize)]
@@ -288,6 +293,18 @@ pub fn client_server<'a>(view: &'a View, user: &User) -> Item<ServerAttributes<'
                 error_detail: r.error_detail.as_deref().filter(|_| view.access.is_full()),
                 warning: r.warning.as_deref(),
                 finished_at: r.finished_at.map(rfc3339),
+            }),
+            schedules: view.schedules.as_ref().map(|s| {
+                json!({
+                    "count": s.count,
+                    "next_run_at": ts(s.next_run_at),
+                    "problem": s.problem.as_ref().map(|(name, run, at)| json!({
+                        "schedule": name,
+                        "outcome": run.outcome.as_str(),
+                        "reason": run.reason,
+                        "at": ts(*at),
+                    })),
+                })
             }),
         },
     }
@@ -384,4 +401,112 @@ pub fn subuser(s: &Subuser) -> Value {
             "permissions": s.permissions.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
         }),
     )
+}
+
+/// A schedule as Pterodactyl's `ScheduleTransformer` gives it, its tasks included, plus
+/// hoard's `only_if_changed`, `description`, `next_runs` and `last_run`.
+pub fn schedule(s: &Schedule, next_runs: &[Timestamp], description: Option<String>) -> Value {
+    let last_run = s.last_run.as_ref().map(|run| {
+        json!({
+            "outcome": run.outcome.as_str(),
+            "reason": run.reason,
+            "backup": run.backup_uuid,
+            "catch_up": run.catch_up,
+            "at": ts(s.last_run_at),
+        })
+    });
+    item(
+        "server_schedule",
+        json!({
+            "id": s.id,
+            "name": s.name,
+            "cron": {
+                "day_of_week": s.cron.day_of_week,
+                "day_of_month": s.cron.day_of_month,
+                "month": s.cron.month,
+                "hour": s.cron.hour,
+                "minute": s.cron.minute,
+            },
+            "is_active": s.is_active,
+            "is_processing": s.is_processing,
+            "only_when_online": s.only_when_online,
+            "last_run_at": ts(s.last_run_at),
+            "next_run_at": ts(s.next_run_at.filter(|_| s.is_active)),
+            "created_at": rfc3339(s.created_at),
+            "updated_at": rfc3339(s.updated_at),
+            "only_if_changed": s.only_if_changed,
+            "description": description,
+            "next_runs": next_runs.iter().map(|t| rfc3339(*t)).collect::<Vec<_>>(),
+            "last_run": last_run,
+            "relationships": {
+                "tasks": list(s.tasks.iter().map(task).collect()),
+            },
+        }),
+    )
+}
+
+/// A schedule's task as Pterodactyl's `TaskTransformer` gives it.
+pub fn task(t: &Task) -> Value {
+    item(
+        "schedule_task",
+        json!({
+            "id": t.id,
+            "sequence_id": t.sequence_id,
+            "action": "backup",
+            "payload": t.payload,
+            "time_offset": t.time_offset,
+            "is_queued": t.is_queued,
+            "continue_on_failure": t.continue_on_failure,
+            "created_at": rfc3339(t.created_at),
+            "updated_at": rfc3339(t.updated_at),
+        }),
+    )
+}
+
+/// A server's retention policy (every rule null when it has none) and the time zone its
+/// buckets are counted in.
+pub fn retention(app: &crate::app::App, policy: Option<&Policy>) -> Value {
+    let empty = Policy::default();
+    let p = policy.unwrap_or(&empty);
+    item(
+        "retention_policy",
+        json!({
+            "is_set": policy.is_some(),
+            "keep_last": p.keep_last,
+            "keep_hourly": p.keep_hourly,
+            "keep_daily": p.keep_daily,
+            "keep_weekly": p.keep_weekly,
+            "keep_monthly": p.keep_monthly,
+            "keep_yearly": p.keep_yearly,
+            "keep_within": p.keep_within.map(|w| w.to_string()),
+            "timezone": app.config.timezone.iana_name().unwrap_or("UTC"),
+        }),
+    )
+}
+
+/// What a policy would do with each backup, newest first.
+pub fn retention_preview(verdicts: &[(Backup, Verdict)]) -> Value {
+    let kept = verdicts.iter().filter(|(_, v)| v.keep).count();
+    let mut body = list(
+        verdicts
+            .iter()
+            .map(|(b, v)| {
+                item(
+                    "retention_verdict",
+                    json!({
+                        "backup": b.uuid,
+                        "name": b.name,
+                        "created_at": rfc3339(b.created_at),
+                        "status": b.status.as_str(),
+                        "is_locked": b.is_locked,
+                        "bytes": b.bytes,
+                        "keep": v.keep,
+                        "reasons": v.reasons.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    }),
+                )
+            })
+            .collect(),
+    );
+    body["meta"] = json!({"keep": kept, "delete": verdicts.len() - kept});
+    body
 }

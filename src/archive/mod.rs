@@ -3,6 +3,7 @@
 //! database; the job that runs it records progress from [`Progress`].
 
 mod exclude;
+mod fingerprint;
 mod sink;
 mod source;
 mod walk;
@@ -47,6 +48,15 @@ pub struct Progress {
 pub struct Scan {
     pub files: u64,
     pub bytes: u64,
+}
+
+/// What the sizing walk before archiving found: the counts, and the tree's fingerprint (see
+/// `fingerprint`) in hex.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Survey {
+    pub files: u64,
+    pub bytes: u64,
+    pub fingerprint: String,
 }
 
 /// A written archive.
@@ -108,14 +118,18 @@ fn classify(err: io::Error, context: &str) -> Error {
     }
 }
 
-/// Counts what a backup of `root` will hold, for progress and space checks, on `threads`
-/// threads.
-pub fn scan(root: &Path, exclusions: &Exclusions, threads: usize) -> Scan {
-    let Ok(root) = Dir::open(root) else {
-        return Scan::default();
+/// Counts what a backup of `root` will hold, for progress and space checks, and
+/// fingerprints it, on `threads` threads.
+pub fn scan(root: &Path, exclusions: &Exclusions, threads: usize) -> Survey {
+    let tally = match Dir::open(root) {
+        Ok(root) => walk::count(root, exclusions, threads),
+        Err(_) => walk::Tally::default(),
     };
-    let (files, bytes) = walk::count(root, exclusions, threads);
-    Scan { files, bytes }
+    Survey {
+        files: tally.entries,
+        bytes: tally.bytes,
+        fingerprint: tally.fingerprint.to_hex(),
+    }
 }
 
 /// Writes the archive of `root` to `dest` (created, synced on success, removed on failure).

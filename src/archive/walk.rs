@@ -9,11 +9,13 @@
 //! same tree gives the same archive.
 
 use super::Exclusions;
+use super::fingerprint::{Fingerprint, Seen};
 use crate::safefs::Dir;
 use rustix::fs::FileType;
 use std::ffi::{OsStr, OsString};
 use std::fs::{File, Metadata};
 use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 
@@ -169,11 +171,11 @@ pub fn walk<E>(
 }
 
 /// Counts the entries of `root` and the bytes of its regular files, as [`walk`] would visit
-/// them, on `threads` threads: listing directories and `stat`ing files is all system calls,
-/// which overlap well.
-pub fn count(root: Dir, exclusions: &Exclusions, threads: usize) -> (u64, u64) {
+/// them, and fingerprints them, on `threads` threads: listing directories and `stat`ing
+/// files is all system calls, which overlap well.
+pub fn count(root: Dir, exclusions: &Exclusions, threads: usize) -> Tally {
     let Ok(root_level) = Level::read(root, PathBuf::new()) else {
-        return (0, 0);
+        return Tally::default();
     };
     let work = Counting {
         state: Mutex::new(Pending {
@@ -183,8 +185,8 @@ pub fn count(root: Dir, exclusions: &Exclusions, threads: usize) -> (u64, u64) {
         changed: Condvar::new(),
         exclusions,
     };
-    let (mut entries, mut bytes) = (0, 0);
-    let first = work.count_level(root_level, &mut entries, &mut bytes);
+    let mut tally = Tally::default();
+    let first = work.count_level(root_level, &mut tally);
     work.lock().dirs = first;
     std::thread::scope(|scope| {
         // The calling thread counts too; a helper that cannot be started is simply missing.
@@ -196,14 +198,30 @@ pub fn count(root: Dir, exclusions: &Exclusions, threads: usize) -> (u64, u64) {
                     .ok()
             })
             .collect();
-        let (e, b) = work.run();
+        let own = work.run();
         helpers
             .into_iter()
             .map(|h| h.join().unwrap_or_default())
-            .fold((entries + e, bytes + b), |(e, b), (e2, b2)| {
-                (e + e2, b + b2)
-            })
+            .fold(tally.merge(own), Tally::merge)
     })
+}
+
+/// What a count found: entries, bytes of regular files, and their fingerprint.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Tally {
+    pub entries: u64,
+    pub bytes: u64,
+    pub fingerprint: Fingerprint,
+}
+
+impl Tally {
+    fn merge(self, other: Tally) -> Tally {
+        Tally {
+            entries: self.entries + other.entries,
+            bytes: self.bytes + other.bytes,
+            fingerprint: self.fingerprint.merge(other.fingerprint),
+        }
+    }
 }
 
 /// A subdirectory still to count: its parent's descriptor and its name.
@@ -224,15 +242,15 @@ struct Counting<'a> {
 }
 
 impl Counting<'_> {
-    /// One thread's share: (entries, bytes).
-    fn run(&self) -> (u64, u64) {
-        let (mut entries, mut bytes) = (0, 0);
+    /// One thread's share.
+    fn run(&self) -> Tally {
+        let mut tally = Tally::default();
         let mut state = self.lock();
         loop {
             let Some((parent, name, rel)) = state.dirs.pop() else {
                 if state.busy == 0 {
                     self.changed.notify_all();
-                    return (entries, bytes);
+                    return tally;
                 }
                 state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
                 continue;
@@ -245,9 +263,20 @@ impl Counting<'_> {
             if let Ok((meta, dir)) = opened
                 && !self.exclusions.is_data_dir(&meta)
             {
-                entries += 1;
+                tally.entries += 1;
+                // A directory's mtime is left out: games create and delete lock and
+                // temporary files all the time, which touches it without changing what a
+                // backup holds; an entry added or removed shows up on its own.
+                let seen = Seen {
+                    kind: b'd',
+                    size: 0,
+                    mtime: 0,
+                    mtime_nsec: 0,
+                    mode: meta.mode(),
+                };
+                tally.fingerprint.add(&rel, seen);
                 if let Ok(level) = Level::read(dir, rel) {
-                    found = self.count_level(level, &mut entries, &mut bytes);
+                    found = self.count_level(level, &mut tally);
                 }
             }
             state = self.lock();
@@ -262,7 +291,7 @@ impl Counting<'_> {
     }
 
     /// Counts one directory's files and links; returns its subdirectories.
-    fn count_level(&self, level: Level, entries: &mut u64, bytes: &mut u64) -> Vec<Subdir> {
+    fn count_level(&self, level: Level, tally: &mut Tally) -> Vec<Subdir> {
         let dir = level.dir;
         let mut found = Vec::new();
         for (name, listed) in level.entries {
@@ -274,19 +303,32 @@ impl Counting<'_> {
             if self.exclusions.excludes(&rel, is_dir) {
                 continue;
             }
-            match file_type {
-                FileType::Directory => found.push((Arc::clone(&dir), name, rel)),
-                FileType::RegularFile => {
-                    *entries += 1;
-                    *bytes += dir
-                        .stat(&name)
-                        .ok()
-                        .flatten()
-                        .map_or(0, |s| s.st_size.max(0) as u64);
+            let kind = match file_type {
+                FileType::Directory => {
+                    found.push((Arc::clone(&dir), name, rel));
+                    continue;
                 }
-                FileType::Symlink => *entries += 1,
-                _ => {}
+                FileType::RegularFile => b'f',
+                FileType::Symlink => b'l',
+                _ => continue,
+            };
+            tally.entries += 1;
+            // Gone since the listing: the archive will not hold it either.
+            let Ok(Some(stat)) = dir.stat(&name) else {
+                continue;
+            };
+            let size = stat.st_size.max(0) as u64;
+            if kind == b'f' {
+                tally.bytes += size;
             }
+            let seen = Seen {
+                kind,
+                size,
+                mtime: stat.st_mtime,
+                mtime_nsec: stat.st_mtime_nsec as i64,
+                mode: stat.st_mode,
+            };
+            tally.fingerprint.add(&rel, seen);
         }
         found
     }

@@ -56,15 +56,26 @@ pub fn run(app: &App, id: i64, tracker: &Tracker) {
             log::warn!("backup {}: {e}", backup.uuid);
         }
     }
-    if let Err(failure) = produced.and_then(|archive| record(app, &backup, &server, archive)) {
-        log::warn!(
-            "backup {} of server {} failed: {}",
-            backup.uuid,
-            server.short_id,
-            failure.why
-        );
-        if let Err(e) = fail(app, &backup, &server, &failure) {
-            log::error!("cannot record the failure of backup {}: {e}", backup.uuid);
+    match produced.and_then(|archive| record(app, &backup, &server, archive)) {
+        Ok(()) => {
+            // Only now, with a new good backup recorded, may older ones go.
+            if let Err(e) = crate::retention::after_backup(app, &server) {
+                log::warn!(
+                    "cannot apply the retention policy of server {}: {e}",
+                    server.short_id
+                );
+            }
+        }
+        Err(failure) => {
+            log::warn!(
+                "backup {} of server {} failed: {}",
+                backup.uuid,
+                server.short_id,
+                failure.why
+            );
+            if let Err(e) = fail(app, &backup, &server, &failure) {
+                log::error!("cannot record the failure of backup {}: {e}", backup.uuid);
+            }
         }
     }
 }

@@ -6,6 +6,7 @@
 mod backup;
 pub mod hooks;
 mod restore;
+pub mod schedule;
 mod verify;
 
 use crate::app::App;
@@ -49,8 +50,14 @@ pub struct Jobs {
     cancel: AtomicBool,
     /// Set when the process is going away: no more jobs start.
     closing: AtomicBool,
-    /// Set in `hoard serve`: the ticker also runs the verification schedule.
+    /// Set in `hoard serve`: the ticker also runs the verification schedule, and the
+    /// scheduler runs the schedules.
     scheduling: AtomicBool,
+    /// Schedule runs asked for, for the scheduler to start.
+    runs: (
+        Sender<(i64, schedule::Trigger)>,
+        Receiver<(i64, schedule::Trigger)>,
+    ),
 }
 
 impl Default for Jobs {
@@ -64,6 +71,7 @@ impl Default for Jobs {
             cancel: AtomicBool::new(false),
             closing: AtomicBool::new(false),
             scheduling: AtomicBool::new(false),
+            runs: crossbeam_channel::unbounded(),
         }
     }
 }
@@ -102,6 +110,17 @@ impl Jobs {
         self.scheduling.store(true, Ordering::SeqCst);
     }
 
+    /// Has the scheduler perform a run of a schedule that was claimed for it (see
+    /// [`crate::store::schedules::claim`]).
+    pub fn request_run(&self, schedule_id: i64, trigger: schedule::Trigger) {
+        let _ = self.runs.0.send((schedule_id, trigger));
+    }
+
+    /// Whether this process runs the schedules (`hoard serve`).
+    pub fn runs_schedules(&self) -> bool {
+        self.scheduling.load(Ordering::SeqCst)
+    }
+
     /// Blocks until `task` has finished (or was never queued here), or `timeout` passed;
     /// returns whether it finished.
     pub fn wait_for(&self, task: Task, timeout: Duration) -> bool {
@@ -137,6 +156,9 @@ impl Jobs {
                     .expect("cannot start a job thread")
             })
             .collect();
+        if app.jobs.runs_schedules() {
+            handles.push(schedule::start_scheduler(app));
+        }
         let app = app.clone();
         handles.push(
             std::thread::Builder::new()

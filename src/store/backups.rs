@@ -6,7 +6,9 @@ const COLUMNS: &str = "id, uuid, server_id, name, ignored_files, status, is_lock
     sha256_hash, bytes, storage_path, error, warnings, content_bytes, content_files, \
     bytes_processed, bytes_total, files_processed, files_total, started_at, heartbeat_at, \
     created_at, completed_at, unreadable, integrity, verified_at, verify_heartbeat_at, verify_bytes, \
-    error_detail, unreadable_paths";
+    error_detail, unreadable_paths, is_scheduled";
+/// The position of the first column a query selects after [`COLUMNS`].
+const EXTRA: usize = 31;
 
 /// A verification whose heartbeat is older than this is no longer running.
 const VERIFY_DEAD_AFTER_SECS: i64 = crate::jobs::DEAD_AFTER_SECS;
@@ -74,6 +76,7 @@ fn from_row(r: &Row) -> rusqlite::Result<Backup> {
         completed_at: r.get(22)?,
         error_detail: r.get(28)?,
         unreadable_paths: json_list(r.get(29)?),
+        is_scheduled: r.get(30)?,
         unreadable,
         verified_at: r.get(25)?,
         verifying,
@@ -91,6 +94,9 @@ pub struct NewBackup<'a> {
     pub compression: Compression,
     /// What the server directory held when the backup was requested, for progress.
     pub totals: Progress,
+    /// The fingerprint of that tree (see [`crate::archive::Fingerprint`]).
+    pub fingerprint: &'a str,
+    pub is_scheduled: bool,
     pub now: Timestamp,
 }
 
@@ -99,8 +105,9 @@ pub struct NewBackup<'a> {
 pub fn insert_creating(c: &Connection, b: &NewBackup) -> Result<Backup> {
     c.execute(
         "INSERT INTO backups (uuid, server_id, created_by, name, ignored_files, status, is_locked,
-             compression, bytes_total, files_total, heartbeat_at, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'creating', ?6, ?7, ?8, ?9, ?10, ?10)",
+             compression, bytes_total, files_total, heartbeat_at, created_at, fingerprint,
+             is_scheduled)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'creating', ?6, ?7, ?8, ?9, ?10, ?10, ?11, ?12)",
         params![
             b.uuid,
             b.server_id,
@@ -112,6 +119,8 @@ pub fn insert_creating(c: &Connection, b: &NewBackup) -> Result<Backup> {
             b.totals.bytes_total,
             b.totals.files_total,
             b.now,
+            b.fingerprint,
+            b.is_scheduled,
         ],
     )?;
     Ok(by_id(c, c.last_insert_rowid())?.expect("row just inserted"))
@@ -189,7 +198,8 @@ pub fn count_creating(c: &Connection, server_id: i64) -> Result<i64> {
     .query_row([server_id], |r| r.get(0))?)
 }
 
-/// Non-failed backups requested since `since`, and the oldest one's time.
+/// Non-failed backups that users requested (not schedules) since `since`, and the oldest
+/// one's time.
 pub fn created_since(
     c: &Connection,
     server_id: i64,
@@ -197,9 +207,26 @@ pub fn created_since(
 ) -> Result<(i64, Option<Timestamp>)> {
     Ok(c.prepare_cached(
         "SELECT COUNT(*), MIN(created_at) FROM backups
-         WHERE server_id = ?1 AND status != 'failed' AND created_at > ?2",
+         WHERE server_id = ?1 AND status != 'failed' AND created_at > ?2 AND is_scheduled = 0",
     )?
     .query_row(params![server_id, since], |r| Ok((r.get(0)?, r.get(1)?)))?)
+}
+
+/// Completed backups that are not locked: what rotation may delete to make room.
+pub fn count_rotatable(c: &Connection, server_id: i64) -> Result<i64> {
+    Ok(c.prepare_cached(
+        "SELECT COUNT(*) FROM backups WHERE server_id = ?1 AND status = 'completed' AND is_locked = 0",
+    )?
+    .query_row([server_id], |r| r.get(0))?)
+}
+
+/// Total size of a server's locked archives: what rotation cannot make room from.
+pub fn locked_bytes(c: &Connection, server_id: i64) -> Result<i64> {
+    Ok(c.prepare_cached(
+        "SELECT COALESCE(SUM(bytes), 0) FROM backups
+         WHERE server_id = ?1 AND status = 'completed' AND is_locked = 1",
+    )?
+    .query_row([server_id], |r| r.get(0))?)
 }
 
 /// Total size of a server's completed archives.
@@ -208,6 +235,29 @@ pub fn completed_bytes(c: &Connection, server_id: i64) -> Result<i64> {
         "SELECT COALESCE(SUM(bytes), 0) FROM backups WHERE server_id = ?1 AND status = 'completed'",
     )?
     .query_row([server_id], |r| r.get(0))?)
+}
+
+/// The fingerprint of the server's newest backup that completed and whose archive was last
+/// found sound, made with exactly these exclusion patterns.
+pub fn last_good_fingerprint(
+    c: &Connection,
+    server_id: i64,
+    ignored_files: &[String],
+) -> Result<Option<String>> {
+    Ok(c.prepare_cached(
+        "SELECT fingerprint FROM backups
+         WHERE server_id = ?1 AND status = 'completed' AND integrity IS NULL AND ignored_files = ?2
+         ORDER BY created_at DESC, id DESC LIMIT 1",
+    )?
+    .query_row(
+        params![
+            server_id,
+            serde_json::to_string(ignored_files).expect("strings serialise")
+        ],
+        |r| r.get(0),
+    )
+    .optional()?
+    .flatten())
 }
 
 /// Records that archiving began (after the hooks), the start of the ETA's clock.
@@ -299,7 +349,7 @@ pub fn mark_failed(c: &Connection, id: i64, failure: &Failure) -> Result<()> {
 pub fn creating(c: &Connection) -> Result<Vec<(Backup, Option<i64>)>> {
     let sql = format!("SELECT {COLUMNS}, job_pid FROM backups WHERE status = 'creating'");
     let mut stmt = c.prepare(&sql)?;
-    let rows = stmt.query_map([], |r| Ok((from_row(r)?, r.get(30)?)))?;
+    let rows = stmt.query_map([], |r| Ok((from_row(r)?, r.get(EXTRA)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
@@ -333,7 +383,7 @@ pub fn completed(c: &Connection) -> Result<Vec<(Backup, String)>> {
          FROM backups WHERE status = 'completed' ORDER BY id"
     );
     let mut stmt = c.prepare(&sql)?;
-    let rows = stmt.query_map([], |r| Ok((from_row(r)?, r.get(30)?)))?;
+    let rows = stmt.query_map([], |r| Ok((from_row(r)?, r.get(EXTRA)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 

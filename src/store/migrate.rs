@@ -25,6 +25,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0006_restore_allow_corrupt",
         include_str!("../../sql/0006_restore_allow_corrupt.sql"),
     ),
+    (
+        "0007_schedules_retention",
+        include_str!("../../sql/0007_schedules_retention.sql"),
+    ),
 ];
 
 pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -9,6 +9,8 @@ pub mod backups;
 pub mod keys;
 mod migrate;
 pub mod restores;
+pub mod retention;
+pub mod schedules;
 pub mod servers;
 pub mod sessions;
 pub mod subusers;
