@@ -17,6 +17,8 @@ CREATE TABLE schedules (
     -- Skip a run when the tree's fingerprint equals the last successful backup's.
     only_if_changed    INTEGER NOT NULL DEFAULT 0 CHECK (only_if_changed IN (0, 1)),
     is_processing      INTEGER NOT NULL DEFAULT 0 CHECK (is_processing IN (0, 1)),
+    -- The process performing the run, to tell a run whose process died from a long one.
+    run_pid            INTEGER,
     last_run_at        INTEGER,
     next_run_at        INTEGER,
     -- The last run's outcome: completed, failed, skipped or missed, and why.

@@ -76,7 +76,7 @@ pub fn create(
         ));
     }
     match start(app, actor, server, request, None)? {
-        Started::Backup(backup) => Ok(backup),
+        Started::Backup(backup) => Ok(*backup),
         Started::Unchanged => Err(Error::internal("a backup asked for is never skipped")),
     }
 }
@@ -91,7 +91,7 @@ pub struct Scheduled {
 /// What starting a backup came to.
 #[derive(Debug)]
 pub enum Started {
-    Backup(Backup),
+    Backup(Box<Backup>),
     /// Nothing changed since the last successful backup (for a schedule that asked).
     Unchanged,
 }
@@ -203,7 +203,7 @@ fn start(
         &json!({"backup": uuid, "name": name, "is_scheduled": scheduled.is_some()}),
     )?;
     tx.commit()?;
-    Ok(Started::Backup(backup))
+    Ok(Started::Backup(Box::new(backup)))
 }
 
 /// The refusals of a create that depend on the server's state, in the contract's order:

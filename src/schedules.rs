@@ -338,6 +338,8 @@ pub fn execute(
             "This schedule has no tasks to run: add a backup task first.".into(),
         ));
     }
+    // A run whose process died no longer stands in the way.
+    crate::jobs::schedule::recover(app, false)?;
     if !store::schedules::claim(&conn, id, app.config.schedule_now(), schedule.next_run_at)? {
         return Err(Error::Conflict(
             "This schedule is running already: wait for its run to end.".into(),

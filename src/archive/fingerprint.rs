@@ -53,7 +53,7 @@ impl Fingerprint {
     }
 
     /// Lower-case hex, as stored with the backup.
-    pub fn to_hex(&self) -> String {
+    pub fn to_hex(self) -> String {
         let mut hasher = Sha256::new();
         for word in self.sum {
             hasher.update(word.to_le_bytes());

@@ -174,7 +174,8 @@ pub enum SubuserCommand {
         server: String,
         #[arg(long)]
         user: String,
-        /// Comma-separated: backup.read, backup.create, backup.download, backup.delete, backup.restore.
+        /// Comma-separated: backup.read, backup.create, backup.download, backup.delete,
+        /// backup.restore, schedule.read, schedule.create, schedule.update, schedule.delete.
         #[arg(long, value_delimiter = ',')]
         permissions: Vec<String>,
     },

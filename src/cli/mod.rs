@@ -3,6 +3,7 @@
 
 mod admin;
 mod backup;
+mod schedule;
 mod serve;
 
 use crate::app::App;
@@ -57,6 +58,19 @@ enum Command {
     /// Create, list, download, restore, verify, lock and delete backups.
     #[command(subcommand)]
     Backup(backup::BackupCommand),
+    /// Back up a server automatically: every hour, day or week, or at cron times.
+    ///
+    /// Times are in hoard's `timezone` setting (HOARD_TIMEZONE; the host's time zone
+    /// unless set). A schedule runs while `hoard serve` runs; `schedule run` runs one now.
+    #[command(subcommand)]
+    Schedule(schedule::ScheduleCommand),
+    /// Choose which old backups are deleted automatically, with restic-style keep rules.
+    ///
+    /// The rules are those of restic's `forget` (--keep-last, --keep-daily, ...): a backup
+    /// any rule keeps is kept. Locked backups and the newest successful backup are never
+    /// deleted, and deleting happens only right after a backup succeeds.
+    #[command(subcommand)]
+    Retention(schedule::RetentionCommand),
     /// Rebuild the catalogue (servers and backups) from the manifests beside the archives,
     /// after the database was lost: adds what it lacks, never deletes an archive.
     Reindex {
@@ -155,6 +169,8 @@ pub fn main() -> ExitCode {
                 Command::Server(c) => admin::server(&app, &out, c),
                 Command::Subuser(c) => admin::subuser(&app, &out, c),
                 Command::Backup(c) => backup::run(app, &out, &cli.data_dir, c),
+                Command::Schedule(c) => schedule::schedule(app, &out, c),
+                Command::Retention(c) => schedule::retention(&app, &out, c),
                 Command::Reindex { verify } => admin::reindex(&app, &out, verify),
                 Command::Serve(_) => unreachable!("handled above"),
             })

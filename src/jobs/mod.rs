@@ -34,6 +34,9 @@ pub enum Task {
     Verify(i64),
 }
 
+/// A schedule's run to start: its id, and what started it.
+type RunRequest = (i64, schedule::Trigger);
+
 /// Live state of one queued or running job.
 #[derive(Debug, Default)]
 pub struct Tracker {
@@ -54,10 +57,7 @@ pub struct Jobs {
     /// scheduler runs the schedules.
     scheduling: AtomicBool,
     /// Schedule runs asked for, for the scheduler to start.
-    runs: (
-        Sender<(i64, schedule::Trigger)>,
-        Receiver<(i64, schedule::Trigger)>,
-    ),
+    runs: (Sender<RunRequest>, Receiver<RunRequest>),
 }
 
 impl Default for Jobs {

@@ -23,6 +23,8 @@ const LATE_AFTER_SECS: i64 = 60;
 /// How often the scheduler looks for due schedules, and a waiting run tries again.
 const POLL: Duration = Duration::from_secs(1);
 const RETRY_BUSY: Duration = Duration::from_secs(2);
+/// How often runs whose process died are looked for.
+const RECOVER_EVERY: Duration = Duration::from_secs(15);
 
 /// What started a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,11 +82,15 @@ pub fn start_scheduler(app: &Arc<App>) -> std::thread::JoinHandle<()> {
 }
 
 fn scheduler(app: &Arc<App>) {
-    if let Err(e) = recover(app) {
-        log::error!("cannot recover the schedules' runs: {e}");
-    }
     let mut starting = true;
+    let mut last_recovery: Option<Instant> = None;
     while !app.jobs.closing.load(Ordering::SeqCst) {
+        if last_recovery.is_none_or(|t| t.elapsed() >= RECOVER_EVERY) {
+            last_recovery = Some(Instant::now());
+            if let Err(e) = recover(app, starting) {
+                log::error!("cannot recover the schedules' runs: {e}");
+            }
+        }
         if let Err(e) = start_due(app, starting) {
             log::warn!("cannot start the schedules that are due: {e}");
         }
@@ -98,10 +104,25 @@ fn scheduler(app: &Arc<App>) {
     }
 }
 
-/// Schedules left running by a process that stopped: their runs ended with it.
-fn recover(app: &App) -> Result<(), crate::store::Error> {
-    let conn = app.db.conn().map_err(crate::store::Error::from)?;
-    for schedule in store::schedules::processing(&conn)? {
+/// Ends the runs whose process stopped (it was killed, or the machine went down): they are
+/// failed, so that the schedule runs again. At start, a run recorded with this process's
+/// pid belonged to an earlier process that had it.
+pub fn recover(app: &App, starting: bool) -> Result<(), crate::store::Error> {
+    let conn = app.db.conn()?;
+    for (schedule, pid) in store::schedules::processing(&conn)? {
+        let ours = pid == Some(std::process::id() as i64);
+        let alive = match pid {
+            Some(_) if ours => !starting,
+            Some(pid) => super::is_live_hoard(pid),
+            None => false,
+        };
+        if alive {
+            continue;
+        }
+        log::warn!(
+            "the run of schedule {} ended with the process that performed it",
+            schedule.id
+        );
         let run = LastRun {
             outcome: Outcome::Failed,
             reason: Some(Failure::Stopped.to_string()),
@@ -117,7 +138,7 @@ fn recover(app: &App) -> Result<(), crate::store::Error> {
 /// is long past was missed while hoard was not running.
 fn start_due(app: &Arc<App>, starting: bool) -> Result<(), crate::store::Error> {
     let now = app.config.schedule_now();
-    let conn = app.db.conn().map_err(crate::store::Error::from)?;
+    let conn = app.db.conn()?;
     for schedule in store::schedules::due(&conn, now)? {
         let due_at = schedule.next_run_at.unwrap_or(now);
         let next = crate::schedules::next_run(app, &schedule.cron, now);
@@ -250,9 +271,11 @@ fn perform(app: &App, schedule_id: i64) -> Performed {
     );
     let mut last = None;
     let mut first_failure = None;
-    for (i, task) in schedule.tasks.iter().enumerate() {
-        if i > 0 || task.time_offset > 0 {
-            std::thread::sleep(Duration::from_secs(task.time_offset.max(0) as u64));
+    for task in &schedule.tasks {
+        // The wait before a task, cut short when hoard stops.
+        let start = Instant::now() + Duration::from_secs(task.time_offset.max(0) as u64);
+        while Instant::now() < start && !app.jobs.closing.load(Ordering::SeqCst) {
+            std::thread::sleep(POLL.min(start.saturating_duration_since(Instant::now())));
         }
         if app.jobs.closing.load(Ordering::SeqCst) {
             return Err((Failure::Stopped, None));
@@ -320,7 +343,6 @@ fn backup_task(
     let ended = app
         .db
         .conn()
-        .map_err(crate::store::Error::from)
         .and_then(|c| store::backups::by_id(&c, backup.id))
         .map_err(|e| (Failure::from(e), Some(uuid.clone())))?;
     match ended {

@@ -169,15 +169,16 @@ pub fn due(c: &Connection, now: Timestamp) -> Result<Vec<Schedule>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// Schedules left marked as running by a process that stopped.
-pub fn processing(c: &Connection) -> Result<Vec<Schedule>> {
-    let sql = format!("SELECT {COLUMNS} FROM schedules WHERE is_processing = 1");
+/// Schedules marked as running, with the process that performs the run.
+pub fn processing(c: &Connection) -> Result<Vec<(Schedule, Option<i64>)>> {
+    let sql = format!("SELECT {COLUMNS}, run_pid FROM schedules WHERE is_processing = 1");
     let mut stmt = c.prepare_cached(&sql)?;
-    let rows = stmt.query_map([], from_row)?;
+    let rows = stmt.query_map([], |r| Ok((from_row(r)?, r.get(20)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// Marks a schedule as running, unless it is already: returns whether this call did.
+/// Marks a schedule as running in this process, unless it is already: returns whether
+/// this call did.
 pub fn claim(
     c: &Connection,
     id: i64,
@@ -185,9 +186,9 @@ pub fn claim(
     next_run_at: Option<Timestamp>,
 ) -> Result<bool> {
     let changed = c.execute(
-        "UPDATE schedules SET is_processing = 1, last_run_at = ?2, next_run_at = ?3
+        "UPDATE schedules SET is_processing = 1, run_pid = ?4, last_run_at = ?2, next_run_at = ?3
          WHERE id = ?1 AND is_processing = 0",
-        params![id, now, next_run_at],
+        params![id, now, next_run_at, std::process::id()],
     )?;
     Ok(changed == 1)
 }
@@ -195,7 +196,7 @@ pub fn claim(
 /// Records how a run ended, and that the schedule is no longer running.
 pub fn finish(c: &Connection, id: i64, run: &LastRun) -> Result<()> {
     c.execute(
-        "UPDATE schedules SET is_processing = 0, last_outcome = ?2, last_reason = ?3,
+        "UPDATE schedules SET is_processing = 0, run_pid = NULL, last_outcome = ?2, last_reason = ?3,
              last_backup_uuid = ?4, last_catch_up = ?5
          WHERE id = ?1",
         params![
