@@ -269,6 +269,26 @@ def main():
         if "2" not in a.skip:
             log("2. backup smallfiles vs the same pipeline")
             results["2"] = backup_case("backup smallfiles", h, small_id, small, zstd_pipeline, a.rounds, out)
+        if "8" not in a.skip:
+            log("8. deciding that an unchanged smallfiles needs no backup vs find -printf | sha256sum")
+            schedule = h.cli("schedule", "add", small_id, "--name", "bench", "--daily", "04:00",
+                             "--only-if-changed")["attributes"]["id"]
+            # The first run backs up; from then on the tree is unchanged and runs are skipped.
+            h.cli("schedule", "run", small_id, str(schedule))
+
+            def skipped_run():
+                r = timed([HOARD, "--data-dir", h.data, "--json", "schedule", "run", small_id, str(schedule)], env=h.env)
+                run = json.loads(r["stdout"])["attributes"]["last_run"]
+                assert run["outcome"] == "skipped", run
+                return r
+
+            def find_and_hash():
+                return timed("find %s -printf '%%y %%s %%T@ %%m %%P\\n' | sha256sum >/dev/null" % small)
+
+            sh("tar -cf - -C %s . | cat > /dev/null" % small)
+            results["8"] = compare("skip unchanged", a.rounds, skipped_run, find_and_hash)
+            h.cli("schedule", "rm", small_id, str(schedule))
+            h.delete_all(small_id)
         if "4" not in a.skip:
             log("4. gzip backup game vs tar | pigz | tee | sha256sum")
             h.set_compression(game_id, "gzip")
@@ -420,6 +440,7 @@ CASES = {
     "3": ("3. restore `game` (hash verified)", "zstd -d | tar -x", 0.8, "wall"),
     "4": ("4. backup `game` (gzip)", "tar | pigz -p{c} -6 | tee | sha256sum", 0.6, "wall"),
     "5": ("5. download `game` archive (curl, loopback)", "cat to a file", None, "throughput"),
+    "8": ("8. scheduled run skipped, `smallfiles` unchanged (`hoard schedule run`)", "find -printf '%y %s %T@ %m %P' | sha256sum", 1.0, "wall"),
 }
 
 

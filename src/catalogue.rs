@@ -240,6 +240,7 @@ fn put_back(
             completed_at,
             integrity,
             verified_at,
+            is_scheduled: m.is_scheduled,
         },
     )?;
     report.backups_added += 1;

@@ -42,6 +42,9 @@ pub struct Manifest {
     /// Their paths, relative to the server directory.
     #[serde(default)]
     pub unreadable_paths: Vec<String>,
+    /// Made by a schedule.
+    #[serde(default)]
+    pub is_scheduled: bool,
 }
 
 /// A file of the storage directory, as its name says.

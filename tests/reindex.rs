@@ -179,6 +179,7 @@ fn a_lost_database_is_refused_then_rebuilt_by_reindex_with_every_backup() {
             "sha256_hash",
             "bytes",
             "is_locked",
+            "is_scheduled",
             "ignored_files",
             "created_at",
             "compression",

@@ -212,6 +212,7 @@ fn archive_server(
             warnings: output.warnings.clone(),
             unreadable: output.unreadable.len() as u64,
             unreadable_paths: output.unreadable.clone(),
+            is_scheduled: backup.is_scheduled,
         })
     });
     let mut done = backup.clone();

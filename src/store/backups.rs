@@ -482,15 +482,16 @@ pub struct Recovered<'a> {
     pub completed_at: Timestamp,
     pub integrity: Option<Integrity>,
     pub verified_at: Option<Timestamp>,
+    pub is_scheduled: bool,
 }
 
 pub fn insert_recovered(c: &Connection, b: &Recovered) -> Result<()> {
     c.execute(
         "INSERT INTO backups (uuid, server_id, name, ignored_files, status, is_locked, compression,
              sha256_hash, bytes, storage_path, warnings, unreadable, content_bytes, content_files,
-             created_at, completed_at, integrity, verified_at, unreadable_paths)
+             created_at, completed_at, integrity, verified_at, unreadable_paths, is_scheduled)
          VALUES (?1, ?2, ?3, ?4, 'completed', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
-             ?16, ?17, ?18)",
+             ?16, ?17, ?18, ?19)",
         params![
             b.uuid,
             b.server_id,
@@ -510,6 +511,7 @@ pub fn insert_recovered(c: &Connection, b: &Recovered) -> Result<()> {
             b.integrity.map(|i| i.as_str()),
             b.verified_at,
             serde_json::to_string(b.unreadable_paths).expect("strings serialise"),
+            b.is_scheduled,
         ],
     )?;
     Ok(())
