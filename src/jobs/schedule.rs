@@ -170,12 +170,39 @@ fn start_due(app: &Arc<App>, starting: bool) -> Result<(), crate::store::Error> 
 }
 
 fn spawn_run(app: &Arc<App>, schedule_id: i64, trigger: Trigger) {
-    let app = app.clone();
+    let runner = app.clone();
     let spawned = std::thread::Builder::new()
         .name(format!("schedule-{schedule_id}"))
-        .spawn(move || run(&app, schedule_id, trigger));
+        .spawn(move || {
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                run(&runner, schedule_id, trigger);
+            }));
+            if ran.is_err() {
+                log::error!("the run of schedule {schedule_id} panicked");
+                end_unfinished(&runner, schedule_id, trigger);
+            }
+        });
     if let Err(e) = spawned {
         log::error!("cannot start the run of schedule {schedule_id}: {e}");
+        end_unfinished(app, schedule_id, trigger);
+    }
+}
+
+/// Ends a claimed run that could not be performed to its end, so that the schedule runs
+/// again.
+fn end_unfinished(app: &App, schedule_id: i64, trigger: Trigger) {
+    let run = LastRun {
+        outcome: Outcome::Failed,
+        reason: Some("an internal error stopped this run; the log has details".into()),
+        backup_uuid: None,
+        catch_up: trigger == Trigger::CatchUp,
+    };
+    let ended = app
+        .db
+        .conn()
+        .and_then(|conn| store::schedules::finish(&conn, schedule_id, &run));
+    if let Err(e) = ended {
+        log::error!("cannot record the end of the run of schedule {schedule_id}: {e}");
     }
 }
 
