@@ -19,6 +19,7 @@ const routes = [
   { pattern: /^\/login\/?$/, load: () => import('./js/pages/login.js'), public: true, login: true },
   { pattern: /^\/(?:servers\/?)?$/, load: () => import('./js/pages/servers.js'), nav: 'servers' },
   { pattern: /^\/servers\/([^/]+)\/users\/?$/, load: () => import('./js/pages/subusers.js'), nav: 'servers' },
+  { pattern: /^\/servers\/([^/]+)\/schedules\/?$/, load: () => import('./js/pages/schedules.js'), nav: 'servers' },
   { pattern: /^\/servers\/([^/]+)\/?$/, load: () => import('./js/pages/backups.js'), nav: 'servers' },
   { pattern: /^\/admin\/servers\/?$/, load: () => import('./js/pages/admin-servers.js'), admin: true, nav: 'admin-servers' },
   { pattern: /^\/admin\/users\/?$/, load: () => import('./js/pages/admin-users.js'), admin: true, nav: 'admin-users' },
@@ -257,10 +258,11 @@ document.addEventListener('click', (event) => {
 
 window.addEventListener('popstate', () => render());
 
-// Relative times ("3 minutes ago") stay fresh.
+// Relative times ("3 minutes ago", "in 3 h") stay fresh.
 setInterval(() => {
   for (const el of document.querySelectorAll('time[data-relative]')) {
-    el.textContent = format.ago(el.getAttribute('datetime'));
+    const iso = el.getAttribute('datetime');
+    el.textContent = el.dataset.relative === 'until' ? format.until(iso) : format.ago(iso);
   }
 }, 20000);
 

@@ -79,6 +79,8 @@ const ICONS = {
   archive: ['M3.5 5h17v4h-17z', 'M5 9v10h14V9', 'M10 13h4'],
   arrowLeft: ['M19 12H5', 'M11 6l-6 6 6 6'],
   shield: ['M12 3l8 3v6c0 4.5-3.4 8-8 9-4.6-1-8-4.5-8-9V6z'],
+  clock: ['M12 21a9 9 0 1 0 0-18 9 9 0 0 0 0 18z', 'M12 7v5l3.5 2'],
+  play: ['M8 5.5v13l10.5-6.5z'],
 };
 
 /** An inline SVG icon, hidden from assistive technology (its button carries the name). */

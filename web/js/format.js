@@ -55,6 +55,20 @@ export function ago(iso, now = Date.now()) {
   return relative.format(Math.round(seconds / 60), 'minute');
 }
 
+/**
+ * How long until a time, in short words: "in 45 min", "in 3 h", "in 2 d"; "due now" once
+ * it has come (a run that is about to start).
+ */
+export function until(iso, now = Date.now()) {
+  if (!iso) return '—';
+  const minutes = Math.round((Date.parse(iso) - now) / 60000);
+  if (minutes <= 0) return 'due now';
+  if (minutes < 60) return `in ${minutes} min`;
+  const hrs = Math.round(minutes / 60);
+  if (hrs < 48) return `in ${hrs} h`;
+  return `in ${Math.round(hrs / 24)} d`;
+}
+
 const exactFormat = new Intl.DateTimeFormat('en-GB', {
   weekday: 'short', year: 'numeric', month: 'short', day: 'numeric',
   hour: '2-digit', minute: '2-digit', second: '2-digit', timeZoneName: 'short',

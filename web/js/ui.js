@@ -275,11 +275,12 @@ export function clearFieldErrors(form) {
 /**
  * Opens a modal dialog holding a form. `onSubmit(form, ctx)` runs with the submit button
  * busy; a thrown error is shown inside the dialog; resolving closes it, unless it returns
- * `false`. Returns { dialog, form, close }.
+ * `false`. Focus starts in the first field, else on the submit button, or on Cancel with
+ * `focusCancel`. Returns { dialog, form, close }.
  */
 export function formDialog({
   title, intro = null, body = [], submitLabel = 'Save', submitKind = 'primary',
-  cancelLabel = 'Cancel', onSubmit, testid = null, wide = false, onClose = null,
+  cancelLabel = 'Cancel', onSubmit, testid = null, wide = false, onClose = null, focusCancel = false,
 }) {
   const titleId = uid('dlg');
   const opener = document.activeElement;
@@ -337,14 +338,17 @@ export function formDialog({
   document.body.append(dialog);
   dialog.showModal();
   const first = form.querySelector('.dialog-body input:not([type=hidden]):not([disabled]), .dialog-body textarea, .dialog-body select');
-  if (first) first.focus();
+  // A destructive confirmation starts on Cancel, so a stray Enter changes nothing.
+  if (focusCancel) cancel.focus();
+  else if (first) first.focus();
   else submit.focus();
   return { dialog, form, close, submit, notices };
 }
 
 /** A confirmation dialog; `onConfirm` runs with the confirm button busy. */
-export function confirmDialog({ title, message, confirmLabel = 'Confirm', danger = false, onConfirm, testid = null, extra = [] }) {
+export function confirmDialog({ title, message, confirmLabel = 'Confirm', danger = false, onConfirm, testid = null, extra = [], focusCancel = false }) {
   return formDialog({
+    focusCancel,
     title,
     intro: typeof message === 'string' ? h('p', { class: 'dialog-intro', text: message }) : message,
     body: extra,

@@ -6,7 +6,7 @@ import {
   button, busy, checkbox, confirmDialog, copyButton, field, formDialog, keepFocus,
   notify, setUnavailable, explainIfUnavailable, showError, timeAgo, announce,
 } from '../ui.js';
-import { serverStateBadge, backupStatusBadge } from './common.js';
+import { serverStateBadge, backupStatusBadge, serverTabs } from './common.js';
 
 /** Finished with an archive recorded, whatever became of it since. */
 const COMPLETED = ['completed', 'completed_with_warnings', 'missing', 'corrupt'];
@@ -63,7 +63,7 @@ export function render(ctx) {
   const title = h('h1', { class: 'server-title' }, 'Server');
   const stateSlot = h('span', { class: 'server-state' });
   const subline = h('p', { class: 'page-sub muted' });
-  const tabs = h('nav', { class: 'tabs', 'aria-label': 'Server sections', hidden: true });
+  const tabs = h('div', {});
   const banner = h('div', { class: 'banner-slot' });
   const createBtn = button('Create backup', { kind: 'primary', iconName: 'plus', attrs: { 'data-testid': 'create-backup', 'data-focus-key': 'create' } });
   const createReasonId = uid('reason');
@@ -242,12 +242,11 @@ export function render(ctx) {
       h('span', { class: 'mono', text: s.identifier }),
       s.description ? h('span', { text: ` · ${s.description}` }) : null,
       st.meta.is_server_owner ? h('span', { text: ' · You own this server' }) : null);
-    const canManage = st.meta.is_server_owner || ctx.user.admin;
-    tabs.hidden = !canManage;
-    if (canManage && !tabs.firstChild) {
-      tabs.append(
-        h('a', { href: `/servers/${seg(identifier)}`, class: 'tab', 'aria-current': 'page' }, icon('archive'), 'Backups'),
-        h('a', { href: `/servers/${seg(identifier)}/users`, class: 'tab' }, icon('users'), 'Subusers'));
+    // Drawn once: polling redraws the rows, not the tabs.
+    if (!tabs.firstChild) {
+      const canManage = st.meta.is_server_owner || ctx.user.admin;
+      const nav = serverTabs({ identifier, current: 'backups', canManage, perms: st.perms });
+      if (nav) tabs.append(nav);
     }
     drawCreate();
     drawBanner();
@@ -393,7 +392,8 @@ export function render(ctx) {
     });
     const nameCell = h('td', { class: 'cell-primary', 'data-label': 'Name' },
       h('div', { class: 'name-wrap' }, toggle,
-        b.is_locked ? h('span', { class: 'lock-mark', role: 'img', 'aria-label': 'Locked', title: 'Locked: it cannot be deleted until it is unlocked', 'data-testid': 'locked-icon' }, icon('lock')) : null));
+        b.is_locked ? h('span', { class: 'lock-mark', role: 'img', 'aria-label': 'Locked', title: 'Locked: it cannot be deleted until it is unlocked', 'data-testid': 'locked-icon' }, icon('lock')) : null,
+        b.is_scheduled ? h('span', { class: 'badge badge-neutral badge-small', title: 'Made by a schedule', 'data-testid': 'scheduled-mark' }, icon('clock'), 'Scheduled') : null));
 
     // Status
     const statusCell = h('td', { 'data-label': 'Status', 'data-testid': 'backup-status', 'data-status': b.status });

@@ -1,4 +1,4 @@
-// Pieces several pages share: status badges and permission descriptions.
+// Pieces several pages share: status badges, permission descriptions and a server's header.
 
 import { h, icon } from '../dom.js';
 import { badge } from '../ui.js';
@@ -9,6 +9,10 @@ export const PERMISSIONS = [
   ['backup.download', 'Download backups', 'Get download links for finished backup archives.'],
   ['backup.delete', 'Delete and lock backups', 'Delete backups, and lock or unlock them (locked backups cannot be deleted).'],
   ['backup.restore', 'Restore backups', 'Replace the server\'s files with a backup\'s contents.'],
+  ['schedule.read', 'View schedules', 'See when the server is backed up automatically, and how the last scheduled backups went.'],
+  ['schedule.create', 'Create schedules', 'Add new automatic backup schedules.'],
+  ['schedule.update', 'Change schedules', 'Edit, pause and resume schedules, and run one now.'],
+  ['schedule.delete', 'Delete schedules', 'Remove schedules (their backups are kept).'],
 ];
 
 export function permissionLabel(name) {
@@ -53,9 +57,23 @@ export function permissionFieldset(selected = ['backup.read']) {
   return { el: fieldset, values: () => boxes.filter((b) => b.checked).map((b) => b.value) };
 }
 
-/** Heading and tabs shared by a server's pages. */
-export function serverHeader(server, { identifier, current, canManage, actions = null }) {
+/**
+ * The tabs of a server's pages: Schedules for those who may see them, Subusers for the
+ * owner and administrators. Null when Backups would be the only tab.
+ */
+export function serverTabs({ identifier, current, canManage, perms }) {
   const seg = encodeURIComponent(identifier);
+  const tab = (href, key, iconName, label) => h('a', { href, class: 'tab', 'aria-current': current === key ? 'page' : undefined }, icon(iconName), label);
+  const extra = [
+    perms.has('schedule.read') ? tab(`/servers/${seg}/schedules`, 'schedules', 'clock', 'Schedules') : null,
+    canManage ? tab(`/servers/${seg}/users`, 'users', 'users', 'Subusers') : null,
+  ].filter(Boolean);
+  if (!extra.length) return null;
+  return h('nav', { class: 'tabs', 'aria-label': 'Server sections' }, tab(`/servers/${seg}`, 'backups', 'archive', 'Backups'), extra);
+}
+
+/** Heading and tabs shared by a server's pages. */
+export function serverHeader(server, { identifier, current, canManage, perms, actions = null }) {
   return h('div', { class: 'server-head' },
     h('div', { class: 'page-head' },
       h('div', { class: 'page-head-text' },
@@ -64,7 +82,13 @@ export function serverHeader(server, { identifier, current, canManage, actions =
         h('p', { class: 'page-sub muted' }, h('span', { class: 'mono', text: server.identifier }),
           server.description ? ` · ${server.description}` : '')),
       actions ? h('div', { class: 'page-actions' }, actions) : null),
-    canManage ? h('nav', { class: 'tabs', 'aria-label': 'Server sections' },
-      h('a', { href: `/servers/${seg}`, class: 'tab', 'aria-current': current === 'backups' ? 'page' : undefined }, icon('archive'), 'Backups'),
-      h('a', { href: `/servers/${seg}/users`, class: 'tab', 'aria-current': current === 'users' ? 'page' : undefined }, icon('users'), 'Subusers')) : null);
+    serverTabs({ identifier, current, canManage, perms }));
+}
+
+/**
+ * When something is due, as "in 3 h" with the exact local time on hover; the app keeps the
+ * words fresh.
+ */
+export function untilTime(iso, format, attrs = {}) {
+  return h('time', { datetime: iso, title: format.exact(iso), 'data-relative': 'until', text: format.until(iso), ...attrs });
 }

@@ -3,7 +3,7 @@
 import { h, icon } from '../dom.js';
 import { api } from '../api.js';
 import { badge, showError, timeAgo } from '../ui.js';
-import { serverStateBadge, backupStatusBadge } from './common.js';
+import { serverStateBadge, backupStatusBadge, untilTime } from './common.js';
 
 const POLL_MS = 3000;
 
@@ -48,6 +48,29 @@ export function render(ctx) {
     return h('span', { class: 'muted', text: 'Never' });
   }
 
+  /**
+   * The next scheduled backup, and a warning when the last scheduled run failed or was
+   * missed. `schedules` is null without the permission to see schedules.
+   */
+  function nextBackup(s) {
+    const sch = s.schedules;
+    if (!sch) return h('span', { class: 'muted', title: 'Seeing schedules needs the permission to view them.', text: '—' });
+    const href = `/servers/${encodeURIComponent(s.identifier)}/schedules`;
+    let when;
+    if (sch.next_run_at) when = h('span', { 'data-testid': 'server-next-backup' }, 'Next backup ', untilTime(sch.next_run_at, format));
+    else when = h('span', { class: 'muted', 'data-testid': 'server-next-backup', text: sch.count ? 'No active schedule' : 'No schedule' });
+    const p = sch.problem;
+    let problem = null;
+    if (p) {
+      const text = p.outcome === 'missed'
+        ? `Last scheduled backup was missed${p.reason ? `: ${p.reason}` : ''}`
+        : `Last scheduled backup failed${p.reason ? `: ${p.reason}` : ''}`;
+      problem = h('a', { href, class: 'schedule-problem', 'data-testid': 'server-schedule-problem', title: `${p.schedule}, ${format.exact(p.at)}` },
+        icon('warning'), h('span', { text }));
+    }
+    return h('div', { class: 'next-backup' }, when, problem);
+  }
+
   function draw(servers, paths) {
     if (!servers.length) {
       body.replaceChildren(h('div', { class: 'empty-state card' },
@@ -79,6 +102,7 @@ export function render(ctx) {
             meter)),
         h('td', { 'data-label': 'Last backup' },
           lastBackup(last, s.backup_count)),
+        h('td', { 'data-label': 'Schedule' }, nextBackup(s)),
         h('td', { 'data-label': 'State' }, serverStateBadge(s) || badge('Ready', 'neutral', { class: 'badge badge-neutral badge-quiet' })));
     });
     body.replaceChildren(h('div', { class: 'card table-card' },
@@ -89,6 +113,7 @@ export function render(ctx) {
           showPath ? h('th', { scope: 'col', text: 'Path' }) : null,
           h('th', { scope: 'col', text: 'Backups' }),
           h('th', { scope: 'col', text: 'Last backup' }),
+          h('th', { scope: 'col', text: 'Schedule' }),
           h('th', { scope: 'col', text: 'State' }))),
         h('tbody', {}, rows))),
     h('p', { class: 'table-foot muted', text: format.plural(servers.length, 'server') }));

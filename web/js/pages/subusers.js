@@ -24,7 +24,8 @@ export function render(ctx) {
       ctx.setTitle(`${server.name} · Subusers`);
       const addBtn = button('Add subuser', { kind: 'primary', iconName: 'plus', attrs: { 'data-testid': 'add-subuser' } });
       addBtn.addEventListener('click', openAdd);
-      root.replaceChildren(serverHeader(server, { identifier, current: 'users', canManage, actions: canManage ? addBtn : null }), body);
+      const perms = new Set((s.meta && s.meta.user_permissions) || []);
+      root.replaceChildren(serverHeader(server, { identifier, current: 'users', canManage, perms, actions: canManage ? addBtn : null }), body);
       if (!canManage) {
         body.replaceChildren(h('div', { class: 'empty-state card' },
           h('h2', { text: 'Only the owner manages subusers' }),
