@@ -19,6 +19,7 @@ pub struct App {
     pub secret: [u8; 32],
     pub login_throttle: auth::LoginThrottle,
     pub jobs: crate::jobs::Jobs,
+    pub notifier: crate::notify::deliver::Notifier,
 }
 
 /// What the first start of a data directory made and must tell the user once.
@@ -63,6 +64,7 @@ impl App {
             secret,
             login_throttle: auth::LoginThrottle::default(),
             jobs: crate::jobs::Jobs::default(),
+            notifier: crate::notify::deliver::Notifier::default(),
         };
         let admin_password = app.create_first_admin()?;
         Ok((app, FirstStart { admin_password }))

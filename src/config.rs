@@ -137,6 +137,11 @@ pub struct Settings {
         allow_negative_numbers = true
     )]
     pub schedule_clock_offset_secs: Option<i64>,
+
+    /// Longest wait between two attempts to deliver a notification a channel did not take,
+    /// in seconds; attempts stop a day after the notification was queued [default: 300].
+    #[arg(long, env = "HOARD_NOTIFY_RETRY_MAX_SECS", value_name = "SECS")]
+    pub notify_retry_max_secs: Option<u64>,
 }
 
 fn cores() -> usize {
@@ -172,6 +177,7 @@ pub struct Config {
     pub schedule_catch_up: bool,
     pub schedule_wait_secs: u64,
     pub schedule_clock_offset_secs: i64,
+    pub notify_retry_max_secs: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -239,6 +245,7 @@ impl Settings {
             schedule_catch_up,
             schedule_wait_secs,
             schedule_clock_offset_secs,
+            notify_retry_max_secs,
         )
     }
 }
@@ -285,6 +292,7 @@ impl Config {
             schedule_catch_up: s.schedule_catch_up.unwrap_or(true),
             schedule_wait_secs: s.schedule_wait_secs.unwrap_or(3600),
             schedule_clock_offset_secs: s.schedule_clock_offset_secs.unwrap_or(0),
+            notify_retry_max_secs: s.notify_retry_max_secs.unwrap_or(300),
         };
         config.check()?;
         Ok(config)

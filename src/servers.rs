@@ -348,7 +348,7 @@ pub fn views(c: &Connection, user: &User, only: Option<&Server>) -> Result<Vec<V
         .into_iter()
         .map(|(mut view, (backup, running, last))| {
             if view.access.has(Permission::ScheduleRead) {
-                view.schedules = summaries.remove(&view.server.id);
+                view.schedules = Some(summaries.remove(&view.server.id).unwrap_or_default());
             }
             view.last_backup = backup.and_then(|id| backups.remove(&id));
             view.running_restore = running.and_then(|id| restores.remove(&id));
@@ -443,5 +443,54 @@ pub fn with_defaults(short_id: String, uuid: String, name: String, path: String)
         skip_unreadable: false,
         created_at: now(),
         updated_at: now(),
+    }
+}
+
+/// A server's storage at a glance: what its backups take, its quota, and the free space of
+/// the data filesystem above the reserve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageState {
+    pub used_bytes: i64,
+    pub quota_bytes: Option<i64>,
+    pub free_bytes: u64,
+    /// Why space is running low, in words: 90% of the quota used, or less than twice the
+    /// last backup's size free.
+    pub warning: Option<String>,
+}
+
+/// The share of its quota a server may use before it is warned.
+const QUOTA_WARNING_PERCENT: i64 = 90;
+
+/// Judges a server's storage from what its backups take, the size of its newest backup and
+/// the free space beyond the reserve.
+pub fn storage_state(
+    server: &Server,
+    used_bytes: i64,
+    last_backup_bytes: i64,
+    free_bytes: u64,
+) -> StorageState {
+    use crate::units::bytes;
+    let quota_warning = server.backup_quota_bytes.and_then(|quota| {
+        (used_bytes.saturating_mul(100) >= quota.saturating_mul(QUOTA_WARNING_PERCENT)).then(|| {
+            format!(
+                "Backups use {} of this server's {} quota.",
+                bytes(used_bytes.max(0) as u64),
+                bytes(quota.max(0) as u64)
+            )
+        })
+    });
+    let needed = (last_backup_bytes.max(0) as u64).saturating_mul(2);
+    let space_warning = (last_backup_bytes > 0 && free_bytes < needed).then(|| {
+        format!(
+            "{} free for backups, less than twice the last backup ({}).",
+            bytes(free_bytes),
+            bytes(last_backup_bytes as u64)
+        )
+    });
+    StorageState {
+        used_bytes,
+        quota_bytes: server.backup_quota_bytes,
+        free_bytes,
+        warning: quota_warning.or(space_warning),
     }
 }

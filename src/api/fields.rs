@@ -96,6 +96,15 @@ impl Fields {
         }
     }
 
+    /// Absent: None; null: Some(None).
+    pub fn nullable_string_list(&mut self, name: &str) -> Option<Option<Vec<String>>> {
+        match self.map.get(name) {
+            None => None,
+            Some(Value::Null) => Some(None),
+            Some(_) => self.string_list(name).map(Some),
+        }
+    }
+
     pub fn string_list(&mut self, name: &str) -> Option<Vec<String>> {
         match self.map.get(name) {
             None | Some(Value::Null) => None,

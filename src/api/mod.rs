@@ -8,6 +8,7 @@ mod client;
 mod download;
 mod fields;
 pub mod http;
+mod notifications;
 mod schedules;
 mod session;
 mod transport;
@@ -126,6 +127,9 @@ enum Route<'a> {
     AppServer(&'a str),
     AppUsers,
     AppUser(&'a str),
+    Notifications,
+    Notification(&'a str),
+    NotificationTest(&'a str),
     Download(&'a str),
     Ui,
 }
@@ -179,6 +183,11 @@ fn route<'a>(segs: &'a [&'a str]) -> Option<(Route<'a>, &'static [Method])> {
         ["api", "application", "servers", s] => (Route::AppServer(s), &[Get, Patch, Delete]),
         ["api", "application", "users"] => (Route::AppUsers, &[Get, Post]),
         ["api", "application", "users", u] => (Route::AppUser(u), &[Get, Patch, Delete]),
+        ["api", "application", "notifications"] => (Route::Notifications, &[Get, Post]),
+        ["api", "application", "notifications", n] => {
+            (Route::Notification(n), &[Get, Patch, Delete])
+        }
+        ["api", "application", "notifications", n, "test"] => (Route::NotificationTest(n), &[Post]),
         ["download", "backups", b] => (Route::Download(b), &[Get, Head]),
         ["api", ..] | ["auth", ..] | ["download", ..] => return None,
         _ => (Route::Ui, &[Get, Head]),
@@ -249,6 +258,12 @@ fn dispatch(ctx: &Ctx) -> Result<Response, Failure> {
                 (Route::AppUser(u), Get) => application::show_user(ctx, c, u)?,
                 (Route::AppUser(u), Patch) => application::update_user(ctx, c, u)?,
                 (Route::AppUser(u), _) => application::delete_user(ctx, c, u)?,
+                (Route::Notifications, Get) => notifications::list(ctx, c)?,
+                (Route::Notifications, _) => notifications::create(ctx, c)?,
+                (Route::Notification(n), Get) => notifications::show(ctx, c, n)?,
+                (Route::Notification(n), Patch) => notifications::update(ctx, c, n)?,
+                (Route::Notification(n), _) => notifications::delete(ctx, c, n)?,
+                (Route::NotificationTest(n), _) => notifications::test(ctx, c, n)?,
                 (Route::Login | Route::Logout | Route::Download(_) | Route::Ui, _) => {
                     unreachable!("answered above")
                 }

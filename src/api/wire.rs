@@ -510,3 +510,29 @@ pub fn retention_preview(verdicts: &[(Backup, Verdict)]) -> Value {
     body["meta"] = json!({"keep": kept, "delete": verdicts.len() - kept});
     body
 }
+
+/// A notification channel as admins see it: its URL masked, its secret never shown.
+pub fn notification_channel(
+    c: &crate::store::notifications::Channel,
+    servers: Option<Vec<String>>,
+) -> Value {
+    item(
+        "notification_channel",
+        json!({
+            "id": c.id,
+            "name": c.name,
+            "kind": c.kind,
+            "url": crate::notify::mask_url(&c.url),
+            "has_secret": c.secret.is_some(),
+            "events": c.events,
+            "servers": servers,
+            "is_enabled": c.is_enabled,
+            "pending": c.pending,
+            "last_delivery_at": ts(c.last_delivery_at),
+            "last_error": c.last_error,
+            "last_error_at": ts(c.last_error_at),
+            "created_at": rfc3339(c.created_at),
+            "updated_at": rfc3339(c.updated_at),
+        }),
+    )
+}

@@ -28,6 +28,7 @@ pub fn run(data_dir: &Path, args: ServeArgs) -> CliResult {
     let mut signals = Signals::new([SIGINT, SIGTERM])?;
     let http = HttpServer::start(app.clone())?;
     let jobs = Jobs::start(&app, app.config.job_workers);
+    crate::notify::deliver::start(&app);
     let addr = http
         .local_addr()
         .map_or(app.config.listen.clone(), |a| a.to_string());

@@ -5,6 +5,7 @@ use crate::app::App;
 use crate::archive::{self, Exclusions};
 use crate::error::{Error, Result};
 use crate::model::{Actor, Backup, BackupStatus, Server, event, now};
+use crate::notify;
 use crate::store::{self, TransactionBehavior};
 use serde_json::json;
 use std::time::Duration;
@@ -65,6 +66,8 @@ pub fn run(app: &App, id: i64, tracker: &Tracker) {
                     server.short_id
                 );
             }
+            tell(app, &server, backup.id);
+            storage_check(app, &server);
         }
         Err(failure) => {
             log::warn!(
@@ -76,8 +79,69 @@ pub fn run(app: &App, id: i64, tracker: &Tracker) {
             if let Err(e) = fail(app, &backup, &server, &failure) {
                 log::error!("cannot record the failure of backup {}: {e}", backup.uuid);
             }
+            tell(app, &server, backup.id);
         }
     }
+}
+
+/// After a backup: tells the channels that want to know when the server's storage runs low,
+/// once a day at most per server.
+fn storage_check(app: &App, server: &Server) {
+    let judged = (|| -> Result<crate::servers::StorageState> {
+        let conn = app.db.conn()?;
+        let used = store::backups::completed_bytes(&conn, server.id)?;
+        let last = store::backups::newest_completed_bytes(&conn, server.id)?;
+        let free = app
+            .storage()
+            .free_space()?
+            .saturating_sub(app.config.space_reserve_bytes());
+        Ok(crate::servers::storage_state(server, used, last, free))
+    })();
+    match judged {
+        Ok(state) => {
+            if let Some(warning) = state.warning
+                && app.notifier.first_warning_today(server.id)
+            {
+                let notice = notify::Notice::new(notify::Event::StorageLow, warning, Some(server));
+                notify::emit(app, Some(server.id), &notice);
+            }
+        }
+        Err(e) => log::warn!(
+            "cannot judge the storage of server {}: {e}",
+            server.short_id
+        ),
+    }
+}
+
+/// Notifies the channels that want to know how a backup ended.
+fn tell(app: &App, server: &Server, id: i64) {
+    let Ok(Some(backup)) = app.db.conn().and_then(|c| store::backups::by_id(&c, id)) else {
+        return;
+    };
+    let (event, message) = match backup.status {
+        BackupStatus::Failed => (
+            notify::Event::BackupFailed,
+            format!(
+                "The backup of {} failed: {}",
+                server.name,
+                backup.error.as_deref().unwrap_or("no reason was recorded")
+            ),
+        ),
+        _ => (
+            notify::Event::BackupCompleted,
+            format!(
+                "The backup of {} completed: {}.",
+                server.name,
+                crate::units::bytes(backup.bytes.max(0) as u64)
+            ),
+        ),
+    };
+    let mut notice = notify::Notice::new(event, message, Some(server));
+    notice.backup = Some(notify::BackupRef::of(
+        &backup,
+        notify::since(backup.created_at),
+    ));
+    notify::emit(app, Some(server.id), &notice);
 }
 
 fn hook_timeout(app: &App) -> Duration {
@@ -347,12 +411,15 @@ pub fn fail_by_id(app: &App, id: i64, message: &str) -> Result<()> {
         why: Failure::Stopped(message.to_string()),
         warnings: backup.warnings.clone(),
     };
-    fail(app, &backup, &server, &failure)
+    fail(app, &backup, &server, &failure)?;
+    tell(app, &server, backup.id);
+    Ok(())
 }
 
-/// Fails backups whose job died.
-pub fn reap(app: &App) -> Result<()> {
+/// Fails backups whose job died; returns how many.
+pub fn reap(app: &App) -> Result<usize> {
     let creating = store::backups::creating(&*app.db.conn()?)?;
+    let mut reaped = 0;
     for (backup, pid) in creating {
         let heartbeat = backup.heartbeat_at.unwrap_or(backup.created_at);
         if super::is_dead(app, Task::Backup(backup.id), heartbeat, pid) {
@@ -362,7 +429,8 @@ pub fn reap(app: &App) -> Result<()> {
                 backup.id,
                 "interrupted: hoard stopped while this backup was being created",
             )?;
+            reaped += 1;
         }
     }
-    Ok(())
+    Ok(reaped)
 }

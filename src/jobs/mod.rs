@@ -116,6 +116,11 @@ impl Jobs {
         let _ = self.runs.0.send((schedule_id, trigger));
     }
 
+    /// Whether hoard is stopping: background threads end.
+    pub fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::SeqCst)
+    }
+
     /// Whether this process runs the schedules (`hoard serve`).
     pub fn runs_schedules(&self) -> bool {
         self.scheduling.load(Ordering::SeqCst)
@@ -337,8 +342,18 @@ fn record_heartbeats(app: &App, trackers: &[(Task, Arc<Tracker>)]) -> crate::err
 
 /// Fails (or, for restores, resolves) every job whose process died mid-way.
 pub fn reap(app: &App) -> crate::error::Result<()> {
-    backup::reap(app)?;
-    restore::recover(app)?;
+    let backups = backup::reap(app)?;
+    let restores = restore::recover(app)?;
+    if backups + restores > 0 {
+        let notice = crate::notify::Notice::new(
+            crate::notify::Event::JobsRecovered,
+            format!(
+                "hoard found jobs that stopped with the process running them: {backups} backup(s) marked failed, {restores} restore(s) rolled back or finished."
+            ),
+            None,
+        );
+        crate::notify::emit(app, None, &notice);
+    }
     Ok(())
 }
 

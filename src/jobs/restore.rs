@@ -13,6 +13,7 @@ use super::{Task, Tracker, hooks};
 use crate::app::App;
 use crate::archive::Exclusions;
 use crate::model::{Actor, Backup, Integrity, Server, event, now};
+use crate::notify;
 use crate::restore::swap::{Keep, KeepRule};
 use crate::restore::{self, Limits, Workspace, extract, swap};
 use crate::store::restores::{Restore, Step};
@@ -526,6 +527,25 @@ fn conclude(
     if let Err(e) = recorded {
         log::error!("cannot record the outcome of restore {}: {e}", restore.uuid);
     }
+    let (event, message) = match &error {
+        None => (
+            notify::Event::RestoreCompleted,
+            format!("The restore of {} completed.", server.name),
+        ),
+        Some(e) => (
+            notify::Event::RestoreFailed,
+            format!("The restore of {} failed: {e}", server.name),
+        ),
+    };
+    let mut notice = notify::Notice::new(event, message, Some(server));
+    notice.restore = Some(notify::RestoreRef {
+        uuid: restore.uuid.clone(),
+        backup_uuid: restore.backup_uuid.clone(),
+        successful: error.is_none(),
+        duration_secs: notify::since(restore.started_at),
+        error,
+    });
+    notify::emit(app, Some(server.id), &notice);
 }
 
 /// Fails a restore that never started (hoard stopped first).
@@ -543,7 +563,9 @@ pub fn abandon(app: &App, id: i64, why: &str) -> crate::error::Result<()> {
 /// Rolls back every restore whose process died: before the swap, the server's files were
 /// never touched and the staging is dropped; during it, every entry moved is moved back.
 /// A restore that had finished its swap and was deleting the replaced files is finished.
-pub fn recover(app: &App) -> crate::error::Result<()> {
+/// Returns how many interrupted restores were resolved.
+pub fn recover(app: &App) -> crate::error::Result<usize> {
+    let mut resolved = 0;
     for (restore, pid) in store::restores::succeeded(&*app.db.conn()?)? {
         if super::may_be_running(app, Task::Restore(restore.id), pid)
             || cleaning().contains(&restore.id)
@@ -584,8 +606,9 @@ pub fn recover(app: &App) -> crate::error::Result<()> {
             &server,
             "interrupted: hoard stopped during the restore",
         );
+        resolved += 1;
     }
-    Ok(())
+    Ok(resolved)
 }
 
 fn server_path(app: &App, restore: &Restore) -> crate::error::Result<PathBuf> {

@@ -12,6 +12,7 @@ use crate::archive;
 use crate::backups::{self, Scheduled, Started};
 use crate::error::Error;
 use crate::model::{Actor, BackupStatus, LastRun, Outcome, Schedule, Server, event, rfc3339};
+use crate::notify;
 use crate::store;
 use serde_json::json;
 use std::sync::Arc;
@@ -46,7 +47,8 @@ enum Failure {
     Refused(Error),
     #[error("another backup or restore of the server ran for more than {0} seconds")]
     Busy(u64),
-    #[error("the backup failed: {0}")]
+    /// Why the backup failed, as recorded on it.
+    #[error("{0}")]
     Backup(String),
     #[error("hoard stopped during the run")]
     Stopped,
@@ -155,6 +157,7 @@ fn start_due(app: &Arc<App>, starting: bool) -> Result<(), crate::store::Error> 
             };
             store::schedules::missed(&conn, schedule.id, &run, next)?;
             record_run(&conn, &schedule, &run);
+            tell(app, &schedule, &run);
             continue;
         }
         if store::schedules::claim(&conn, schedule.id, now, next)? {
@@ -243,15 +246,56 @@ pub fn run(app: &App, schedule_id: i64, trigger: Trigger) -> LastRun {
     };
     let recorded = app.db.conn().map_err(Error::from).and_then(|conn| {
         store::schedules::finish(&conn, schedule_id, &run)?;
-        if let Some(schedule) = store::schedules::by_id(&conn, schedule_id)? {
-            record_run(&conn, &schedule, &run);
-        }
-        Ok(())
+        Ok(
+            store::schedules::by_id(&conn, schedule_id)?.inspect(|schedule| {
+                record_run(&conn, schedule, &run);
+            }),
+        )
     });
-    if let Err(e) = recorded {
-        log::error!("cannot record the run of schedule {schedule_id}: {e}");
+    match recorded {
+        Ok(Some(schedule)) => tell(app, &schedule, &run),
+        Ok(None) => {}
+        Err(e) => log::error!("cannot record the run of schedule {schedule_id}: {e}"),
     }
     run
+}
+
+/// Notifies the channels that want to know of a run that made no backup: skipped, missed,
+/// or failed before its backup started. (A backup that ran tells of itself.)
+fn tell(app: &App, schedule: &Schedule, run: &LastRun) {
+    if run.outcome == Outcome::Completed || run.backup_uuid.is_some() {
+        return;
+    }
+    let Ok(Some(server)) = app
+        .db
+        .conn()
+        .and_then(|c| store::servers::by_id(&c, schedule.server_id))
+    else {
+        return;
+    };
+    let reason = run.reason.as_deref().unwrap_or("no reason was recorded");
+    let message = match run.outcome {
+        Outcome::Missed => format!(
+            "The schedule '{}' of {} was missed: {reason}.",
+            schedule.name, server.name
+        ),
+        Outcome::Failed => format!(
+            "The schedule '{}' of {} failed: {reason}.",
+            schedule.name, server.name
+        ),
+        _ => format!(
+            "The schedule '{}' of {} was skipped: {reason}.",
+            schedule.name, server.name
+        ),
+    };
+    let mut notice = notify::Notice::new(notify::Event::ScheduleSkipped, message, Some(&server));
+    notice.schedule = Some(notify::ScheduleRef {
+        id: schedule.id,
+        name: schedule.name.clone(),
+        outcome: run.outcome.as_str().to_string(),
+        reason: run.reason.clone(),
+    });
+    notify::emit(app, Some(server.id), &notice);
 }
 
 /// The activity-log event of a run.
@@ -343,12 +387,12 @@ fn backup_task(
     };
     let wait = Duration::from_secs(app.config.schedule_wait_secs);
     let deadline = Instant::now() + wait;
-    let backup = loop {
+    let (backup, server) = loop {
         let server = load_server(app, schedule.server_id).map_err(|f| (f, None))?;
         let ignored = archive::split_patterns(payload);
         match backups::create_scheduled(app, &server, ignored, scheduled) {
             Ok(Started::Unchanged) => return Ok(Done::Unchanged),
-            Ok(Started::Backup(backup)) => break backup,
+            Ok(Started::Backup(backup)) => break (backup, server),
             Err(Error::Conflict(_)) if Instant::now() < deadline => {
                 if app.jobs.closing.load(Ordering::SeqCst) {
                     return Err((Failure::Stopped, None));
@@ -362,6 +406,13 @@ fn backup_task(
         }
     };
     let uuid = backup.uuid.clone();
+    let mut notice = notify::Notice::new(
+        notify::Event::ScheduledBackupStarted,
+        format!("The scheduled backup of {} started.", server.name),
+        Some(&server),
+    );
+    notice.backup = Some(notify::BackupRef::of(&backup, None));
+    notify::emit(app, Some(schedule.server_id), &notice);
     backups::queue(app, &backup).map_err(|e| (Failure::Refused(e), Some(uuid.clone())))?;
     while !app
         .jobs

@@ -229,6 +229,17 @@ pub fn locked_bytes(c: &Connection, server_id: i64) -> Result<i64> {
     .query_row([server_id], |r| r.get(0))?)
 }
 
+/// The size of the server's newest completed archive; 0 when it has none.
+pub fn newest_completed_bytes(c: &Connection, server_id: i64) -> Result<i64> {
+    Ok(c.prepare_cached(
+        "SELECT bytes FROM backups WHERE server_id = ?1 AND status = 'completed'
+         ORDER BY created_at DESC, id DESC LIMIT 1",
+    )?
+    .query_row([server_id], |r| r.get(0))
+    .optional()?
+    .unwrap_or(0))
+}
+
 /// Total size of a server's completed archives.
 pub fn completed_bytes(c: &Connection, server_id: i64) -> Result<i64> {
     Ok(c.prepare_cached(

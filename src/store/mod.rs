@@ -8,6 +8,7 @@ pub mod activity;
 pub mod backups;
 pub mod keys;
 mod migrate;
+pub mod notifications;
 pub mod restores;
 pub mod retention;
 pub mod schedules;
