@@ -332,7 +332,10 @@ pub fn login(
     let address = login.address.unwrap_or("unknown");
     if let Some(retry_after) = throttle.retry_after(login.username, address) {
         return Err(Error::TooManyRequests {
-            detail: format!("Too many failed logins: try again in {retry_after} seconds."),
+            detail: format!(
+                "Too many failed logins: try again in {}.",
+                crate::units::duration_words(retry_after as i64)
+            ),
             retry_after,
         });
     }

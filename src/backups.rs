@@ -10,6 +10,7 @@ use crate::model::{
     Actor, Backup, BackupStatus, Integrity, Permission, Server, ServerStatus, User, event, now,
 };
 use crate::store::{self, Connection, TransactionBehavior};
+use crate::units;
 use serde_json::json;
 use std::path::Path;
 
@@ -151,7 +152,9 @@ fn start(
     let available = free.saturating_sub(app.config.space_reserve_bytes());
     if available < needed {
         return Err(Error::InsufficientStorage(format!(
-            "Not enough storage space available for backup: the server's files take {needed} bytes and {available} bytes are free beyond the reserve."
+            "Not enough storage space available for backup: {} needed, {} free beyond the reserve.",
+            units::bytes(needed),
+            units::bytes(available)
         )));
     }
     if let Some(quota) = server.backup_quota_bytes {
@@ -165,7 +168,10 @@ fn start(
         };
         if staying.saturating_add(needed as i64) > quota {
             return Err(Error::InsufficientStorage(format!(
-                "This backup would exceed the server's backup quota of {quota} bytes ({used} bytes used)."
+                "This backup would exceed the server's backup quota: {} needed, {} of {} used.",
+                units::bytes(needed),
+                units::bytes(used.max(0) as u64),
+                units::bytes(quota.max(0) as u64)
             )));
         }
     }
@@ -245,7 +251,9 @@ fn may_start(
             let retry_after = (oldest.unwrap_or(now) + window - now).max(1) as u64;
             return Err(Error::TooManyRequests {
                 detail: format!(
-                    "This server may start {throttle} backups every {window} seconds: try again in {retry_after} seconds."
+                    "This server may start {throttle} backups every {}: try again in {}.",
+                    units::duration_words(window),
+                    units::duration_words(retry_after as i64)
                 ),
                 retry_after,
             });

@@ -44,8 +44,9 @@ pub fn start(
         .map_err(unusable)?;
     if free < backup.content_bytes as u64 {
         return Err(Error::InsufficientStorage(format!(
-            "Not enough storage space to restore: the backup holds {} bytes but only {free} bytes are free beside the server directory.",
-            backup.content_bytes
+            "Not enough storage space to restore: {} needed, {} free beside the server directory.",
+            crate::units::bytes(backup.content_bytes.max(0) as u64),
+            crate::units::bytes(free)
         )));
     }
     let uuid = uuid::Uuid::new_v4().to_string();

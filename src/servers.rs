@@ -301,11 +301,18 @@ pub struct View {
     pub last_restore: Option<Restore>,
     /// Its schedules at a glance: only for users with schedule.read.
     pub schedules: Option<store::schedules::Summary>,
+    /// Its storage at a glance: only for users with backup.read.
+    pub storage: Option<StorageState>,
 }
 
 /// The servers `user` may see, or just `only` among them, in a fixed number of queries
-/// whatever their number.
-pub fn views(c: &Connection, user: &User, only: Option<&Server>) -> Result<Vec<View>> {
+/// whatever their number. `free_bytes` is the space free for backups beyond the reserve.
+pub fn views(
+    c: &Connection,
+    user: &User,
+    only: Option<&Server>,
+    free_bytes: u64,
+) -> Result<Vec<View>> {
     let overviews = store::servers::overviews(c, user.id, user.is_admin, only.map(|s| s.id))?;
     let mut views = Vec::with_capacity(overviews.len());
     let (mut backup_ids, mut restore_ids) = (Vec::new(), Vec::new());
@@ -331,6 +338,7 @@ pub fn views(c: &Connection, user: &User, only: Option<&Server>) -> Result<Vec<V
                 running_restore: None,
                 last_restore: None,
                 schedules: None,
+                storage: None,
             },
             ids,
         ));
@@ -344,11 +352,16 @@ pub fn views(c: &Connection, user: &User, only: Option<&Server>) -> Result<Vec<V
         .map(|r| (r.id, r))
         .collect();
     let mut summaries = store::schedules::summaries(c)?;
+    let usage = store::backups::usage(c)?;
     Ok(views
         .into_iter()
         .map(|(mut view, (backup, running, last))| {
             if view.access.has(Permission::ScheduleRead) {
                 view.schedules = Some(summaries.remove(&view.server.id).unwrap_or_default());
+            }
+            if view.access.has(Permission::BackupRead) {
+                let (used, last) = usage.get(&view.server.id).copied().unwrap_or((0, 0));
+                view.storage = Some(storage_state(&view.server, used, last, free_bytes));
             }
             view.last_backup = backup.and_then(|id| backups.remove(&id));
             view.running_restore = running.and_then(|id| restores.remove(&id));

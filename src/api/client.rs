@@ -28,8 +28,14 @@ pub(super) fn actionable(
     Ok((server, access))
 }
 
+/// The space free for backups beyond the reserve.
+fn free_bytes(ctx: &Ctx) -> Result<u64> {
+    let free = ctx.app.storage().free_space()?;
+    Ok(free.saturating_sub(ctx.app.config.space_reserve_bytes()))
+}
+
 pub fn index(ctx: &Ctx, caller: &Caller) -> Result<Response> {
-    let views = servers::views(&*ctx.app.db.conn()?, &caller.user, None)?;
+    let views = servers::views(&*ctx.app.db.conn()?, &caller.user, None, free_bytes(ctx)?)?;
     let items = views
         .iter()
         .map(|v| wire::client_server(v, &caller.user))
@@ -41,7 +47,7 @@ pub fn index(ctx: &Ctx, caller: &Caller) -> Result<Response> {
 pub fn server(ctx: &Ctx, caller: &Caller, id: &str) -> Result<Response> {
     let conn = ctx.app.db.conn()?;
     let (server, _) = auth::visible_server(&conn, &caller.user, id)?;
-    let view = servers::views(&conn, &caller.user, Some(&server))?
+    let view = servers::views(&conn, &caller.user, Some(&server), free_bytes(ctx)?)?
         .pop()
         .ok_or_else(|| Error::not_found("server"))?;
     let mut body =

@@ -214,7 +214,24 @@ fn dispatch(ctx: &Ctx) -> Result<Response, Failure> {
         (route, method) => {
             let caller = ctx.caller()?;
             let c = &caller;
-            match (route, method) {
+            // Taken before the handler reads anything: a change made meanwhile can only
+            // make the next poll fetch again, never hide itself behind this tag.
+            let tag = match (&route, method) {
+                (Route::BackupDownload(..), _) => None,
+                (_, Get) => Some(entity_tag(ctx, c)?),
+                _ => None,
+            };
+            if let Some(tag) = &tag
+                && ctx
+                    .req
+                    .header("if-none-match")
+                    .is_some_and(|v| tag_matches(v, tag))
+            {
+                return Ok(Response::empty(304)
+                    .with_header("ETag", tag.clone())
+                    .with_header("Cache-Control", "private, no-cache"));
+            }
+            let response = match (route, method) {
                 (Route::ClientIndex, _) => client::index(ctx, c)?,
                 (Route::Account, _) => client::account(ctx, c)?,
                 (Route::AccountPassword, _) => client::change_password(ctx, c)?,
@@ -267,10 +284,45 @@ fn dispatch(ctx: &Ctx) -> Result<Response, Failure> {
                 (Route::Login | Route::Logout | Route::Download(_) | Route::Ui, _) => {
                     unreachable!("answered above")
                 }
+            };
+            match tag {
+                Some(tag) if response.status == 200 => response
+                    .with_header("ETag", tag)
+                    .with_header("Cache-Control", "private, no-cache"),
+                _ => response,
             }
         }
     };
     Ok(response)
+}
+
+/// The entity tag of what a GET answers: it changes whenever anything stored changes (the
+/// database's revision), and differs between callers, requests and runs of hoard.
+fn entity_tag(ctx: &Ctx, caller: &Caller) -> Result<String, Error> {
+    use sha2::{Digest, Sha256};
+    static RUN: std::sync::OnceLock<[u8; 16]> = std::sync::OnceLock::new();
+    let run = RUN.get_or_init(auth::random_bytes::<16>);
+    let revision = crate::store::revision(&*ctx.app.db.conn()?)?;
+    let mut hasher = Sha256::new();
+    hasher.update(run);
+    hasher.update(revision.to_le_bytes());
+    hasher.update(caller.user.id.to_le_bytes());
+    hasher.update(ctx.req.path.as_bytes());
+    for (name, value) in &ctx.req.query {
+        hasher.update([0]);
+        hasher.update(name.as_bytes());
+        hasher.update([1]);
+        hasher.update(value.as_bytes());
+    }
+    Ok(format!("\"{}\"", hex::encode(&hasher.finalize()[..12])))
+}
+
+/// Whether an If-None-Match header names `tag` (or is `*`).
+fn tag_matches(header: &str, tag: &str) -> bool {
+    header
+        .split(',')
+        .map(|t| t.trim().trim_start_matches("W/"))
+        .any(|t| t == tag || t == "*")
 }
 
 /// Handles one request, turning errors and panics into the wire format.

@@ -68,8 +68,19 @@ pub fn create(ctx: &Ctx, caller: &Caller) -> Result<Response> {
 pub fn update(ctx: &Ctx, caller: &Caller, channel: &str) -> Result<Response> {
     auth::require_admin(&caller.user)?;
     let request = request(ctx)?;
-    let channel = notify::update(&*ctx.app.db.conn()?, id(channel)?, &request)?;
-    Ok(Response::json(200, &item(ctx, &channel)?))
+    let conn = ctx.app.db.conn()?;
+    let id = id(channel)?;
+    let before = notify::get(&conn, id)?;
+    let channel = notify::update(&conn, id, &request)?;
+    let mut body = item(ctx, &channel)?;
+    // A channel that became a webhook got a secret made for it: shown this once.
+    if before.secret.is_none()
+        && request.secret.is_none()
+        && let Some(secret) = &channel.secret
+    {
+        body["meta"] = json!({"secret": secret});
+    }
+    Ok(Response::json(200, &body))
 }
 
 pub fn delete(ctx: &Ctx, caller: &Caller, channel: &str) -> Result<Response> {

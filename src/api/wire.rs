@@ -212,6 +212,7 @@ pub struct ServerAttributes<'a> {
     restore: Option<RunningRestore<'a>>,
     last_restore: Option<LastRestore<'a>>,
     schedules: Option<Value>,
+    storage: Option<Value>,
 }
 
 #[derive(Serialize)]
@@ -293,6 +294,14 @@ pub fn client_server<'a>(view: &'a View, user: &User) -> Item<ServerAttributes<'
                 error_detail: r.error_detail.as_deref().filter(|_| view.access.is_full()),
                 warning: r.warning.as_deref(),
                 finished_at: r.finished_at.map(rfc3339),
+            }),
+            storage: view.storage.as_ref().map(|s| {
+                json!({
+                    "used_bytes": s.used_bytes,
+                    "quota_bytes": s.quota_bytes,
+                    "free_bytes": s.free_bytes,
+                    "warning": s.warning,
+                })
             }),
             schedules: view.schedules.as_ref().map(|s| {
                 json!({

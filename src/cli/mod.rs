@@ -3,6 +3,7 @@
 
 mod admin;
 mod backup;
+mod notify;
 mod schedule;
 mod serve;
 
@@ -71,6 +72,13 @@ enum Command {
     /// deleted, and deleting happens only right after a backup succeeds.
     #[command(subcommand)]
     Retention(schedule::RetentionCommand),
+    /// Tell people of failed backups and more: a signed webhook, Discord, ntfy or a
+    /// Healthchecks-style ping URL.
+    ///
+    /// These commands change the channels in the data directory; a running `hoard serve`
+    /// delivers the notifications, retrying for a day. `notify test` sends its test itself.
+    #[command(subcommand)]
+    Notify(notify::NotifyCommand),
     /// Rebuild the catalogue (servers and backups) from the manifests beside the archives,
     /// after the database was lost: adds what it lacks, never deletes an archive.
     Reindex {
@@ -78,6 +86,31 @@ enum Command {
         #[arg(long)]
         verify: bool,
     },
+}
+
+/// Rows under a header, in columns as wide as their widest cell.
+fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut table = comfy_table::Table::new();
+    table
+        .load_preset(comfy_table::presets::NOTHING)
+        .set_header(header.to_vec())
+        .add_rows(rows.to_vec());
+    table
+        .lines()
+        .map(|line| line.trim().to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A time as people read it: in hoard's time zone, to the minute.
+fn local(app: &App, t: crate::model::Timestamp) -> String {
+    jiff::Timestamp::from_second(t)
+        .map(|t| {
+            t.to_zoned(app.config.timezone.clone())
+                .strftime("%Y-%m-%d %H:%M %Z")
+                .to_string()
+        })
+        .unwrap_or_default()
 }
 
 /// An error for the user: printed on stderr, exit status 1.
@@ -171,6 +204,7 @@ pub fn main() -> ExitCode {
                 Command::Backup(c) => backup::run(app, &out, &cli.data_dir, c),
                 Command::Schedule(c) => schedule::schedule(app, &out, c),
                 Command::Retention(c) => schedule::retention(&app, &out, c),
+                Command::Notify(c) => notify::run(&app, &out, c),
                 Command::Reindex { verify } => admin::reindex(&app, &out, verify),
                 Command::Serve(_) => unreachable!("handled above"),
             })

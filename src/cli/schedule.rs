@@ -1,13 +1,13 @@
 //! `hoard schedule` and `hoard retention`: a server's backup schedules and which of its
 //! backups are kept, with presets for the usual times so nobody has to write cron by hand.
 
-use super::{CliResult, Failure, Out};
+use super::{CliResult, Failure, Out, local, table};
 use crate::api::wire;
 use crate::app::App;
 use crate::auth::Access;
 use crate::jobs::Jobs;
 use crate::jobs::schedule::Trigger;
-use crate::model::{Actor, Backup, Cron, LastRun, Outcome, Schedule, Server, Timestamp};
+use crate::model::{Actor, Backup, Cron, LastRun, Outcome, Schedule, Server};
 use crate::retention::{self, Policy, Verdict, Within};
 use crate::schedules::{self, ScheduleRequest, TaskRequest};
 use crate::servers;
@@ -209,47 +209,6 @@ fn with_cron(cron: Option<Cron>, request: ScheduleRequest) -> ScheduleRequest {
         },
         None => request,
     }
-}
-
-/// A time as people read it: in hoard's time zone, to the minute.
-fn local(app: &App, t: Timestamp) -> String {
-    jiff::Timestamp::from_second(t)
-        .map(|t| {
-            t.to_zoned(app.config.timezone.clone())
-                .strftime("%Y-%m-%d %H:%M %Z")
-                .to_string()
-        })
-        .unwrap_or_default()
-}
-
-/// Rows under a header, each column as wide as its widest cell.
-fn table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let widths: Vec<usize> = (0..header.len())
-        .map(|i| {
-            rows.iter()
-                .map(|r| r[i].chars().count())
-                .chain([header[i].len()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let line = |cells: Vec<&str>| {
-        cells
-            .iter()
-            .zip(&widths)
-            .map(|(cell, width)| format!("{cell:<width$}"))
-            .collect::<Vec<_>>()
-            .join("  ")
-            .trim_end()
-            .to_string()
-    };
-    std::iter::once(line(header.to_vec()))
-        .chain(
-            rows.iter()
-                .map(|r| line(r.iter().map(String::as_str).collect())),
-        )
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// The schedule as the API gives it.

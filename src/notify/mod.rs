@@ -325,7 +325,7 @@ fn check(c: &Connection, request: &ChannelRequest, current: Option<&Channel>) ->
             "The url must be an http:// or https:// address with a host.",
         ));
     }
-    let events = request
+    let mut events = request
         .events
         .clone()
         .or_else(|| current.map(|c| c.events.clone()))
@@ -335,6 +335,23 @@ fn check(c: &Connection, request: &ChannelRequest, current: Option<&Channel>) ->
                 .map(|e| e.as_str().to_string())
                 .collect()
         });
+    events.sort_by_key(|e| Event::parse(e).map(|e| e as u8));
+    events.dedup();
+    // A Healthchecks-style channel's pings do not depend on its events.
+    if events.is_empty() && kind != Kind::Healthchecks {
+        errors.push(FieldError::new(
+            "events",
+            "required",
+            "Choose at least one event for the channel to be told of.",
+        ));
+    }
+    if request.secret.as_deref().is_some_and(|s| !s.is_empty()) && kind != Kind::Webhook {
+        errors.push(FieldError::new(
+            "secret",
+            "prohibited",
+            "Only webhooks are signed: leave the secret out for this kind.",
+        ));
+    }
     for event in &events {
         if Event::parse(event).is_none() {
             errors.push(FieldError::new(
@@ -403,8 +420,9 @@ fn valid_url(url: &str) -> bool {
         .strip_prefix("https://")
         .or_else(|| url.strip_prefix("http://"));
     rest.is_some_and(|r| {
-        let host = r.split(['/', '?', '#']).next().unwrap_or("");
-        !host.is_empty() && !host.contains(char::is_whitespace)
+        let authority = r.split(['/', '?', '#']).next().unwrap_or("");
+        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        !host.is_empty() && !host.starts_with(':')
     }) && !url.contains(char::is_whitespace)
 }
 
@@ -472,7 +490,12 @@ pub fn send_test(app: &App, id: i64) -> Result<std::result::Result<(), String>> 
 /// characters (webhook URLs carry their token in the path).
 pub fn mask_url(url: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let (host, path) = rest.split_at(rest.find(['/', '?', '#']).unwrap_or(rest.len()));
+    let (authority, path) = rest.split_at(rest.find(['/', '?', '#']).unwrap_or(rest.len()));
+    // A user name and password before the host are hidden whole.
+    let host = match authority.rsplit_once('@') {
+        Some((_, host)) => format!("…@{host}"),
+        None => authority.to_string(),
+    };
     if path.chars().count() <= 4 {
         return format!("{scheme}://{host}{path}");
     }
@@ -518,6 +541,10 @@ mod tests {
         );
         assert_eq!(mask_url("https://ntfy.sh/ab"), "https://ntfy.sh/ab");
         assert_eq!(mask_url("http://hc.local"), "http://hc.local");
+        assert_eq!(
+            mask_url("https://user:pw@hc.example/ping/abcd1234"),
+            "https://…@hc.example/…1234"
+        );
     }
 
     #[test]
@@ -527,5 +554,7 @@ mod tests {
         assert!(!valid_url("ftp://x"));
         assert!(!valid_url("https://"));
         assert!(!valid_url("https://a b"));
+        assert!(!valid_url("http://:80"));
+        assert!(!valid_url("https://user:pw@"));
     }
 }

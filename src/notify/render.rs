@@ -149,7 +149,8 @@ fn ntfy(url: &str, notice: &Notice) -> Request {
 }
 
 /// `/start` when a scheduled backup starts, the bare URL when it succeeded (a run skipped
-/// because nothing changed succeeded too), `/fail` otherwise.
+/// because nothing changed succeeded too), `/fail` otherwise; a test goes to `/log`, which
+/// records it without marking the check up or down.
 fn healthchecks(url: &str, notice: &Notice) -> Request {
     let nothing_changed = notice.schedule.as_ref().is_some_and(|s| {
         s.outcome == "skipped"
@@ -159,7 +160,8 @@ fn healthchecks(url: &str, notice: &Notice) -> Request {
     });
     let suffix = match notice.event {
         Event::ScheduledBackupStarted => "/start",
-        Event::BackupCompleted | Event::Test => "",
+        Event::BackupCompleted => "",
+        Event::Test => "/log",
         Event::ScheduleSkipped if nothing_changed => "",
         _ => "/fail",
     };

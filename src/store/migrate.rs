@@ -33,6 +33,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0008_notifications",
         include_str!("../../sql/0008_notifications.sql"),
     ),
+    ("0009_revision", include_str!("../../sql/0009_revision.sql")),
 ];
 
 pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;

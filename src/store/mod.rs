@@ -25,6 +25,13 @@ pub use rusqlite::{Connection, TransactionBehavior};
 
 pub type Conn = r2d2::PooledConnection<Manager>;
 
+/// The database's revision: it changes whenever anything a page shows changes (see
+/// `sql/0009_revision.sql`).
+pub fn revision(c: &Connection) -> Result<i64> {
+    Ok(c.prepare_cached("SELECT value FROM revision WHERE id = 1")?
+        .query_row([], |r| r.get(0))?)
+}
+
 /// Opens pooled connections with the settings every connection needs.
 #[derive(Debug)]
 pub struct Manager {
