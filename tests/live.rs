@@ -151,3 +151,48 @@ fn the_throttle_says_when_to_try_again_in_words() {
         "{detail}"
     );
 }
+
+#[test]
+fn servers_say_which_hooks_are_set_and_owners_get_username_suggestions() {
+    let hoard = Hoard::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    hoard.add_user("owner", false);
+    let server = hoard.add_server("mc", dir.path(), "owner", &[]);
+    let owner = hoard.api(&hoard.key("owner"));
+    let hooks = |api: &common::Api| {
+        api.get(&format!("/api/client/servers/{server}")).json()["attributes"]["hooks"].clone()
+    };
+    assert_eq!(
+        hooks(&owner),
+        serde_json::json!({"pre_backup": false, "post_backup": false, "pre_restore": false, "post_restore": false})
+    );
+    hoard.cli_ok(&[
+        "server",
+        "update",
+        &server,
+        "--pre-restore",
+        "systemctl stop mc",
+    ]);
+    assert_eq!(hooks(&owner)["pre_restore"], true);
+    let text = owner.get(&format!("/api/client/servers/{server}")).text();
+    assert!(!text.contains("systemctl"), "hook commands are not shown");
+
+    for name in ["alice", "alicia", "bob"] {
+        hoard.add_user(name, false);
+    }
+    let suggest = |api: &common::Api, q: &str| {
+        api.get(&format!("/api/client/servers/{server}/users/suggest?q={q}"))
+    };
+    assert_eq!(
+        suggest(&owner, "ali").json()["data"],
+        serde_json::json!(["alice", "alicia"])
+    );
+    assert_eq!(
+        suggest(&owner, "a").json()["data"],
+        serde_json::json!([]),
+        "two characters at least"
+    );
+    hoard.add_subuser(&server, "bob", "backup.read");
+    let bob = hoard.api(&hoard.key("bob"));
+    suggest(&bob, "ali").assert_error(403, "InsufficientPermissionsException");
+}

@@ -356,6 +356,22 @@ pub fn add_subuser(ctx: &Ctx, caller: &Caller, id: &str) -> Result<Response> {
     Ok(Response::json(200, &wire::subuser(&subuser)))
 }
 
+/// Usernames to suggest while the owner types one, by prefix: at least two characters, at
+/// most ten names, so the list of accounts cannot be read off in one go.
+pub fn suggest_subusers(ctx: &Ctx, caller: &Caller, id: &str) -> Result<Response> {
+    manageable(ctx, caller, id)?;
+    let prefix = ctx.req.query("q").unwrap_or_default().trim();
+    let names = if prefix.chars().count() < 2 {
+        Vec::new()
+    } else {
+        store::users::usernames_starting(&*ctx.app.db.conn()?, prefix, 10)?
+    };
+    Ok(Response::json(
+        200,
+        &json!({"object": "list", "data": names}),
+    ))
+}
+
 pub fn show_subuser(ctx: &Ctx, caller: &Caller, id: &str, user_uuid: &str) -> Result<Response> {
     let server = manageable(ctx, caller, id)?;
     Ok(Response::json(

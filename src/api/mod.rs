@@ -114,6 +114,7 @@ enum Route<'a> {
     BackupLock(&'a str, &'a str),
     BackupVerify(&'a str, &'a str),
     Subusers(&'a str),
+    SubuserSuggestions(&'a str),
     Subuser(&'a str, &'a str),
     Schedules(&'a str),
     SchedulePreview(&'a str),
@@ -160,6 +161,9 @@ fn route<'a>(segs: &'a [&'a str]) -> Option<(Route<'a>, &'static [Method])> {
             (Route::BackupVerify(s, b), &[Post])
         }
         ["api", "client", "servers", s, "users"] => (Route::Subusers(s), &[Get, Post]),
+        ["api", "client", "servers", s, "users", "suggest"] => {
+            (Route::SubuserSuggestions(s), &[Get])
+        }
         ["api", "client", "servers", s, "users", u] => (Route::Subuser(s, u), &[Get, Post, Delete]),
         ["api", "client", "servers", s, "schedules"] => (Route::Schedules(s), &[Get, Post]),
         ["api", "client", "servers", s, "schedules", "preview"] => {
@@ -249,6 +253,7 @@ fn dispatch(ctx: &Ctx) -> Result<Response, Failure> {
                 (Route::BackupVerify(s, b), _) => client::verify_backup(ctx, c, s, b)?,
                 (Route::Subusers(s), Get) => client::list_subusers(ctx, c, s)?,
                 (Route::Subusers(s), _) => client::add_subuser(ctx, c, s)?,
+                (Route::SubuserSuggestions(s), _) => client::suggest_subusers(ctx, c, s)?,
                 (Route::Subuser(s, u), Get) => client::show_subuser(ctx, c, s, u)?,
                 (Route::Subuser(s, u), Post) => client::update_subuser(ctx, c, s, u)?,
                 (Route::Subuser(s, u), _) => client::remove_subuser(ctx, c, s, u)?,

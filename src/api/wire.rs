@@ -213,6 +213,8 @@ pub struct ServerAttributes<'a> {
     last_restore: Option<LastRestore<'a>>,
     schedules: Option<Value>,
     storage: Option<Value>,
+    /// Which hooks are set (not their commands): what a backup or restore will really do.
+    hooks: Value,
 }
 
 #[derive(Serialize)]
@@ -294,6 +296,12 @@ pub fn client_server<'a>(view: &'a View, user: &User) -> Item<ServerAttributes<'
                 error_detail: r.error_detail.as_deref().filter(|_| view.access.is_full()),
                 warning: r.warning.as_deref(),
                 finished_at: r.finished_at.map(rfc3339),
+            }),
+            hooks: json!({
+                "pre_backup": s.hooks.pre_backup.is_some(),
+                "post_backup": s.hooks.post_backup.is_some(),
+                "pre_restore": s.hooks.pre_restore.is_some(),
+                "post_restore": s.hooks.post_restore.is_some(),
             }),
             storage: view.storage.as_ref().map(|s| {
                 json!({

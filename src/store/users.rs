@@ -54,6 +54,16 @@ pub fn by_username(c: &Connection, username: &str) -> Result<Option<User>> {
         .optional()?)
 }
 
+/// Up to `limit` usernames that start with `prefix`, in order.
+pub fn usernames_starting(c: &Connection, prefix: &str, limit: i64) -> Result<Vec<String>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT username FROM users WHERE substr(username, 1, length(?1)) = ?1
+         ORDER BY username LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![prefix, limit], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 pub fn list(c: &Connection) -> Result<Vec<User>> {
     let sql = format!("SELECT {COLUMNS} FROM users ORDER BY id");
     let mut stmt = c.prepare_cached(&sql)?;
