@@ -23,6 +23,7 @@ const routes = [
   { pattern: /^\/servers\/([^/]+)\/?$/, load: () => import('./js/pages/backups.js'), nav: 'servers' },
   { pattern: /^\/admin\/servers\/?$/, load: () => import('./js/pages/admin-servers.js'), admin: true, nav: 'admin-servers' },
   { pattern: /^\/admin\/users\/?$/, load: () => import('./js/pages/admin-users.js'), admin: true, nav: 'admin-users' },
+  { pattern: /^\/admin\/notifications\/?$/, load: () => import('./js/pages/admin-notifications.js'), admin: true, nav: 'admin-notifications' },
   { pattern: /^\/account\/?$/, load: () => import('./js/pages/account.js'), nav: 'account' },
 ];
 
@@ -106,7 +107,8 @@ function renderChrome() {
   replace(nav,
     navLink('/servers', 'Servers', 'servers', 'archive'),
     user.admin ? navLink('/admin/servers', 'Manage servers', 'admin-servers', 'server') : null,
-    user.admin ? navLink('/admin/users', 'Users', 'admin-users', 'users') : null);
+    user.admin ? navLink('/admin/users', 'Users', 'admin-users', 'users') : null,
+    user.admin ? navLink('/admin/notifications', 'Notifications', 'admin-notifications', 'bell') : null);
   const logoutBtn = h('button', { type: 'button', class: 'btn btn-ghost btn-small', 'data-testid': 'logout', 'aria-label': 'Log out' }, icon('logout'), h('span', { class: 'btn-label', text: 'Log out' }));
   logoutBtn.addEventListener('click', () => logout(logoutBtn));
   const route = matchRoute(location.pathname);

@@ -81,6 +81,7 @@ const ICONS = {
   shield: ['M12 3l8 3v6c0 4.5-3.4 8-8 9-4.6-1-8-4.5-8-9V6z'],
   clock: ['M12 21a9 9 0 1 0 0-18 9 9 0 0 0 0 18z', 'M12 7v5l3.5 2'],
   play: ['M8 5.5v13l10.5-6.5z'],
+  bell: ['M6 16V11a6 6 0 0 1 12 0v5l1.5 2h-15z', 'M10 20.5a2.2 2.2 0 0 0 4 0'],
 };
 
 /** An inline SVG icon, hidden from assistive technology (its button carries the name). */
