@@ -259,6 +259,8 @@ fn channels_are_for_admins_masked_checked_and_testable() {
         json!({"kind": "ntfy"}),
         json!({"kind": "ntfy", "url": "https://ntfy.sh/t", "events": ["everything"]}),
         json!({"kind": "ntfy", "url": "https://ntfy.sh/t", "servers": ["nope"]}),
+        json!({"kind": "ntfy", "url": "https://ntfy.sh/t", "servers": []}),
+        json!({"kind": "ntfy", "url": "https://ntfy.sh/t", "events": []}),
     ] {
         api.post(CHANNELS, &body.to_string())
             .assert_error(422, "ValidationException");
@@ -277,6 +279,10 @@ fn channels_are_for_admins_masked_checked_and_testable() {
     let closed = TcpListener::bind("127.0.0.1:0").unwrap();
     let dead = format!("http://127.0.0.1:{}/x", closed.local_addr().unwrap().port());
     drop(closed);
+    // A blank URL keeps the saved one.
+    let r = api.patch(&format!("{CHANNELS}/{id}"), r#"{"url": ""}"#);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["attributes"]["url"], a["url"]);
     let r = api.patch(
         &format!("{CHANNELS}/{id}"),
         &json!({"url": dead, "is_enabled": false}).to_string(),

@@ -307,9 +307,11 @@ fn check(c: &Connection, request: &ChannelRequest, current: Option<&Channel>) ->
             Kind::Webhook
         }
     };
+    // A blank URL on a change keeps the saved one, which is only ever shown masked.
     let url = request
         .url
         .clone()
+        .filter(|u| !u.trim().is_empty())
         .or_else(|| current.map(|c| c.url.clone()))
         .unwrap_or_default();
     if url.is_empty() {
@@ -366,6 +368,14 @@ fn check(c: &Connection, request: &ChannelRequest, current: Option<&Channel>) ->
     }
     let servers = match &request.servers {
         Some(None) => None,
+        Some(Some(identifiers)) if identifiers.is_empty() => {
+            errors.push(FieldError::new(
+                "servers",
+                "min:1",
+                "Choose at least one server, or null for every server.",
+            ));
+            None
+        }
         Some(Some(identifiers)) => {
             let mut ids = Vec::new();
             for identifier in identifiers {
