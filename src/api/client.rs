@@ -62,7 +62,7 @@ pub fn account(_ctx: &Ctx, caller: &Caller) -> Result<Response> {
 }
 
 pub fn change_password(ctx: &Ctx, caller: &Caller) -> Result<Response> {
-    let mut f = Fields::new(ctx.req.json_object()?);
+    let mut f = Fields::new(ctx.req.body_object()?);
     let current = f.required_string("current_password");
     let password = f.required_string("password");
     let confirmation = f.string("password_confirmation");
@@ -99,7 +99,7 @@ pub fn list_keys(ctx: &Ctx, caller: &Caller) -> Result<Response> {
 }
 
 pub fn create_key(ctx: &Ctx, caller: &Caller) -> Result<Response> {
-    let mut f = Fields::new(ctx.req.json_object()?);
+    let mut f = Fields::new(ctx.req.body_object()?);
     let description = f.string("description").unwrap_or_default();
     let _ = f.string_list("allowed_ips");
     f.finish()?;
@@ -189,7 +189,7 @@ pub fn show_backup(ctx: &Ctx, caller: &Caller, id: &str, uuid: &str) -> Result<R
 
 pub fn create_backup(ctx: &Ctx, caller: &Caller, id: &str) -> Result<Response> {
     let (server, access) = actionable(ctx, caller, id, Permission::BackupCreate)?;
-    let mut f = Fields::new(ctx.req.json_object()?);
+    let mut f = Fields::new(ctx.req.body_object()?);
     let name = f.string("name");
     let ignored = f.string("ignored");
     let is_locked = f.bool("is_locked").unwrap_or(false);
@@ -242,7 +242,7 @@ pub fn download_link(ctx: &Ctx, caller: &Caller, id: &str, uuid: &str) -> Result
 pub fn restore_backup(ctx: &Ctx, caller: &Caller, id: &str, uuid: &str) -> Result<Response> {
     let (server, access) = actionable(ctx, caller, id, Permission::BackupRestore)?;
     backups::get(&*ctx.app.db.conn()?, &server, uuid)?;
-    let mut f = Fields::new(ctx.req.json_object()?);
+    let mut f = Fields::new(ctx.req.body_object()?);
     let truncate = f.bool("truncate").unwrap_or(true);
     let allow_corrupt = f.bool("allow_corrupt").unwrap_or(false);
     f.finish()?;
@@ -321,7 +321,7 @@ fn read_permissions(f: &mut Fields) -> Option<Vec<Permission>> {
 
 pub fn add_subuser(ctx: &Ctx, caller: &Caller, id: &str) -> Result<Response> {
     let server = manageable(ctx, caller, id)?;
-    let mut f = Fields::new(ctx.req.json_object()?);
+    let mut f = Fields::new(ctx.req.body_object()?);
     let username = f.required_string("username");
     let permissions = read_permissions(&mut f);
     f.finish()?;
@@ -361,7 +361,7 @@ pub fn show_subuser(ctx: &Ctx, caller: &Caller, id: &str, user_uuid: &str) -> Re
 pub fn update_subuser(ctx: &Ctx, caller: &Caller, id: &str, user_uuid: &str) -> Result<Response> {
     let server = manageable(ctx, caller, id)?;
     let existing = subuser_target(ctx, &server, user_uuid)?;
-    let mut f = Fields::new(ctx.req.json_object()?);
+    let mut f = Fields::new(ctx.req.body_object()?);
     let permissions = read_permissions(&mut f);
     f.finish()?;
     let conn = ctx.app.db.conn()?;
