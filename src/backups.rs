@@ -240,7 +240,9 @@ fn may_start(
     let throttle = app.config.throttle_backups;
     if throttle > 0 && !scheduled {
         let window = app.config.throttle_window_secs as i64;
-        let (recent, oldest) = store::backups::created_since(c, server.id, now - window)?;
+        // Deleting a backup does not give its start back: the activity log keeps it.
+        let (recent, oldest) =
+            store::activity::user_backup_starts_since(c, server.id, now - window)?;
         if recent >= throttle as i64 {
             let retry_after = (oldest.unwrap_or(now) + window - now).max(1) as u64;
             return Err(Error::TooManyRequests {

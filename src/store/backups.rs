@@ -198,20 +198,6 @@ pub fn count_creating(c: &Connection, server_id: i64) -> Result<i64> {
     .query_row([server_id], |r| r.get(0))?)
 }
 
-/// Non-failed backups that users requested (not schedules) since `since`, and the oldest
-/// one's time.
-pub fn created_since(
-    c: &Connection,
-    server_id: i64,
-    since: Timestamp,
-) -> Result<(i64, Option<Timestamp>)> {
-    Ok(c.prepare_cached(
-        "SELECT COUNT(*), MIN(created_at) FROM backups
-         WHERE server_id = ?1 AND status != 'failed' AND created_at > ?2 AND is_scheduled = 0",
-    )?
-    .query_row(params![server_id, since], |r| Ok((r.get(0)?, r.get(1)?)))?)
-}
-
 /// Completed backups that are not locked: what rotation may delete to make room.
 pub fn count_rotatable(c: &Connection, server_id: i64) -> Result<i64> {
     Ok(c.prepare_cached(

@@ -29,6 +29,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0007_schedules_retention",
         include_str!("../../sql/0007_schedules_retention.sql"),
     ),
+    (
+        "0008_throttle_starts",
+        include_str!("../../sql/0008_throttle_starts.sql"),
+    ),
 ];
 
 pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;
