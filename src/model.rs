@@ -465,6 +465,7 @@ pub mod event {
     pub const BACKUP_RESTORE_FAILED: &str = "server:backup.restore-failed";
     pub const BACKUP_LOCK: &str = "server:backup.lock";
     pub const BACKUP_UNLOCK: &str = "server:backup.unlock";
+    pub const BACKUP_RENAME: &str = "server:backup.rename";
     pub const BACKUP_VERIFY: &str = "server:backup.verify";
     pub const LOGIN: &str = "auth:success";
     pub const LOGIN_FAILED: &str = "auth:fail";

@@ -217,6 +217,18 @@ pub fn create_backup(ctx: &Ctx, caller: &Caller, id: &str) -> Result<Response> {
     Ok(Response::json(200, &wire::backup(&backup, &access)))
 }
 
+/// Pelican's rename: `{"name": ...}`, with the permission that lets a user delete the
+/// backup.
+pub fn rename_backup(ctx: &Ctx, caller: &Caller, id: &str, uuid: &str) -> Result<Response> {
+    let (server, access) = actionable(ctx, caller, id, Permission::BackupDelete)?;
+    let mut f = Fields::new(ctx.req.body_object()?);
+    let name = f.required_string("name");
+    f.finish()?;
+    let name = name.unwrap_or_default();
+    let backup = backups::rename(ctx.app, &ctx.actor(caller), &server, uuid, &name)?;
+    Ok(Response::json(200, &wire::backup(&backup, &access)))
+}
+
 pub fn delete_backup(ctx: &Ctx, caller: &Caller, id: &str, uuid: &str) -> Result<Response> {
     let (server, _) = actionable(ctx, caller, id, Permission::BackupDelete)?;
     backups::delete(ctx.app, &ctx.actor(caller), &server, uuid)?;

@@ -111,6 +111,7 @@ enum Route<'a> {
     BackupDownload(&'a str, &'a str),
     BackupRestore(&'a str, &'a str),
     BackupLock(&'a str, &'a str),
+    BackupRename(&'a str, &'a str),
     BackupVerify(&'a str, &'a str),
     Subusers(&'a str),
     Subuser(&'a str, &'a str),
@@ -152,6 +153,9 @@ fn route<'a>(segs: &'a [&'a str]) -> Option<(Route<'a>, &'static [Method])> {
             (Route::BackupRestore(s, b), &[Post])
         }
         ["api", "client", "servers", s, "backups", b, "lock"] => (Route::BackupLock(s, b), &[Post]),
+        ["api", "client", "servers", s, "backups", b, "rename"] => {
+            (Route::BackupRename(s, b), &[Put])
+        }
         ["api", "client", "servers", s, "backups", b, "verify"] => {
             (Route::BackupVerify(s, b), &[Post])
         }
@@ -220,6 +224,7 @@ fn dispatch(ctx: &Ctx) -> Result<Response, Failure> {
                 (Route::BackupDownload(s, b), _) => client::download_link(ctx, c, s, b)?,
                 (Route::BackupRestore(s, b), _) => client::restore_backup(ctx, c, s, b)?,
                 (Route::BackupLock(s, b), _) => client::toggle_lock(ctx, c, s, b)?,
+                (Route::BackupRename(s, b), _) => client::rename_backup(ctx, c, s, b)?,
                 (Route::BackupVerify(s, b), _) => client::verify_backup(ctx, c, s, b)?,
                 (Route::Subusers(s), Get) => client::list_subusers(ctx, c, s)?,
                 (Route::Subusers(s), _) => client::add_subuser(ctx, c, s)?,

@@ -356,6 +356,14 @@ pub fn set_locked(c: &Connection, id: i64, locked: bool) -> Result<()> {
     Ok(())
 }
 
+pub fn set_name(c: &Connection, id: i64, name: &str) -> Result<()> {
+    c.execute(
+        "UPDATE backups SET name = ?2 WHERE id = ?1",
+        params![id, name],
+    )?;
+    Ok(())
+}
+
 pub fn delete(c: &Connection, id: i64) -> Result<()> {
     c.execute("DELETE FROM backups WHERE id = ?1", [id])?;
     Ok(())
