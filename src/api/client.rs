@@ -53,6 +53,11 @@ pub fn server(ctx: &Ctx, caller: &Caller, id: &str) -> Result<Response> {
     Ok(Response::json(200, &body))
 }
 
+/// Every permission a subuser may be given, with what it allows; for anyone signed in.
+pub fn permissions(_ctx: &Ctx, _caller: &Caller) -> Result<Response> {
+    Ok(Response::json(200, &wire::permissions()))
+}
+
 pub fn account(_ctx: &Ctx, caller: &Caller) -> Result<Response> {
     let mut body = wire::user(&caller.user);
     if let Some(session) = &caller.session {

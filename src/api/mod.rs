@@ -101,6 +101,7 @@ enum Route<'a> {
     Login,
     Logout,
     ClientIndex,
+    Permissions,
     Account,
     AccountPassword,
     ApiKeys,
@@ -139,6 +140,7 @@ fn route<'a>(segs: &'a [&'a str]) -> Option<(Route<'a>, &'static [Method])> {
         ["auth", "login"] => (Route::Login, &[Post]),
         ["auth", "logout"] => (Route::Logout, &[Post]),
         ["api", "client"] => (Route::ClientIndex, &[Get]),
+        ["api", "client", "permissions"] => (Route::Permissions, &[Get]),
         ["api", "client", "account"] => (Route::Account, &[Get]),
         ["api", "client", "account", "password"] => (Route::AccountPassword, &[Put]),
         ["api", "client", "account", "api-keys"] => (Route::ApiKeys, &[Get, Post]),
@@ -211,6 +213,7 @@ fn dispatch(ctx: &Ctx) -> Result<Response, Failure> {
             let c = &caller;
             match (route, method) {
                 (Route::ClientIndex, _) => client::index(ctx, c)?,
+                (Route::Permissions, _) => client::permissions(ctx, c)?,
                 (Route::Account, _) => client::account(ctx, c)?,
                 (Route::AccountPassword, _) => client::change_password(ctx, c)?,
                 (Route::ApiKeys, Get) => client::list_keys(ctx, c)?,

@@ -3,7 +3,7 @@
 
 use crate::auth::Access;
 use crate::model::{
-    ApiKey, Backup, BackupStatus, Progress, Schedule, Server, ServerStatus, Subuser, Task,
+    ApiKey, Backup, BackupStatus, Permission, Progress, Schedule, Server, ServerStatus, Subuser, Task,
     Timestamp, User, now, rfc3339,
 };
 use crate::retention::{Policy, Verdict};
@@ -148,6 +148,20 @@ pub fn backup<'a>(b: &'a Backup, access: &Access) -> Item<BackupAttributes<'a>> 
 /// The backup as a JSON value, as an admin sees it, for the command line.
 pub fn backup_value(b: &Backup) -> Value {
     serde_json::to_value(backup(b, &Access::Admin)).expect("backup attributes serialise")
+}
+
+/// Every permission hoard knows, with what it allows, in Pterodactyl's `system_permissions`
+/// shape: groups, each with its description and its keys' descriptions.
+pub fn permissions() -> Value {
+    let mut groups = serde_json::Map::new();
+    for p in Permission::ALL {
+        let (group, key) = p.group_and_key();
+        let entry = groups
+            .entry(group)
+            .or_insert_with(|| json!({"description": p.group_description(), "keys": {}}));
+        entry["keys"][key] = Value::from(p.description());
+    }
+    item("system_permissions", json!({ "permissions": groups }))
 }
 
 /// Page links and counts, in Pterodactyl's `meta.pagination` shape.
