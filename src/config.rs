@@ -137,6 +137,24 @@ pub struct Settings {
         allow_negative_numbers = true
     )]
     pub schedule_clock_offset_secs: Option<i64>,
+
+    /// Whose behaviour the API follows where the reference and a real Pterodactyl panel
+    /// differ: `hoard` (the reference) or `pterodactyl` (lock answers 200 with the backup,
+    /// restore 204, a failed backup has `completed_at`, `is_successful` is false while
+    /// creating) for scripts written against a panel [default: hoard].
+    #[arg(long, env = "HOARD_API_COMPAT", value_name = "MODE")]
+    pub api_compat: Option<ApiCompat>,
+}
+
+/// Whose behaviour the API follows where the reference and a real Pterodactyl panel differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApiCompat {
+    /// The reference's behaviour.
+    #[default]
+    Hoard,
+    /// A real Pterodactyl panel's behaviour.
+    Pterodactyl,
 }
 
 fn cores() -> usize {
@@ -172,6 +190,7 @@ pub struct Config {
     pub schedule_catch_up: bool,
     pub schedule_wait_secs: u64,
     pub schedule_clock_offset_secs: i64,
+    pub api_compat: ApiCompat,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -239,6 +258,7 @@ impl Settings {
             schedule_catch_up,
             schedule_wait_secs,
             schedule_clock_offset_secs,
+            api_compat,
         )
     }
 }
@@ -285,6 +305,7 @@ impl Config {
             schedule_catch_up: s.schedule_catch_up.unwrap_or(true),
             schedule_wait_secs: s.schedule_wait_secs.unwrap_or(3600),
             schedule_clock_offset_secs: s.schedule_clock_offset_secs.unwrap_or(0),
+            api_compat: s.api_compat.unwrap_or_default(),
         };
         config.check()?;
         Ok(config)

@@ -313,19 +313,23 @@ pub struct Failure<'a> {
     /// What a failed hook printed, for the owner and admins only.
     pub error_detail: Option<&'a str>,
     pub warnings: &'a [String],
+    /// When the job gave up: kept in `completed_at`, which the API shows for failed
+    /// backups only as Pterodactyl does (`api_compat`).
+    pub ended_at: Timestamp,
 }
 
 pub fn mark_failed(c: &Connection, id: i64, failure: &Failure) -> Result<()> {
     c.execute(
         "UPDATE backups SET status = 'failed', error = ?2, error_detail = ?3, warnings = ?4,
              heartbeat_at = NULL, sha256_hash = NULL, bytes = 0, storage_path = NULL,
-             completed_at = NULL
+             completed_at = ?5
          WHERE id = ?1",
         params![
             id,
             failure.error,
             failure.error_detail,
-            serde_json::to_string(failure.warnings).expect("strings serialise")
+            serde_json::to_string(failure.warnings).expect("strings serialise"),
+            failure.ended_at,
         ],
     )?;
     Ok(())
