@@ -67,19 +67,25 @@ pub fn create(
             "Creating a locked backup needs the backup.delete permission.".into(),
         ));
     }
-    if let Some(name) = &request.name
-        && name.chars().count() > MAX_NAME_CHARS
-    {
+    if let Some(name) = &request.name {
+        check_name_length(name)?;
+    }
+    match start(app, actor, server, request, None)? {
+        Started::Backup(backup) => Ok(*backup),
+        Started::Unchanged => Err(Error::internal("a backup asked for is never skipped")),
+    }
+}
+
+/// Refuses (422) a backup name over [`MAX_NAME_CHARS`] characters.
+fn check_name_length(name: &str) -> Result<()> {
+    if name.chars().count() > MAX_NAME_CHARS {
         return Err(Error::invalid(
             "name",
             "max:191",
             "The name may not be longer than 191 characters.",
         ));
     }
-    match start(app, actor, server, request, None)? {
-        Started::Backup(backup) => Ok(*backup),
-        Started::Unchanged => Err(Error::internal("a backup asked for is never skipped")),
-    }
+    Ok(())
 }
 
 /// What a schedule asks of the backup it starts.
@@ -246,7 +252,9 @@ fn may_start(
     let throttle = app.config.throttle_backups;
     if throttle > 0 && !scheduled {
         let window = app.config.throttle_window_secs as i64;
-        let (recent, oldest) = store::backups::created_since(c, server.id, now - window)?;
+        // Deleting a backup does not give its start back: the activity log keeps it.
+        let (recent, oldest) =
+            store::activity::user_backup_starts_since(c, server.id, now - window)?;
         if recent >= throttle as i64 {
             let retry_after = (oldest.unwrap_or(now) + window - now).max(1) as u64;
             return Err(Error::TooManyRequests {
@@ -380,23 +388,64 @@ pub fn toggle_lock(app: &App, actor: &Actor, server: &Server, uuid: &str) -> Res
     };
     record_event(&tx, name, actor, server, &backup)?;
     tx.commit()?;
-    // The manifest speaks for the backup if the database is lost: it follows the lock.
+    update_manifest(app, server, &backup, "lock", |m| m.is_locked = locked);
+    Ok(locked)
+}
+
+/// Renames a backup, locked or not (Pelican's rename), to `name` trimmed, which may be
+/// neither blank nor over [`MAX_NAME_CHARS`] characters; returns it renamed.
+pub fn rename(app: &App, actor: &Actor, server: &Server, uuid: &str, name: &str) -> Result<Backup> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(Error::invalid(
+            "name",
+            "required",
+            "The name may not be blank: give the backup a name.",
+        ));
+    }
+    check_name_length(name)?;
+    let mut conn = app.db.conn()?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let backup = get(&tx, server, uuid)?;
+    store::backups::set_name(&tx, backup.id, name)?;
+    store::activity::record(
+        &tx,
+        actor,
+        event::BACKUP_RENAME,
+        Some(server.id),
+        &json!({"backup": backup.uuid, "old_name": backup.name, "name": name}),
+    )?;
+    let renamed = get(&tx, server, uuid)?;
+    tx.commit()?;
+    update_manifest(app, server, &backup, "name", |m| m.name = name.to_string());
+    Ok(renamed)
+}
+
+/// Makes a change to the backup's manifest, which speaks for the backup if the database is
+/// lost. Only a completed backup must have one: failing that is logged, not refused, since
+/// the database, which is what hoard reads, already holds the change.
+fn update_manifest(
+    app: &App,
+    server: &Server,
+    backup: &Backup,
+    what: &str,
+    change: impl FnOnce(&mut crate::storage::Manifest),
+) {
     let storage = app.storage();
-    let relocked = storage
+    let updated = storage
         .read_manifest(&server.uuid, &backup.uuid)
         .and_then(|mut manifest| {
-            manifest.is_locked = locked;
+            change(&mut manifest);
             storage.write_manifest(&manifest)
         });
-    if let Err(e) = relocked
+    if let Err(e) = updated
         && backup.status.is_completed()
     {
         log::warn!(
-            "cannot record the lock of backup {} in its manifest: {e}",
+            "cannot record the {what} of backup {} in its manifest: {e}",
             backup.uuid
         );
     }
-    Ok(locked)
 }
 
 /// A fresh signed link to a completed backup, as a path and query.

@@ -142,6 +142,24 @@ pub struct Settings {
     /// in seconds; attempts stop a day after the notification was queued [default: 300].
     #[arg(long, env = "HOARD_NOTIFY_RETRY_MAX_SECS", value_name = "SECS")]
     pub notify_retry_max_secs: Option<u64>,
+
+    /// Whose behaviour the API follows where the reference and a real Pterodactyl panel
+    /// differ: `hoard` (the reference) or `pterodactyl` (lock answers 200 with the backup,
+    /// restore 204, a failed backup has `completed_at`, `is_successful` is false while
+    /// creating) for scripts written against a panel [default: hoard].
+    #[arg(long, env = "HOARD_API_COMPAT", value_name = "MODE")]
+    pub api_compat: Option<ApiCompat>,
+}
+
+/// Whose behaviour the API follows where the reference and a real Pterodactyl panel differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApiCompat {
+    /// The reference's behaviour.
+    #[default]
+    Hoard,
+    /// A real Pterodactyl panel's behaviour.
+    Pterodactyl,
 }
 
 fn cores() -> usize {
@@ -178,6 +196,7 @@ pub struct Config {
     pub schedule_wait_secs: u64,
     pub schedule_clock_offset_secs: i64,
     pub notify_retry_max_secs: u64,
+    pub api_compat: ApiCompat,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -246,6 +265,7 @@ impl Settings {
             schedule_wait_secs,
             schedule_clock_offset_secs,
             notify_retry_max_secs,
+            api_compat,
         )
     }
 }
@@ -293,6 +313,7 @@ impl Config {
             schedule_wait_secs: s.schedule_wait_secs.unwrap_or(3600),
             schedule_clock_offset_secs: s.schedule_clock_offset_secs.unwrap_or(0),
             notify_retry_max_secs: s.notify_retry_max_secs.unwrap_or(300),
+            api_compat: s.api_compat.unwrap_or_default(),
         };
         config.check()?;
         Ok(config)

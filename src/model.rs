@@ -323,6 +323,60 @@ impl Permission {
             Permission::ScheduleDelete => "schedule.delete",
         }
     }
+
+    /// The permission's group (`backup`, `schedule`) and its key in the group, as
+    /// Pterodactyl lists them.
+    pub fn group_and_key(self) -> (&'static str, &'static str) {
+        self.as_str()
+            .split_once('.')
+            .expect("permission names are group.key")
+    }
+
+    /// What the permissions of this one's group are about.
+    pub fn group_description(self) -> &'static str {
+        match self {
+            Permission::BackupRead
+            | Permission::BackupCreate
+            | Permission::BackupDownload
+            | Permission::BackupDelete
+            | Permission::BackupRestore => {
+                "Permissions that control a user's ability to generate and manage server backups."
+            }
+            Permission::ScheduleRead
+            | Permission::ScheduleCreate
+            | Permission::ScheduleUpdate
+            | Permission::ScheduleDelete => {
+                "Permissions that control a user's access to the schedule management for this server."
+            }
+        }
+    }
+
+    /// What holding the permission lets a user do.
+    pub fn description(self) -> &'static str {
+        match self {
+            Permission::BackupRead => {
+                "Allows a user to view all backups that exist for this server."
+            }
+            Permission::BackupCreate => "Allows a user to create new backups for this server.",
+            Permission::BackupDownload => {
+                "Allows a user to download a backup for the server. Danger: this allows a user to access all files for the server in the backup."
+            }
+            Permission::BackupDelete => {
+                "Allows a user to remove backups from the system, and to lock, unlock and rename them."
+            }
+            Permission::BackupRestore => {
+                "Allows a user to restore a backup for the server. Danger: this allows the user to delete all of the server files in the process."
+            }
+            Permission::ScheduleRead => {
+                "Allows a user to view schedules and the tasks associated with them for this server."
+            }
+            Permission::ScheduleCreate => "Allows a user to create new schedules for this server.",
+            Permission::ScheduleUpdate => {
+                "Allows a user to update schedules and schedule tasks for this server."
+            }
+            Permission::ScheduleDelete => "Allows a user to delete schedules for this server.",
+        }
+    }
 }
 
 impl FromStr for Permission {
@@ -465,6 +519,7 @@ pub mod event {
     pub const BACKUP_RESTORE_FAILED: &str = "server:backup.restore-failed";
     pub const BACKUP_LOCK: &str = "server:backup.lock";
     pub const BACKUP_UNLOCK: &str = "server:backup.unlock";
+    pub const BACKUP_RENAME: &str = "server:backup.rename";
     pub const BACKUP_VERIFY: &str = "server:backup.verify";
     pub const LOGIN: &str = "auth:success";
     pub const LOGIN_FAILED: &str = "auth:fail";

@@ -577,6 +577,13 @@ fn the_cli_creates_lists_and_shares_the_one_job_rule() {
         &[("world.bin", noise(8 << 20, 9))],
         &[],
     );
+    // The CLI reads its settings from the data directory, not from serve's flags: three
+    // backups start here, and deleting one does not take it off the throttle's count.
+    std::fs::write(
+        hoard.data.path().join("hoard.toml"),
+        "throttle_backups = 0\n",
+    )
+    .unwrap();
     // A backup running in the server blocks the CLI, and the other way round.
     let running = start_backup(&api, &server);
     let out = hoard.cli(&["backup", "create", &server, "--wait"]);

@@ -4,10 +4,10 @@
 
 mod common;
 
+use common::receiver::Receiver;
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
-use common::receiver::Receiver;
 use std::net::TcpListener;
 use std::process::Output;
 

@@ -85,7 +85,7 @@ fn server_changes(body: Map<String, Value>) -> Result<ServerChanges> {
 
 pub fn create_server(ctx: &Ctx, caller: &Caller) -> Result<Response> {
     auth::require_admin(&caller.user)?;
-    let changes = server_changes(ctx.req.json_object()?)?;
+    let changes = server_changes(ctx.req.body_object()?)?;
     let server = servers::create(&*ctx.app.db.conn()?, &ctx.app.config.data_dir, changes)?;
     Ok(Response::json(201, &admin_item(ctx, &server)?))
 }
@@ -106,7 +106,7 @@ pub fn show_server(ctx: &Ctx, caller: &Caller, id: &str) -> Result<Response> {
 pub fn update_server(ctx: &Ctx, caller: &Caller, id: &str) -> Result<Response> {
     auth::require_admin(&caller.user)?;
     let server = find_server(ctx, id)?;
-    let changes = server_changes(ctx.req.json_object()?)?;
+    let changes = server_changes(ctx.req.body_object()?)?;
     let updated = servers::update(
         &*ctx.app.db.conn()?,
         &ctx.app.config.data_dir,
@@ -148,7 +148,7 @@ pub fn list_users(ctx: &Ctx, caller: &Caller) -> Result<Response> {
 
 pub fn create_user(ctx: &Ctx, caller: &Caller) -> Result<Response> {
     auth::require_admin(&caller.user)?;
-    let mut f = Fields::new(ctx.req.json_object()?);
+    let mut f = Fields::new(ctx.req.body_object()?);
     let username = f.required_string("username");
     let password = f.required_string("password");
     let admin = f.bool("admin").unwrap_or(false);
@@ -175,7 +175,7 @@ pub fn show_user(ctx: &Ctx, caller: &Caller, uuid: &str) -> Result<Response> {
 pub fn update_user(ctx: &Ctx, caller: &Caller, uuid: &str) -> Result<Response> {
     auth::require_admin(&caller.user)?;
     let user = find_user(ctx, uuid)?;
-    let mut f = Fields::new(ctx.req.json_object()?);
+    let mut f = Fields::new(ctx.req.body_object()?);
     let username = f.string("username");
     let password = f.string("password");
     let admin = f.bool("admin");

@@ -6,7 +6,8 @@ use super::http::Response;
 use super::{Caller, Ctx, wire};
 use crate::auth::{self, Access};
 use crate::backups::{self, CreateRequest};
-use crate::error::{Error, Result};
+use crate::config::ApiCompat;
+use crate::error::{Error, FieldError, Result};
 use crate::model::{Permission, Server};
 use crate::{archive, restores, servers, store, users};
 use serde_json::json;
@@ -59,6 +60,11 @@ pub fn server(ctx: &Ctx, caller: &Caller, id: &str) -> Result<Response> {
     Ok(Response::json(200, &body))
 }
 
+/// Every permission a subuser may be given, with what it allows; for anyone signed in.
+pub fn permissions(_ctx: &Ctx, _caller: &Caller) -> Result<Response> {
+    Ok(Response::json(200, &wire::permissions()))
+}
+
 pub fn account(_ctx: &Ctx, caller: &Caller) -> Result<Response> {
     let mut body = wire::user(&caller.user);
     if let Some(session) = &caller.session {
@@ -68,7 +74,7 @@ pub fn account(_ctx: &Ctx, caller: &Caller) -> Result<Response> {
 }
 
 pub fn change_password(ctx: &Ctx, caller: &Caller) -> Result<Response> {
-    let mut f = Fields::new(ctx.req.json_object()?);
+    let mut f = Fields::new(ctx.req.body_object()?);
     let current = f.required_string("current_password");
     let password = f.required_string("password");
     let confirmation = f.string("password_confirmation");
@@ -105,7 +111,7 @@ pub fn list_keys(ctx: &Ctx, caller: &Caller) -> Result<Response> {
 }
 
 pub fn create_key(ctx: &Ctx, caller: &Caller) -> Result<Response> {
-    let mut f = Fields::new(ctx.req.json_object()?);
+    let mut f = Fields::new(ctx.req.body_object()?);
     let description = f.string("description").unwrap_or_default();
     let _ = f.string_list("allowed_ips");
     f.finish()?;
@@ -142,7 +148,7 @@ fn paging(ctx: &Ctx) -> Result<(i64, i64)> {
         Some(v) => match v.parse::<i64>() {
             Ok(n) if n >= 1 => n,
             _ => {
-                errors.push(crate::error::FieldError::new(
+                errors.push(FieldError::new(
                     name,
                     "integer|min:1",
                     format!("The {name} parameter must be a positive integer."),
@@ -179,7 +185,7 @@ pub fn list_backups(ctx: &Ctx, caller: &Caller, id: &str) -> Result<Response> {
         listing
             .backups
             .iter()
-            .map(|b| wire::backup(b, &access))
+            .map(|b| wire::backup(b, &access, ctx.app.config.api_compat))
             .collect(),
         meta,
     );
@@ -190,25 +196,28 @@ pub fn show_backup(ctx: &Ctx, caller: &Caller, id: &str, uuid: &str) -> Result<R
     let (server, access) = visible(ctx, caller, id)?;
     access.require(Permission::BackupRead)?;
     let backup = backups::look_at_archive(ctx.app, &server, uuid)?;
-    Ok(Response::json(200, &wire::backup(&backup, &access)))
+    Ok(Response::json(
+        200,
+        &wire::backup(&backup, &access, ctx.app.config.api_compat),
+    ))
 }
 
 pub fn create_backup(ctx: &Ctx, caller: &Caller, id: &str) -> Result<Response> {
     let (server, access) = actionable(ctx, caller, id, Permission::BackupCreate)?;
-    let mut f = Fields::new(ctx.req.json_object()?);
+    let mut f = Fields::new(ctx.req.body_object()?);
     let name = f.string("name");
-    let ignored = f.string("ignored");
-    let is_locked = f.bool("is_locked").unwrap_or(false);
     if name
         .as_ref()
         .is_some_and(|n| n.chars().count() > backups::MAX_NAME_CHARS)
     {
-        f.push(crate::error::FieldError::new(
+        f.push(FieldError::new(
             "name",
             "max:191",
             "The name may not be longer than 191 characters.",
         ));
     }
+    let ignored = f.string("ignored");
+    let is_locked = f.bool("is_locked").unwrap_or(false);
     f.finish()?;
     let request = CreateRequest {
         name,
@@ -220,7 +229,25 @@ pub fn create_backup(ctx: &Ctx, caller: &Caller, id: &str) -> Result<Response> {
     };
     let backup = backups::create(ctx.app, &ctx.actor(caller), &server, &access, request)?;
     backups::queue(ctx.app, &backup)?;
-    Ok(Response::json(200, &wire::backup(&backup, &access)))
+    Ok(Response::json(
+        200,
+        &wire::backup(&backup, &access, ctx.app.config.api_compat),
+    ))
+}
+
+/// Pelican's rename: `{"name": ...}`, with the permission that lets a user delete the
+/// backup.
+pub fn rename_backup(ctx: &Ctx, caller: &Caller, id: &str, uuid: &str) -> Result<Response> {
+    let (server, access) = actionable(ctx, caller, id, Permission::BackupDelete)?;
+    let mut f = Fields::new(ctx.req.body_object()?);
+    let name = f.required_string("name");
+    f.finish()?;
+    let name = name.unwrap_or_default();
+    let backup = backups::rename(ctx.app, &ctx.actor(caller), &server, uuid, &name)?;
+    Ok(Response::json(
+        200,
+        &wire::backup(&backup, &access, ctx.app.config.api_compat),
+    ))
 }
 
 pub fn delete_backup(ctx: &Ctx, caller: &Caller, id: &str, uuid: &str) -> Result<Response> {
@@ -229,10 +256,20 @@ pub fn delete_backup(ctx: &Ctx, caller: &Caller, id: &str, uuid: &str) -> Result
     Ok(Response::empty(204))
 }
 
+/// 204 as the reference says; a real Pterodactyl panel answers 200 with the backup.
 pub fn toggle_lock(ctx: &Ctx, caller: &Caller, id: &str, uuid: &str) -> Result<Response> {
-    let (server, _) = actionable(ctx, caller, id, Permission::BackupDelete)?;
+    let (server, access) = actionable(ctx, caller, id, Permission::BackupDelete)?;
     backups::toggle_lock(ctx.app, &ctx.actor(caller), &server, uuid)?;
-    Ok(Response::empty(204))
+    match ctx.app.config.api_compat {
+        ApiCompat::Hoard => Ok(Response::empty(204)),
+        ApiCompat::Pterodactyl => {
+            let backup = backups::get(&*ctx.app.db.conn()?, &server, uuid)?;
+            Ok(Response::json(
+                200,
+                &wire::backup(&backup, &access, ApiCompat::Pterodactyl),
+            ))
+        }
+    }
 }
 
 pub fn download_link(ctx: &Ctx, caller: &Caller, id: &str, uuid: &str) -> Result<Response> {
@@ -248,7 +285,7 @@ pub fn download_link(ctx: &Ctx, caller: &Caller, id: &str, uuid: &str) -> Result
 pub fn restore_backup(ctx: &Ctx, caller: &Caller, id: &str, uuid: &str) -> Result<Response> {
     let (server, access) = actionable(ctx, caller, id, Permission::BackupRestore)?;
     backups::get(&*ctx.app.db.conn()?, &server, uuid)?;
-    let mut f = Fields::new(ctx.req.json_object()?);
+    let mut f = Fields::new(ctx.req.body_object()?);
     let truncate = f.bool("truncate").unwrap_or(true);
     let allow_corrupt = f.bool("allow_corrupt").unwrap_or(false);
     f.finish()?;
@@ -265,14 +302,21 @@ pub fn restore_backup(ctx: &Ctx, caller: &Caller, id: &str, uuid: &str) -> Resul
         truncate,
         allow_corrupt,
     )?;
-    Ok(Response::empty(202))
+    // The restore runs on: the reference says so with 202, a real Pterodactyl panel with 204.
+    Ok(Response::empty(match ctx.app.config.api_compat {
+        ApiCompat::Hoard => 202,
+        ApiCompat::Pterodactyl => 204,
+    }))
 }
 
 pub fn verify_backup(ctx: &Ctx, caller: &Caller, id: &str, uuid: &str) -> Result<Response> {
     let (server, access) = visible(ctx, caller, id)?;
     access.require(Permission::BackupRead)?;
     let backup = backups::verify(ctx.app, &ctx.actor(caller), &server, &access, uuid)?;
-    Ok(Response::json(202, &wire::backup(&backup, &access)))
+    Ok(Response::json(
+        202,
+        &wire::backup(&backup, &access, ctx.app.config.api_compat),
+    ))
 }
 
 /// Subuser management is for the owner and admins.
@@ -308,7 +352,7 @@ pub fn list_subusers(ctx: &Ctx, caller: &Caller, id: &str) -> Result<Response> {
 /// The required `permissions` list; a missing or invalid one is recorded in `f`.
 fn read_permissions(f: &mut Fields) -> Option<Vec<Permission>> {
     let Some(names) = f.string_list("permissions") else {
-        f.push(crate::error::FieldError::new(
+        f.push(FieldError::new(
             "permissions",
             "required",
             "The permissions field is required: a list such as [\"backup.read\"].",
@@ -327,7 +371,7 @@ fn read_permissions(f: &mut Fields) -> Option<Vec<Permission>> {
 
 pub fn add_subuser(ctx: &Ctx, caller: &Caller, id: &str) -> Result<Response> {
     let server = manageable(ctx, caller, id)?;
-    let mut f = Fields::new(ctx.req.json_object()?);
+    let mut f = Fields::new(ctx.req.body_object()?);
     let username = f.required_string("username");
     let permissions = read_permissions(&mut f);
     f.finish()?;
@@ -383,7 +427,7 @@ pub fn show_subuser(ctx: &Ctx, caller: &Caller, id: &str, user_uuid: &str) -> Re
 pub fn update_subuser(ctx: &Ctx, caller: &Caller, id: &str, user_uuid: &str) -> Result<Response> {
     let server = manageable(ctx, caller, id)?;
     let existing = subuser_target(ctx, &server, user_uuid)?;
-    let mut f = Fields::new(ctx.req.json_object()?);
+    let mut f = Fields::new(ctx.req.body_object()?);
     let permissions = read_permissions(&mut f);
     f.finish()?;
     let conn = ctx.app.db.conn()?;

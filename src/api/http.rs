@@ -128,17 +128,30 @@ impl Request {
             .map(|(_, v)| v)
     }
 
-    /// Whether the body is declared as JSON (`application/json`, any parameters).
-    pub fn is_json(&self) -> bool {
+    /// The body's declared media type, without parameters.
+    fn media_type(&self) -> Option<&str> {
         self.header("content-type")
             .and_then(|v| v.split(';').next())
-            .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+            .map(str::trim)
     }
 
-    /// The body as a JSON object; an empty body is an empty object.
-    pub fn json_object(&self) -> Result<serde_json::Map<String, Value>, Error> {
+    /// Whether the body is declared as JSON (`application/json`, any parameters).
+    pub fn is_json(&self) -> bool {
+        self.media_type()
+            .is_some_and(|t| t.eq_ignore_ascii_case("application/json"))
+    }
+
+    /// The body's fields: a JSON object, or a form-encoded body (which Laravel reads like
+    /// one, so Pterodactyl clients send either); an empty body is an empty object.
+    pub fn body_object(&self) -> Result<serde_json::Map<String, Value>, Error> {
         if self.body.iter().all(|b| b.is_ascii_whitespace()) {
             return Ok(serde_json::Map::new());
+        }
+        if self
+            .media_type()
+            .is_some_and(|t| t.eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+        {
+            return form_object(&self.body);
         }
         match serde_json::from_slice::<Value>(&self.body) {
             Ok(Value::Object(map)) => Ok(map),
@@ -163,6 +176,38 @@ impl Request {
             .unwrap_or("localhost");
         format!("{scheme}://{host}")
     }
+}
+
+/// A form-encoded body as a JSON object of strings, as Laravel sees it: `name[]` keys
+/// collect into a list, and an empty value is null (its `ConvertEmptyStringsToNull`).
+fn form_object(body: &[u8]) -> Result<serde_json::Map<String, Value>, Error> {
+    let text = std::str::from_utf8(body).map_err(|_| {
+        Error::BadRequest("The form-encoded request body is not valid UTF-8.".into())
+    })?;
+    let mut map = serde_json::Map::new();
+    for pair in text.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let (name, value) = (decode_query(k), decode_query(v));
+        let value = if value.is_empty() {
+            Value::Null
+        } else {
+            Value::String(value)
+        };
+        match name.strip_suffix("[]") {
+            Some(list) => match map.entry(list).or_insert_with(|| Value::Array(Vec::new())) {
+                Value::Array(items) => items.push(value),
+                _ => {
+                    return Err(Error::BadRequest(format!(
+                        "The form field {list} is given both as a value and as a list."
+                    )));
+                }
+            },
+            None => {
+                map.insert(name, value);
+            }
+        }
+    }
+    Ok(map)
 }
 
 fn decode_query(s: &str) -> String {
@@ -324,4 +369,52 @@ pub fn error_response(failure: Failure) -> Response {
         }
     };
     Response::json(status, &error_body(status, code, &detail))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(content_type: &str, body: &str) -> Request {
+        Request::new(
+            Method::Post,
+            "/",
+            vec![("content-type".into(), content_type.into())],
+            body.as_bytes().to_vec(),
+            None,
+        )
+    }
+
+    #[test]
+    fn form_bodies_read_like_json_ones() {
+        let req = request(
+            "application/x-www-form-urlencoded; charset=UTF-8",
+            "name=Before+update%21&is_locked=1&ignored=&permissions[]=backup.read&permissions[]=backup.create",
+        );
+        let map = req.body_object().map_err(|e| e.to_string()).unwrap();
+        assert_eq!(
+            Value::Object(map),
+            json!({
+                "name": "Before update!",
+                "is_locked": "1",
+                "ignored": null,
+                "permissions": ["backup.read", "backup.create"],
+            })
+        );
+    }
+
+    #[test]
+    fn json_bodies_need_an_object() {
+        assert!(
+            request("application/json", "{\"a\": 1}")
+                .body_object()
+                .is_ok()
+        );
+        assert!(request("application/json", "[1]").body_object().is_err());
+        assert!(
+            request("application/json", "  ")
+                .body_object()
+                .is_ok_and(|m| m.is_empty())
+        );
+    }
 }

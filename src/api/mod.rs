@@ -102,6 +102,7 @@ enum Route<'a> {
     Login,
     Logout,
     ClientIndex,
+    Permissions,
     Account,
     AccountPassword,
     ApiKeys,
@@ -112,6 +113,7 @@ enum Route<'a> {
     BackupDownload(&'a str, &'a str),
     BackupRestore(&'a str, &'a str),
     BackupLock(&'a str, &'a str),
+    BackupRename(&'a str, &'a str),
     BackupVerify(&'a str, &'a str),
     Subusers(&'a str),
     SubuserSuggestions(&'a str),
@@ -143,6 +145,7 @@ fn route<'a>(segs: &'a [&'a str]) -> Option<(Route<'a>, &'static [Method])> {
         ["auth", "login"] => (Route::Login, &[Post]),
         ["auth", "logout"] => (Route::Logout, &[Post]),
         ["api", "client"] => (Route::ClientIndex, &[Get]),
+        ["api", "client", "permissions"] => (Route::Permissions, &[Get]),
         ["api", "client", "account"] => (Route::Account, &[Get]),
         ["api", "client", "account", "password"] => (Route::AccountPassword, &[Put]),
         ["api", "client", "account", "api-keys"] => (Route::ApiKeys, &[Get, Post]),
@@ -157,6 +160,9 @@ fn route<'a>(segs: &'a [&'a str]) -> Option<(Route<'a>, &'static [Method])> {
             (Route::BackupRestore(s, b), &[Post])
         }
         ["api", "client", "servers", s, "backups", b, "lock"] => (Route::BackupLock(s, b), &[Post]),
+        ["api", "client", "servers", s, "backups", b, "rename"] => {
+            (Route::BackupRename(s, b), &[Put])
+        }
         ["api", "client", "servers", s, "backups", b, "verify"] => {
             (Route::BackupVerify(s, b), &[Post])
         }
@@ -237,6 +243,7 @@ fn dispatch(ctx: &Ctx) -> Result<Response, Failure> {
             }
             let response = match (route, method) {
                 (Route::ClientIndex, _) => client::index(ctx, c)?,
+                (Route::Permissions, _) => client::permissions(ctx, c)?,
                 (Route::Account, _) => client::account(ctx, c)?,
                 (Route::AccountPassword, _) => client::change_password(ctx, c)?,
                 (Route::ApiKeys, Get) => client::list_keys(ctx, c)?,
@@ -250,6 +257,7 @@ fn dispatch(ctx: &Ctx) -> Result<Response, Failure> {
                 (Route::BackupDownload(s, b), _) => client::download_link(ctx, c, s, b)?,
                 (Route::BackupRestore(s, b), _) => client::restore_backup(ctx, c, s, b)?,
                 (Route::BackupLock(s, b), _) => client::toggle_lock(ctx, c, s, b)?,
+                (Route::BackupRename(s, b), _) => client::rename_backup(ctx, c, s, b)?,
                 (Route::BackupVerify(s, b), _) => client::verify_backup(ctx, c, s, b)?,
                 (Route::Subusers(s), Get) => client::list_subusers(ctx, c, s)?,
                 (Route::Subusers(s), _) => client::add_subuser(ctx, c, s)?,

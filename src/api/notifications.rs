@@ -16,7 +16,7 @@ fn id(text: &str) -> Result<i64> {
 }
 
 fn request(ctx: &Ctx) -> Result<ChannelRequest> {
-    let mut f = Fields::new(ctx.req.json_object()?);
+    let mut f = Fields::new(ctx.req.body_object()?);
     let request = ChannelRequest {
         name: f.string("name"),
         kind: f.string("kind"),

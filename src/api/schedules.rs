@@ -19,7 +19,7 @@ fn id(text: &str, what: &str) -> Result<i64> {
 }
 
 fn schedule_request(ctx: &Ctx) -> Result<ScheduleRequest> {
-    let mut f = Fields::new(ctx.req.json_object()?);
+    let mut f = Fields::new(ctx.req.body_object()?);
     let request = ScheduleRequest {
         name: f.string("name"),
         minute: f.string("minute"),
@@ -36,7 +36,7 @@ fn schedule_request(ctx: &Ctx) -> Result<ScheduleRequest> {
 }
 
 fn task_request(ctx: &Ctx) -> Result<TaskRequest> {
-    let mut f = Fields::new(ctx.req.json_object()?);
+    let mut f = Fields::new(ctx.req.body_object()?);
     let request = TaskRequest {
         action: f.string("action"),
         payload: f.string("payload"),
@@ -209,7 +209,7 @@ pub fn delete_task(
 /// A policy from a request body: each rule a count of 0 or more, or null (unused);
 /// `keep_within` restic's duration syntax.
 fn policy(ctx: &Ctx) -> Result<Policy> {
-    let mut f = Fields::new(ctx.req.json_object()?);
+    let mut f = Fields::new(ctx.req.body_object()?);
     let count = |f: &mut Fields, name: &str| match f.nullable_int(name).flatten() {
         None => None,
         Some(n) => match u32::try_from(n) {

@@ -35,7 +35,7 @@ pub fn login(ctx: &Ctx) -> Result<Response> {
             "Sign in with a JSON body (Content-Type: application/json).".into(),
         ));
     }
-    let mut f = Fields::new(ctx.req.json_object()?);
+    let mut f = Fields::new(ctx.req.body_object()?);
     let username = f.required_string("username");
     let password = f.required_string("password");
     f.finish()?;

@@ -2,9 +2,10 @@
 //! documented extensions.
 
 use crate::auth::Access;
+use crate::config::ApiCompat;
 use crate::model::{
-    ApiKey, Backup, BackupStatus, Progress, Schedule, Server, ServerStatus, Subuser, Task,
-    Timestamp, User, now, rfc3339,
+    ApiKey, Backup, BackupStatus, Permission, Progress, Schedule, Server, ServerStatus, Subuser,
+    Task, Timestamp, User, now, rfc3339,
 };
 use crate::retention::{Policy, Verdict};
 use crate::servers::View;
@@ -93,8 +94,9 @@ pub struct BackupProgress {
 }
 
 /// A backup as a user with `access` to its server sees it: what a failed hook printed is for
-/// the owner and admins only.
-pub fn backup<'a>(b: &'a Backup, access: &Access) -> Item<BackupAttributes<'a>> {
+/// the owner and admins only. `compat` decides `completed_at` and `is_successful` where a
+/// real Pterodactyl panel differs from the reference.
+pub fn backup<'a>(b: &'a Backup, access: &Access, compat: ApiCompat) -> Item<BackupAttributes<'a>> {
     let p = &b.progress;
     let progress = (b.status == BackupStatus::Creating).then(|| BackupProgress {
         bytes_processed: p.bytes_processed,
@@ -104,10 +106,11 @@ pub fn backup<'a>(b: &'a Backup, access: &Access) -> Item<BackupAttributes<'a>> 
         percent: (p.percent() * 10.0).round() / 10.0,
         eta_seconds: p.eta_seconds(now()),
     });
-    // The backup itself succeeded, whatever became of its archive since.
-    let is_successful = match b.status {
-        BackupStatus::Creating => None,
-        BackupStatus::Failed => Some(false),
+    // The backup itself succeeded, whatever became of its archive since. Pterodactyl's
+    // column is false until the backup succeeds.
+    let is_successful = match (b.status, compat) {
+        (BackupStatus::Creating, ApiCompat::Hoard) => None,
+        (BackupStatus::Creating | BackupStatus::Failed, _) => Some(false),
         _ => Some(true),
     };
     let verification = b.verifying.map(|read| BackupVerification {
@@ -129,7 +132,7 @@ pub fn backup<'a>(b: &'a Backup, access: &Access) -> Item<BackupAttributes<'a>> 
             checksum: b.sha256_hash.as_ref().map(|h| format!("sha256:{h}")),
             bytes: b.bytes,
             created_at: rfc3339(b.created_at),
-            completed_at: b.completed_at.map(rfc3339),
+            completed_at: completed_at(b, compat),
             is_successful,
             is_locked: b.is_locked,
             is_scheduled: b.is_scheduled,
@@ -145,9 +148,34 @@ pub fn backup<'a>(b: &'a Backup, access: &Access) -> Item<BackupAttributes<'a>> 
     }
 }
 
-/// The backup as a JSON value, as an admin sees it, for the command line.
+/// When the backup completed. A failed backup records when it ended there too, which
+/// Pterodactyl shows and the reference does not.
+fn completed_at(b: &Backup, compat: ApiCompat) -> Option<String> {
+    match (b.status, compat) {
+        (BackupStatus::Failed, ApiCompat::Hoard) => None,
+        _ => b.completed_at.map(rfc3339),
+    }
+}
+
+/// The backup as a JSON value, as an admin sees it, for the command line (hoard's own
+/// output, in the reference's shape).
 pub fn backup_value(b: &Backup) -> Value {
-    serde_json::to_value(backup(b, &Access::Admin)).expect("backup attributes serialise")
+    serde_json::to_value(backup(b, &Access::Admin, ApiCompat::Hoard))
+        .expect("backup attributes serialise")
+}
+
+/// Every permission hoard knows, with what it allows, in Pterodactyl's `system_permissions`
+/// shape: groups, each with its description and its keys' descriptions.
+pub fn permissions() -> Value {
+    let mut groups = serde_json::Map::new();
+    for p in Permission::ALL {
+        let (group, key) = p.group_and_key();
+        let entry = groups
+            .entry(group)
+            .or_insert_with(|| json!({"description": p.group_description(), "keys": {}}));
+        entry["keys"][key] = Value::from(p.description());
+    }
+    item("system_permissions", json!({ "permissions": groups }))
 }
 
 /// Page links and counts, in Pterodactyl's `meta.pagination` shape.
@@ -285,7 +313,8 @@ pub fn client_server<'a>(view: &'a View, user: &User) -> Item<ServerAttributes<'
                 name: &b.name,
                 status: b.status.as_str(),
                 created_at: rfc3339(b.created_at),
-                completed_at: b.completed_at.map(rfc3339),
+                // A hoard extension, so the reference's rule.
+                completed_at: completed_at(b, ApiCompat::Hoard),
             }),
             restore: view.running_restore.as_ref().map(running_restore),
             last_restore: view.last_restore.as_ref().map(|r| LastRestore {

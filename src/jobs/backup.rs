@@ -383,6 +383,7 @@ fn fail(app: &App, backup: &Backup, server: &Server, failure: &Failed) -> Result
             error: &message,
             error_detail: failure.why.detail(),
             warnings: &failure.warnings,
+            ended_at: now(),
         },
     )?;
     store::activity::record(

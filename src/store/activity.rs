@@ -38,6 +38,28 @@ pub fn record(
     Ok(())
 }
 
+/// The backups users (not schedules) started on a server after `since` that did not fail,
+/// deleted since or not: how many, and when the oldest started. Read from the
+/// `server:backup.start` and `server:backup.fail` events (the literal names let the
+/// partial index of migration 0008 serve the query).
+pub fn user_backup_starts_since(
+    c: &Connection,
+    server_id: i64,
+    since: Timestamp,
+) -> Result<(i64, Option<Timestamp>)> {
+    Ok(c.prepare_cached(
+        "SELECT COUNT(*), MIN(s.created_at) FROM activity_log s
+         WHERE s.server_id = ?1 AND s.event = 'server:backup.start' AND s.created_at > ?2
+           AND NOT COALESCE(json_extract(s.properties, '$.is_scheduled'), 0)
+           AND NOT EXISTS (
+               SELECT 1 FROM activity_log f
+               WHERE f.server_id = s.server_id AND f.id > s.id
+                 AND f.event = 'server:backup.fail'
+                 AND json_extract(f.properties, '$.backup') = json_extract(s.properties, '$.backup'))",
+    )?
+    .query_row(params![server_id, since], |r| Ok((r.get(0)?, r.get(1)?)))?)
+}
+
 /// The newest entries first; `server_id` narrows to one server.
 pub fn list(c: &Connection, server_id: Option<i64>, limit: i64) -> Result<Vec<Entry>> {
     let mut stmt = c.prepare_cached(

@@ -198,20 +198,6 @@ pub fn count_creating(c: &Connection, server_id: i64) -> Result<i64> {
     .query_row([server_id], |r| r.get(0))?)
 }
 
-/// Non-failed backups that users requested (not schedules) since `since`, and the oldest
-/// one's time.
-pub fn created_since(
-    c: &Connection,
-    server_id: i64,
-    since: Timestamp,
-) -> Result<(i64, Option<Timestamp>)> {
-    Ok(c.prepare_cached(
-        "SELECT COUNT(*), MIN(created_at) FROM backups
-         WHERE server_id = ?1 AND status != 'failed' AND created_at > ?2 AND is_scheduled = 0",
-    )?
-    .query_row(params![server_id, since], |r| Ok((r.get(0)?, r.get(1)?)))?)
-}
-
 /// Completed backups that are not locked: what rotation may delete to make room.
 pub fn count_rotatable(c: &Connection, server_id: i64) -> Result<i64> {
     Ok(c.prepare_cached(
@@ -351,19 +337,23 @@ pub struct Failure<'a> {
     /// What a failed hook printed, for the owner and admins only.
     pub error_detail: Option<&'a str>,
     pub warnings: &'a [String],
+    /// When the job gave up: kept in `completed_at`, which the API shows for failed
+    /// backups only as Pterodactyl does (`api_compat`).
+    pub ended_at: Timestamp,
 }
 
 pub fn mark_failed(c: &Connection, id: i64, failure: &Failure) -> Result<()> {
     c.execute(
         "UPDATE backups SET status = 'failed', error = ?2, error_detail = ?3, warnings = ?4,
              heartbeat_at = NULL, sha256_hash = NULL, bytes = 0, storage_path = NULL,
-             completed_at = NULL
+             completed_at = ?5
          WHERE id = ?1",
         params![
             id,
             failure.error,
             failure.error_detail,
-            serde_json::to_string(failure.warnings).expect("strings serialise")
+            serde_json::to_string(failure.warnings).expect("strings serialise"),
+            failure.ended_at,
         ],
     )?;
     Ok(())
@@ -390,6 +380,14 @@ pub fn set_locked(c: &Connection, id: i64, locked: bool) -> Result<()> {
     c.execute(
         "UPDATE backups SET is_locked = ?2 WHERE id = ?1",
         params![id, locked],
+    )?;
+    Ok(())
+}
+
+pub fn set_name(c: &Connection, id: i64, name: &str) -> Result<()> {
+    c.execute(
+        "UPDATE backups SET name = ?2 WHERE id = ?1",
+        params![id, name],
     )?;
     Ok(())
 }

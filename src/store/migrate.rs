@@ -34,6 +34,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../sql/0008_notifications.sql"),
     ),
     ("0009_revision", include_str!("../../sql/0009_revision.sql")),
+    (
+        "0010_throttle_starts",
+        include_str!("../../sql/0010_throttle_starts.sql"),
+    ),
 ];
 
 pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;

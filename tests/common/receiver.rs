@@ -117,4 +117,3 @@ fn read_request(mut stream: TcpStream) -> Option<Received> {
         body,
     })
 }
-
