@@ -231,7 +231,7 @@ pub fn run(app: &App, schedule_id: i64, trigger: Trigger) -> LastRun {
 fn record_run(c: &store::Connection, schedule: &Schedule, run: &LastRun) {
     let recorded = store::activity::record(
         c,
-        &Actor::Hoard,
+        &Actor::Schedule { id: schedule.id },
         event::SCHEDULE_RUN,
         Some(schedule.server_id),
         &json!({
@@ -312,6 +312,7 @@ fn backup_task(
     payload: &str,
 ) -> Result<Done, (Failure, Option<String>)> {
     let scheduled = Scheduled {
+        schedule_id: schedule.id,
         only_if_changed: schedule.only_if_changed,
     };
     let wait = Duration::from_secs(app.config.schedule_wait_secs);

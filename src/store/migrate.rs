@@ -29,6 +29,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0007_schedules_retention",
         include_str!("../../sql/0007_schedules_retention.sql"),
     ),
+    ("0008_activity", include_str!("../../sql/0008_activity.sql")),
 ];
 
 pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -9,6 +9,7 @@ export const PERMISSIONS = [
   ['backup.download', 'Download backups', 'Get download links for finished backup archives.'],
   ['backup.delete', 'Delete and lock backups', 'Delete backups, and lock or unlock them (locked backups cannot be deleted).'],
   ['backup.restore', 'Restore backups', 'Replace the server\'s files with a backup\'s contents.'],
+  ['activity.read', 'View activity', 'See who did what on the server: backups, restores, deletions, downloads, schedules and subuser changes.'],
 ];
 
 export function permissionLabel(name) {
