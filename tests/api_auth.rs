@@ -799,7 +799,11 @@ fn envelopes_and_attributes_match_the_contract() {
     ));
     assert_eq!(by_uuid.status, 200);
     let meta: Value = by_uuid.json()["meta"].clone();
-    assert_eq!(meta["user_permissions"].as_array().unwrap().len(), 5);
+    // An admin holds every permission.
+    assert_eq!(
+        meta["user_permissions"],
+        serde_json::json!(hoard::model::Permission::ALL.map(|p| p.as_str()))
+    );
 }
 
 #[test]
