@@ -10,9 +10,8 @@ use serde_json::json;
 pub fn server(ctx: &Ctx, caller: &Caller, id: &str) -> Result<Response> {
     let (server, access) = visible(ctx, caller, id)?;
     let (page, per_page) = paging(ctx)?;
-    let event = event_filter(ctx);
     let q = Query {
-        event,
+        event: event_filter(ctx),
         page,
         per_page,
     };
