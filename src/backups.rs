@@ -91,6 +91,8 @@ fn check_name_length(name: &str) -> Result<()> {
 /// What a schedule asks of the backup it starts.
 #[derive(Debug, Clone, Copy)]
 pub struct Scheduled {
+    /// The schedule: the backup's actor in the activity log.
+    pub schedule_id: i64,
     /// Make no backup when the tree's fingerprint equals the last good backup's.
     pub only_if_changed: bool,
 }
@@ -117,7 +119,10 @@ pub fn create_scheduled(
         ignored,
         is_locked: false,
     };
-    start(app, &Actor::Hoard, server, request, Some(scheduled))
+    let actor = Actor::Schedule {
+        id: scheduled.schedule_id,
+    };
+    start(app, &actor, server, request, Some(scheduled))
 }
 
 /// Records a new backup and its event, after every check of the contract, under one
@@ -204,6 +209,7 @@ fn start(
             },
             fingerprint: &scan.fingerprint,
             is_scheduled: scheduled.is_some(),
+            schedule_id: actor.schedule_id(),
             now,
         },
     )?;

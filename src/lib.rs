@@ -5,8 +5,9 @@
 //! [`restore`] (safe extraction and swap), [`storage`] (archive files), [`jobs`] (workers,
 //! heartbeats, hooks), [`auth`] (passwords, keys, sessions, permissions), [`config`],
 //! [`cli`], [`web`] (embedded UI), [`catalogue`] (the database against the archives). Domain rules for accounts, servers and backups live in
-//! [`users`], [`servers`] and [`backups`].
+//! [`users`], [`servers`] and [`backups`]; the activity log is read through [`activity`].
 
+pub mod activity;
 pub mod api;
 pub mod app;
 pub mod archive;

@@ -281,6 +281,9 @@ pub struct Backup {
     pub verifying: Option<i64>,
     /// Made by a schedule rather than asked for by someone.
     pub is_scheduled: bool,
+    /// Who asked for it (a user, or the schedule while it exists), so the job's outcome is
+    /// logged as theirs; hoard itself when no one is known.
+    pub requested_by: Actor,
 }
 
 /// A subuser permission. Owners and admins hold all of them.
@@ -295,10 +298,11 @@ pub enum Permission {
     ScheduleCreate,
     ScheduleUpdate,
     ScheduleDelete,
+    ActivityRead,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 9] = [
+    pub const ALL: [Permission; 10] = [
         Permission::BackupRead,
         Permission::BackupCreate,
         Permission::BackupDownload,
@@ -308,6 +312,7 @@ impl Permission {
         Permission::ScheduleCreate,
         Permission::ScheduleUpdate,
         Permission::ScheduleDelete,
+        Permission::ActivityRead,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -321,6 +326,7 @@ impl Permission {
             Permission::ScheduleCreate => "schedule.create",
             Permission::ScheduleUpdate => "schedule.update",
             Permission::ScheduleDelete => "schedule.delete",
+            Permission::ActivityRead => "activity.read",
         }
     }
 
@@ -347,6 +353,9 @@ impl Permission {
             | Permission::ScheduleUpdate
             | Permission::ScheduleDelete => {
                 "Permissions that control a user's access to the schedule management for this server."
+            }
+            Permission::ActivityRead => {
+                "Permissions that control a user's access to the server activity logs."
             }
         }
     }
@@ -375,6 +384,7 @@ impl Permission {
                 "Allows a user to update schedules and schedule tasks for this server."
             }
             Permission::ScheduleDelete => "Allows a user to delete schedules for this server.",
+            Permission::ActivityRead => "Allows a user to view the activity logs for the server.",
         }
     }
 }
@@ -555,7 +565,10 @@ pub enum Actor {
     },
     /// A client that has not signed in (a failed login), by its address.
     Anonymous { ip: Option<String> },
-    /// hoard itself: its jobs and the local command line.
+    /// A schedule's run, and the backups it makes.
+    Schedule { id: i64 },
+    /// hoard itself: retention, jobs no one is known to have asked for, and the local
+    /// command line.
     Hoard,
 }
 
@@ -569,10 +582,36 @@ impl Actor {
         user_id.map_or(Actor::Hoard, |id| Actor::User { id, ip: None })
     }
 
+    /// Who asked for a job: its schedule, else its user, else hoard.
+    pub fn requester(user_id: Option<i64>, schedule_id: Option<i64>) -> Actor {
+        match schedule_id {
+            Some(id) => Actor::Schedule { id },
+            None => Actor::on_behalf_of(user_id),
+        }
+    }
+
     pub fn user_id(&self) -> Option<i64> {
         match self {
             Actor::User { id, .. } | Actor::ApiKey { user_id: id, .. } => Some(*id),
-            Actor::Anonymous { .. } | Actor::Hoard => None,
+            Actor::Anonymous { .. } | Actor::Schedule { .. } | Actor::Hoard => None,
+        }
+    }
+
+    pub fn schedule_id(&self) -> Option<i64> {
+        match self {
+            Actor::Schedule { id } => Some(*id),
+            _ => None,
+        }
+    }
+
+    /// What kind of actor this is, as the activity log stores it and the API shows it.
+    pub fn kind(&self) -> ActorKind {
+        match self {
+            Actor::User { .. } => ActorKind::User,
+            Actor::ApiKey { .. } => ActorKind::ApiKey,
+            Actor::Anonymous { .. } => ActorKind::Anonymous,
+            Actor::Schedule { .. } => ActorKind::Schedule,
+            Actor::Hoard => ActorKind::System,
         }
     }
 
@@ -588,7 +627,46 @@ impl Actor {
             Actor::User { ip, .. } | Actor::ApiKey { ip, .. } | Actor::Anonymous { ip } => {
                 ip.as_deref()
             }
-            Actor::Hoard => None,
+            Actor::Schedule { .. } | Actor::Hoard => None,
         }
+    }
+}
+
+/// An activity-log actor's kind: kept with each event, because the user, key or schedule
+/// it names may be deleted later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActorKind {
+    User,
+    ApiKey,
+    Anonymous,
+    Schedule,
+    System,
+}
+
+impl ActorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActorKind::User => "user",
+            ActorKind::ApiKey => "api_key",
+            ActorKind::Anonymous => "anonymous",
+            ActorKind::Schedule => "schedule",
+            ActorKind::System => "system",
+        }
+    }
+}
+
+impl FromStr for ActorKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        [
+            ActorKind::User,
+            ActorKind::ApiKey,
+            ActorKind::Anonymous,
+            ActorKind::Schedule,
+            ActorKind::System,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+        .ok_or_else(|| format!("unknown actor kind '{s}'"))
     }
 }

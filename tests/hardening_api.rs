@@ -571,7 +571,8 @@ fn activity_records_the_actor() {
         actor("server:backup.start"),
         (Some(olive), Some(key), local.clone())
     );
-    assert_eq!(actor("server:backup.complete"), (None, None, None));
+    // The job's outcome is the requester's, made by no request: no key, no address.
+    assert_eq!(actor("server:backup.complete"), (Some(olive), None, None));
     assert_eq!(
         actor("server:backup.lock"),
         (Some(olive), None, local.clone())

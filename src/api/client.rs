@@ -1,5 +1,5 @@
 //! `/api/client`: the Pterodactyl client API (servers, account, API keys, backups,
-//! subusers). Handlers parse and check the request, then call domain code.
+//! subusers; activity is in [`super::activity`]). Handlers parse and check the request, then call domain code.
 
 use super::fields::Fields;
 use super::http::Response;
@@ -141,7 +141,7 @@ pub fn delete_key(ctx: &Ctx, caller: &Caller, identifier: &str) -> Result<Respon
 }
 
 /// `page` and `per_page`: positive integers; `per_page` capped at 100.
-fn paging(ctx: &Ctx) -> Result<(i64, i64)> {
+pub(super) fn paging(ctx: &Ctx) -> Result<(i64, i64)> {
     let mut errors = Vec::new();
     let mut read = |name: &str, default: i64| match ctx.req.query(name) {
         None => default,

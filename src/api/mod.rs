@@ -3,6 +3,7 @@
 //! then call domain code. Errors become the contract's wire format in one place
 //! ([`http::error_response`]).
 
+mod activity;
 mod application;
 mod client;
 mod download;
@@ -105,9 +106,11 @@ enum Route<'a> {
     Permissions,
     Account,
     AccountPassword,
+    AccountActivity,
     ApiKeys,
     ApiKey(&'a str),
     Server(&'a str),
+    ServerActivity(&'a str),
     Backups(&'a str),
     Backup(&'a str, &'a str),
     BackupDownload(&'a str, &'a str),
@@ -148,9 +151,11 @@ fn route<'a>(segs: &'a [&'a str]) -> Option<(Route<'a>, &'static [Method])> {
         ["api", "client", "permissions"] => (Route::Permissions, &[Get]),
         ["api", "client", "account"] => (Route::Account, &[Get]),
         ["api", "client", "account", "password"] => (Route::AccountPassword, &[Put]),
+        ["api", "client", "account", "activity"] => (Route::AccountActivity, &[Get]),
         ["api", "client", "account", "api-keys"] => (Route::ApiKeys, &[Get, Post]),
         ["api", "client", "account", "api-keys", id] => (Route::ApiKey(id), &[Delete]),
         ["api", "client", "servers", s] => (Route::Server(s), &[Get]),
+        ["api", "client", "servers", s, "activity"] => (Route::ServerActivity(s), &[Get]),
         ["api", "client", "servers", s, "backups"] => (Route::Backups(s), &[Get, Post]),
         ["api", "client", "servers", s, "backups", b] => (Route::Backup(s, b), &[Get, Delete]),
         ["api", "client", "servers", s, "backups", b, "download"] => {
@@ -246,10 +251,12 @@ fn dispatch(ctx: &Ctx) -> Result<Response, Failure> {
                 (Route::Permissions, _) => client::permissions(ctx, c)?,
                 (Route::Account, _) => client::account(ctx, c)?,
                 (Route::AccountPassword, _) => client::change_password(ctx, c)?,
+                (Route::AccountActivity, _) => activity::account(ctx, c)?,
                 (Route::ApiKeys, Get) => client::list_keys(ctx, c)?,
                 (Route::ApiKeys, _) => client::create_key(ctx, c)?,
                 (Route::ApiKey(id), _) => client::delete_key(ctx, c, id)?,
                 (Route::Server(s), _) => client::server(ctx, c, s)?,
+                (Route::ServerActivity(s), _) => activity::server(ctx, c, s)?,
                 (Route::Backups(s), Get) => client::list_backups(ctx, c, s)?,
                 (Route::Backups(s), _) => client::create_backup(ctx, c, s)?,
                 (Route::Backup(s, b), Get) => client::show_backup(ctx, c, s, b)?,

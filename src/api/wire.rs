@@ -4,11 +4,12 @@
 use crate::auth::Access;
 use crate::config::ApiCompat;
 use crate::model::{
-    ApiKey, Backup, BackupStatus, Permission, Progress, Schedule, Server, ServerStatus, Subuser,
-    Task, Timestamp, User, now, rfc3339,
+    ActorKind, ApiKey, Backup, BackupStatus, Permission, Progress, Schedule, Server, ServerStatus,
+    Subuser, Task, Timestamp, User, now, rfc3339,
 };
 use crate::retention::{Policy, Verdict};
 use crate::servers::View;
+use crate::store::activity::Entry;
 use crate::store::restores::{Restore, Step};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -184,14 +185,21 @@ pub struct Page {
     pub count: usize,
     pub per_page: i64,
     pub current_page: i64,
-    /// Absolute URL of the listing without query; links add `page` and `per_page`.
+    /// Absolute URL of the listing, with its filters if any; links add `page` and `per_page`.
     pub base: String,
 }
 
 pub fn pagination(p: &Page) -> Value {
     let total_pages = ((p.total + p.per_page - 1) / p.per_page).max(1);
     let mut links = serde_json::Map::new();
-    let link = |page: i64| Value::String(format!("{}?page={page}&per_page={}", p.base, p.per_page));
+    // A base that holds a query already (a filter) keeps it in every link.
+    let sep = if p.base.contains('?') { '&' } else { '?' };
+    let link = |page: i64| {
+        Value::String(format!(
+            "{}{sep}page={page}&per_page={}",
+            p.base, p.per_page
+        ))
+    };
     if p.current_page > 1 {
         links.insert(
             "previous".into(),
@@ -579,6 +587,34 @@ pub fn notification_channel(
             "last_error_at": ts(c.last_error_at),
             "created_at": rfc3339(c.created_at),
             "updated_at": rfc3339(c.updated_at),
+        }),
+    )
+}
+
+/// An activity-log event as Pterodactyl's `ActivityLogTransformer` gives it, to `viewer`:
+/// the address is shown only to the one who acted and to admins, as Pterodactyl does.
+/// hoard adds `actor_kind` (`user`, `api_key`, `schedule`, `system`) and, for a schedule,
+/// `actor_schedule`: the actor of events no user made is null, as in Pterodactyl.
+pub fn activity(e: &Entry, actor: Option<&User>, viewer: &User) -> Value {
+    let sees_ip = viewer.is_admin || e.user_id == Some(viewer.id);
+    let has_metadata = e.properties.as_object().is_some_and(|p| !p.is_empty());
+    item(
+        "activity_log",
+        json!({
+            "id": e.id,
+            "batch": null,
+            "event": e.event,
+            "is_api": e.actor_kind == ActorKind::ApiKey,
+            "ip": e.ip.as_deref().filter(|_| sees_ip),
+            "description": null,
+            "properties": e.properties,
+            "has_additional_metadata": has_metadata,
+            "timestamp": rfc3339(e.created_at),
+            "actor_kind": e.actor_kind.as_str(),
+            "actor_schedule": e.schedule.as_ref().map(|(id, name)| json!({"id": id, "name": name})),
+            "relationships": {
+                "actor": actor.map(user),
+            },
         }),
     )
 }

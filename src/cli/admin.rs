@@ -175,7 +175,8 @@ pub enum SubuserCommand {
         #[arg(long)]
         user: String,
         /// Comma-separated: backup.read, backup.create, backup.download, backup.delete,
-        /// backup.restore, schedule.read, schedule.create, schedule.update, schedule.delete.
+        /// backup.restore, schedule.read, schedule.create, schedule.update, schedule.delete,
+        /// activity.read.
         #[arg(long, value_delimiter = ',')]
         permissions: Vec<String>,
     },

@@ -4,7 +4,7 @@ use super::{Task, Tracker, hooks};
 use crate::app::App;
 use crate::archive::{self, Exclusions};
 use crate::error::{Error, Result};
-use crate::model::{Actor, Backup, BackupStatus, Server, event, now};
+use crate::model::{Backup, BackupStatus, Server, event, now};
 use crate::notify;
 use crate::store::{self, TransactionBehavior};
 use serde_json::json;
@@ -337,7 +337,7 @@ fn record(
         )?;
         store::activity::record(
             &tx,
-            &Actor::Hoard,
+            &backup.requested_by,
             event::BACKUP_COMPLETE,
             Some(server.id),
             &json!({"backup": backup.uuid, "name": backup.name, "bytes": output.bytes}),
@@ -388,7 +388,7 @@ fn fail(app: &App, backup: &Backup, server: &Server, failure: &Failed) -> Result
     )?;
     store::activity::record(
         &conn,
-        &Actor::Hoard,
+        &backup.requested_by,
         event::BACKUP_FAIL,
         Some(server.id),
         &json!({"backup": backup.uuid, "name": backup.name, "error": message}),

@@ -507,7 +507,8 @@ fn conclude(
     let recorded = (|| -> crate::error::Result<()> {
         let mut conn = app.db.conn()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        store::restores::finish(&tx, restore.id, step, error.as_deref(), detail, now())?;
+        let finished_at = now();
+        store::restores::finish(&tx, restore.id, step, error.as_deref(), detail, finished_at)?;
         store::servers::set_status(&tx, server.id, restore.server_status)?;
         store::activity::record(
             &tx,
@@ -517,6 +518,8 @@ fn conclude(
             &json!({
                 "backup": restore.backup_uuid,
                 "truncate": restore.truncate,
+                "outcome": if error.is_none() { "completed" } else { "failed" },
+                "duration_secs": (finished_at - restore.started_at).max(0),
                 "error": error,
                 "warning": warning,
             }),

@@ -302,7 +302,7 @@ fn tell(app: &App, schedule: &Schedule, run: &LastRun) {
 fn record_run(c: &store::Connection, schedule: &Schedule, run: &LastRun) {
     let recorded = store::activity::record(
         c,
-        &Actor::Hoard,
+        &Actor::Schedule { id: schedule.id },
         event::SCHEDULE_RUN,
         Some(schedule.server_id),
         &json!({
@@ -383,6 +383,7 @@ fn backup_task(
     payload: &str,
 ) -> Result<Done, (Failure, Option<String>)> {
     let scheduled = Scheduled {
+        schedule_id: schedule.id,
         only_if_changed: schedule.only_if_changed,
     };
     let wait = Duration::from_secs(app.config.schedule_wait_secs);

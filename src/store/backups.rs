@@ -1,14 +1,14 @@
 use super::Result;
-use crate::model::{Backup, BackupStatus, Compression, Integrity, Progress, Timestamp};
+use crate::model::{Actor, Backup, BackupStatus, Compression, Integrity, Progress, Timestamp};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 const COLUMNS: &str = "id, uuid, server_id, name, ignored_files, status, is_locked, compression, \
     sha256_hash, bytes, storage_path, error, warnings, content_bytes, content_files, \
     bytes_processed, bytes_total, files_processed, files_total, started_at, heartbeat_at, \
     created_at, completed_at, unreadable, integrity, verified_at, verify_heartbeat_at, verify_bytes, \
-    error_detail, unreadable_paths, is_scheduled";
+    error_detail, unreadable_paths, is_scheduled, created_by, schedule_id";
 /// The position of the first column a query selects after [`COLUMNS`].
-const EXTRA: usize = 31;
+const EXTRA: usize = 33;
 
 /// A verification whose heartbeat is older than this is no longer running.
 const VERIFY_DEAD_AFTER_SECS: i64 = crate::jobs::DEAD_AFTER_SECS;
@@ -77,6 +77,7 @@ fn from_row(r: &Row) -> rusqlite::Result<Backup> {
         error_detail: r.get(28)?,
         unreadable_paths: json_list(r.get(29)?),
         is_scheduled: r.get(30)?,
+        requested_by: Actor::requester(r.get(31)?, r.get(32)?),
         unreadable,
         verified_at: r.get(25)?,
         verifying,
@@ -97,6 +98,7 @@ pub struct NewBackup<'a> {
     /// The fingerprint of that tree (see [`crate::archive::Fingerprint`]).
     pub fingerprint: &'a str,
     pub is_scheduled: bool,
+    pub schedule_id: Option<i64>,
     pub now: Timestamp,
 }
 
@@ -106,8 +108,8 @@ pub fn insert_creating(c: &Connection, b: &NewBackup) -> Result<Backup> {
     c.execute(
         "INSERT INTO backups (uuid, server_id, created_by, name, ignored_files, status, is_locked,
              compression, bytes_total, files_total, heartbeat_at, created_at, fingerprint,
-             is_scheduled)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'creating', ?6, ?7, ?8, ?9, ?10, ?10, ?11, ?12)",
+             is_scheduled, schedule_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'creating', ?6, ?7, ?8, ?9, ?10, ?10, ?11, ?12, ?13)",
         params![
             b.uuid,
             b.server_id,
@@ -121,6 +123,7 @@ pub fn insert_creating(c: &Connection, b: &NewBackup) -> Result<Backup> {
             b.now,
             b.fingerprint,
             b.is_scheduled,
+            b.schedule_id,
         ],
     )?;
     Ok(by_id(c, c.last_insert_rowid())?.expect("row just inserted"))

@@ -38,6 +38,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0010_throttle_starts",
         include_str!("../../sql/0010_throttle_starts.sql"),
     ),
+    ("0011_activity", include_str!("../../sql/0011_activity.sql")),
 ];
 
 pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;

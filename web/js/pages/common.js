@@ -13,6 +13,7 @@ export const PERMISSIONS = [
   ['schedule.create', 'Create schedules', 'Add new automatic backup schedules.'],
   ['schedule.update', 'Change schedules', 'Edit, pause and resume schedules, and run one now.'],
   ['schedule.delete', 'Delete schedules', 'Remove schedules (their backups are kept).'],
+  ['activity.read', 'View activity', 'See who did what on the server: backups, restores, deletions, downloads, schedules and subuser changes.'],
 ];
 
 export function permissionLabel(name) {
