@@ -143,6 +143,11 @@ pub struct Settings {
     #[arg(long, env = "HOARD_NOTIFY_RETRY_MAX_SECS", value_name = "SECS")]
     pub notify_retry_max_secs: Option<u64>,
 
+    /// How long hoard keeps trying to deliver a notification, in seconds, before it drops
+    /// it and logs the failure in the server's history [default: 86400].
+    #[arg(long, env = "HOARD_NOTIFY_GIVE_UP_SECS", value_name = "SECS")]
+    pub notify_give_up_secs: Option<u64>,
+
     /// Whose behaviour the API follows where the reference and a real Pterodactyl panel
     /// differ: `hoard` (the reference) or `pterodactyl` (lock answers 200 with the backup,
     /// restore 204, a failed backup has `completed_at`, `is_successful` is false while
@@ -196,6 +201,7 @@ pub struct Config {
     pub schedule_wait_secs: u64,
     pub schedule_clock_offset_secs: i64,
     pub notify_retry_max_secs: u64,
+    pub notify_give_up_secs: u64,
     pub api_compat: ApiCompat,
 }
 
@@ -265,6 +271,7 @@ impl Settings {
             schedule_wait_secs,
             schedule_clock_offset_secs,
             notify_retry_max_secs,
+            notify_give_up_secs,
             api_compat,
         )
     }
@@ -313,6 +320,7 @@ impl Config {
             schedule_wait_secs: s.schedule_wait_secs.unwrap_or(3600),
             schedule_clock_offset_secs: s.schedule_clock_offset_secs.unwrap_or(0),
             notify_retry_max_secs: s.notify_retry_max_secs.unwrap_or(300),
+            notify_give_up_secs: s.notify_give_up_secs.unwrap_or(86_400),
             api_compat: s.api_compat.unwrap_or_default(),
         };
         config.check()?;

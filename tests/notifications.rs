@@ -317,3 +317,51 @@ fn channels_are_for_admins_masked_checked_and_testable() {
     api.get(&format!("{CHANNELS}/{id}"))
         .assert_error(404, "NotFoundHttpException");
 }
+
+#[test]
+fn a_notification_never_delivered_is_dropped_and_logged_in_the_servers_history() {
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "http://127.0.0.1:{}/hook",
+        closed.local_addr().unwrap().port()
+    );
+    drop(closed);
+    let hoard = Hoard::start(&["--notify-retry-max-secs", "1", "--notify-give-up-secs", "2"]);
+    let (_dir, server, api) = setup(&hoard);
+    add_channel(
+        &api,
+        json!({"kind": "ntfy", "url": url, "events": ["backup_completed"]}),
+    );
+    api.backup_and_wait(&server, "{}");
+    let history =
+        format!("/api/client/servers/{server}/activity?filter[event]=notification:failed");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let event = loop {
+        let list = api.get(&history).json();
+        if let Some(event) = list["data"].as_array().and_then(|d| d.first()) {
+            break event["attributes"].clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no notification:failed event: {list}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(event["properties"]["event"], "backup_completed");
+    assert!(
+        event["properties"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot reach"),
+        "{event}"
+    );
+    let channel = api.get(CHANNELS).json()["data"][0]["attributes"].clone();
+    assert_eq!(channel["pending"], 0, "dropped: {channel}");
+    assert!(
+        channel["last_error"]
+            .as_str()
+            .unwrap()
+            .starts_with("gave up"),
+        "{channel}"
+    );
+}

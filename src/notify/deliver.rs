@@ -1,6 +1,7 @@
 //! Delivery: a background thread of `hoard serve` sends queued notifications, oldest first,
-//! and retries what failed with a growing delay (up to `notify_retry_max_secs`) for a day,
-//! after which the notification is dropped and the failure logged in the activity log.
+//! and retries what failed with a growing delay (up to `notify_retry_max_secs`) for
+//! `notify_give_up_secs` (a day), after which the notification is dropped and the failure
+//! logged in the server's history.
 //! Each channel keeps its last delivery and its last error for the API and the UI.
 
 use super::{Kind, Notice, mask_url, render};
@@ -19,8 +20,6 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_secs(1);
 /// The first retry's delay; each next one doubles, up to `notify_retry_max_secs`.
 const FIRST_RETRY_SECS: i64 = 5;
-/// A notification still undelivered this long after it was queued is dropped.
-const GIVE_UP_AFTER_SECS: i64 = 86_400;
 /// How much of a refusing channel's answer goes into the error.
 const ANSWER_SHOWN: u64 = 200;
 
@@ -118,19 +117,27 @@ fn deliver_due(app: &App, agent: &ureq::Agent) -> crate::error::Result<()> {
                 store::notifications::delivered(&conn, queued.id)?;
                 store::notifications::record_delivery(&conn, channel.id, None, now())?;
             }
-            Err(error) if now() - queued.created_at >= GIVE_UP_AFTER_SECS => {
+            Err(error) if now() - queued.created_at >= app.config.notify_give_up_secs as i64 => {
                 let why = format!(
-                    "gave up on a {} notification after a day: {error}",
-                    queued.event
+                    "gave up on a {} notification after {}: {error}",
+                    queued.event,
+                    crate::units::duration_words(app.config.notify_give_up_secs as i64)
                 );
                 log::warn!("notification channel '{}': {why}", channel.name);
                 store::notifications::delivered(&conn, queued.id)?;
                 store::notifications::record_delivery(&conn, channel.id, Some(&why), now())?;
+                // In the history of the server it was about, where its people look.
+                let server_id = match &notice.server {
+                    Some(server) => {
+                        store::servers::by_identifier(&conn, &server.uuid)?.map(|s| s.id)
+                    }
+                    None => None,
+                };
                 store::activity::record(
                     &conn,
                     &Actor::Hoard,
                     "notification:failed",
-                    None,
+                    server_id,
                     &json!({"channel": channel.id, "name": channel.name, "event": queued.event, "error": error}),
                 )?;
             }
