@@ -196,3 +196,48 @@ fn servers_say_which_hooks_are_set_and_owners_get_username_suggestions() {
     let bob = hoard.api(&hoard.key("bob"));
     suggest(&bob, "ali").assert_error(403, "InsufficientPermissionsException");
 }
+
+#[test]
+fn the_backup_list_can_bring_its_server_and_keys_and_history_change_the_tag() {
+    let hoard = Hoard::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let server = hoard.add_server("mc", dir.path(), "admin", &[]);
+    let api = hoard.api(&hoard.key("admin"));
+    let list = api
+        .get(&format!(
+            "/api/client/servers/{server}/backups?include=server"
+        ))
+        .json();
+    let shown = api.get(&format!("/api/client/servers/{server}")).json();
+    assert_eq!(
+        list["meta"]["server"], shown,
+        "the server as its own GET gives it"
+    );
+    assert!(list["meta"]["pagination"].is_object());
+    let plain = api
+        .get(&format!("/api/client/servers/{server}/backups"))
+        .json();
+    assert!(plain["meta"]["server"].is_null(), "only when asked for");
+
+    // A new API key shows in the key list at once, though keys are not what most pages show.
+    let keys = "/api/client/account/api-keys";
+    let tag = get_with(&api, keys, None)
+        .header("etag")
+        .unwrap()
+        .to_string();
+    hoard.key("admin");
+    let r = get_with(&api, keys, Some(&tag));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["data"].as_array().unwrap().len(), 2);
+    // A key's use is not a change: polling with a key still gets 304.
+    let tag = r.header("etag").unwrap().to_string();
+    assert_eq!(get_with(&api, keys, Some(&tag)).status, 304);
+    // An event in the history is.
+    let history = format!("/api/client/servers/{server}/activity");
+    let tag = get_with(&api, &history, None)
+        .header("etag")
+        .unwrap()
+        .to_string();
+    api.post(&format!("/api/client/servers/{server}/schedules"), r#"{"name": "n", "minute": "0", "hour": "4", "day_of_month": "*", "month": "*", "day_of_week": "*"}"#);
+    assert_eq!(get_with(&api, &history, Some(&tag)).status, 200);
+}

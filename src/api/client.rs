@@ -10,7 +10,7 @@ use crate::config::ApiCompat;
 use crate::error::{Error, FieldError, Result};
 use crate::model::{Permission, Server};
 use crate::{archive, restores, servers, store, users};
-use serde_json::json;
+use serde_json::{Value, json};
 
 pub(super) fn visible(ctx: &Ctx, caller: &Caller, identifier: &str) -> Result<(Server, Access)> {
     auth::visible_server(&*ctx.app.db.conn()?, &caller.user, identifier)
@@ -46,9 +46,14 @@ pub fn index(ctx: &Ctx, caller: &Caller) -> Result<Response> {
 }
 
 pub fn server(ctx: &Ctx, caller: &Caller, id: &str) -> Result<Response> {
+    let (server, _) = visible(ctx, caller, id)?;
+    Ok(Response::json(200, &server_body(ctx, caller, &server)?))
+}
+
+/// A server as its page shows it: its attributes, and the caller's place on it.
+fn server_body(ctx: &Ctx, caller: &Caller, server: &Server) -> Result<Value> {
     let conn = ctx.app.db.conn()?;
-    let (server, _) = auth::visible_server(&conn, &caller.user, id)?;
-    let view = servers::views(&conn, &caller.user, Some(&server), free_bytes(ctx)?)?
+    let view = servers::views(&conn, &caller.user, Some(server), free_bytes(ctx)?)?
         .pop()
         .ok_or_else(|| Error::not_found("server"))?;
     let mut body =
@@ -57,7 +62,7 @@ pub fn server(ctx: &Ctx, caller: &Caller, id: &str) -> Result<Response> {
         "is_server_owner": server.owner_id == Some(caller.user.id),
         "user_permissions": view.access.permissions().iter().map(|p| p.as_str()).collect::<Vec<_>>(),
     });
-    Ok(Response::json(200, &body))
+    Ok(body)
 }
 
 /// Every permission a subuser may be given, with what it allows; for anyone signed in.
@@ -181,6 +186,16 @@ pub fn list_backups(ctx: &Ctx, caller: &Caller, id: &str) -> Result<Response> {
         }),
         "backup_count": listing.backup_count,
     });
+    let mut meta = meta;
+    // `?include=server`: the server as GET .../servers/{server} gives it, so that a page
+    // showing both stays current with one request.
+    if ctx
+        .req
+        .query("include")
+        .is_some_and(|i| i.split(',').any(|part| part == "server"))
+    {
+        meta["server"] = server_body(ctx, caller, &server)?;
+    }
     let body = wire::List::new(
         listing
             .backups

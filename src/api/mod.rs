@@ -323,9 +323,12 @@ fn entity_tag(ctx: &Ctx, caller: &Caller) -> Result<String, Error> {
     static RUN: std::sync::OnceLock<[u8; 16]> = std::sync::OnceLock::new();
     let run = RUN.get_or_init(auth::random_bytes::<16>);
     let revision = crate::store::revision(&*ctx.app.db.conn()?)?;
+    // Free space is shown too, and changes without the database: counted in steps of 64 MiB.
+    let free_steps = ctx.app.storage().free_space().unwrap_or(0) >> 26;
     let mut hasher = Sha256::new();
     hasher.update(run);
     hasher.update(revision.to_le_bytes());
+    hasher.update(free_steps.to_le_bytes());
     hasher.update(caller.user.id.to_le_bytes());
     hasher.update(ctx.req.path.as_bytes());
     for (name, value) in &ctx.req.query {

@@ -39,6 +39,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../sql/0010_throttle_starts.sql"),
     ),
     ("0011_activity", include_str!("../../sql/0011_activity.sql")),
+    (
+        "0012_revision_more",
+        include_str!("../../sql/0012_revision_more.sql"),
+    ),
 ];
 
 pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;
