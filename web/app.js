@@ -19,6 +19,7 @@ const routes = [
   { pattern: /^\/login\/?$/, load: () => import('./js/pages/login.js'), public: true, login: true },
   { pattern: /^\/(?:servers\/?)?$/, load: () => import('./js/pages/servers.js'), nav: 'servers' },
   { pattern: /^\/servers\/([^/]+)\/users\/?$/, load: () => import('./js/pages/subusers.js'), nav: 'servers' },
+  { pattern: /^\/servers\/([^/]+)\/activity\/?$/, load: () => import('./js/pages/activity.js'), nav: 'servers' },
   { pattern: /^\/servers\/([^/]+)\/schedules\/?$/, load: () => import('./js/pages/schedules.js'), nav: 'servers' },
   { pattern: /^\/servers\/([^/]+)\/?$/, load: () => import('./js/pages/backups.js'), nav: 'servers' },
   { pattern: /^\/admin\/servers\/?$/, load: () => import('./js/pages/admin-servers.js'), admin: true, nav: 'admin-servers' },

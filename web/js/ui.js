@@ -5,10 +5,15 @@ import { h, icon, uid, clear } from './dom.js';
 import { ApiError } from './api.js';
 
 // ---------------------------------------------------------------------------------------
-// Notices: visible, dismissible messages. Errors stay until dismissed; successes fade.
+// Notices. The page's are toasts: they overlay the page in a corner and never move its
+// content (a table row must not slide away under the pointer). Errors stay until dismissed;
+// others fade, but not while the pointer or focus is on them. A dialog's notices are shown
+// inside it, above its fields.
 
 let pageNotices = null;
 let liveRegion = null;
+/** More toasts than this and the oldest go: a pile helps nobody. */
+const MAX_TOASTS = 3;
 
 export function setNoticeArea(el, live) {
   pageNotices = el;
@@ -28,18 +33,45 @@ function openDialogNotices() {
   return top ? top.querySelector('.dialog-notices') : null;
 }
 
+/** Removes a notice after `ms`, counting only the time nobody is pointing at or in it. */
+function fadeAfter(notice, ms) {
+  let left = ms;
+  let started = Date.now();
+  let timer = setTimeout(() => notice.remove(), left);
+  const hold = () => {
+    if (!timer) return;
+    clearTimeout(timer);
+    timer = null;
+    left -= Date.now() - started;
+  };
+  const resume = () => {
+    if (timer || notice.matches(':hover') || notice.contains(document.activeElement)) return;
+    started = Date.now();
+    timer = setTimeout(() => notice.remove(), Math.max(left, 2000));
+  };
+  notice.addEventListener('pointerenter', hold);
+  notice.addEventListener('focusin', hold);
+  notice.addEventListener('pointerleave', resume);
+  notice.addEventListener('focusout', () => setTimeout(resume));
+}
+
 /**
  * Shows a message. `type`: error | success | info | warning. `container` defaults to the
- * open dialog's message area, else the page's.
+ * open dialog's message area, else the page's toasts.
  */
 export function notify(message, { type = 'info', container = null, title = null, timeout = null } = {}) {
   const area = container || openDialogNotices() || pageNotices;
   if (!area) return null;
   const isError = type === 'error';
+  // The same message again replaces the one shown rather than stacking beside it.
+  for (const old of area.querySelectorAll(':scope > .notice')) {
+    if (old.dataset.message === `${type}:${title || ''}:${message}`) old.remove();
+  }
   const notice = h('div', {
     class: ['notice', `notice-${type}`],
     role: isError ? 'alert' : 'status',
     'data-testid': `notice-${type}`,
+    'data-message': `${type}:${title || ''}:${message}`,
   },
   icon(isError ? 'alert' : type === 'success' ? 'check' : type === 'warning' ? 'warning' : 'info', 'notice-icon'),
   h('div', { class: 'notice-text' },
@@ -53,8 +85,12 @@ export function notify(message, { type = 'info', container = null, title = null,
     on: { click: () => notice.remove() },
   }, icon('x')));
   area.append(notice);
+  if (area === pageNotices) {
+    const shown = area.querySelectorAll(':scope > .notice');
+    for (let i = 0; i < shown.length - MAX_TOASTS; i++) shown[i].remove();
+  }
   const ms = timeout ?? (type === 'success' || type === 'info' ? 8000 : null);
-  if (ms) setTimeout(() => notice.remove(), ms);
+  if (ms) fadeAfter(notice, ms);
   return notice;
 }
 
@@ -80,14 +116,124 @@ export function clearNotices(container = pageNotices) {
 export function button(label, { kind = 'secondary', iconName = null, iconOnly = false, type = 'button', onClick = null, attrs = {} } = {}) {
   const btn = h('button', {
     type,
-    class: ['btn', `btn-${kind}`, iconOnly && 'btn-icon', attrs.class],
     ...attrs,
+    class: ['btn', `btn-${kind}`, iconOnly && 'btn-icon', attrs.class],
     ...(iconOnly ? { 'aria-label': label, 'data-tip': attrs['data-tip'] || label } : {}),
   },
   iconName ? icon(iconName) : null,
   iconOnly ? null : h('span', { class: 'btn-label', text: label }));
   if (onClick) btn.addEventListener('click', onClick);
   return btn;
+}
+
+/**
+ * A row's actions. Where the pointer can hover, each is an icon button named by a tooltip;
+ * on narrow and touch screens, which have no tooltips, one "Actions" button opens a menu
+ * that names each action and says why one is unavailable. `items` lists
+ * `{ key, label, name, iconName, kind, reason, run(btn) }`, or `{ key, label, name,
+ * iconName, href }` for a link: `label` is shown, `name` (the label by default) is the icon
+ * button's accessible name when the label needs the row's name beside it. `name` names the
+ * row; `focusKey` tells its controls from other rows' across a redraw.
+ */
+export function rowActions(items, name, focusKey) {
+  const wrap = h('div', { class: 'row-actions' });
+  for (const item of items) {
+    if (item.href) {
+      wrap.append(h('a', {
+        href: item.href,
+        class: 'btn btn-ghost btn-icon row-action',
+        'aria-label': item.name || item.label,
+        'data-tip': item.label,
+        'data-focus-key': `${item.key}:${focusKey}`,
+        'data-action': item.key,
+      }, icon(item.iconName)));
+      continue;
+    }
+    const btn = button(item.name || item.label, {
+      kind: item.kind || 'ghost',
+      iconName: item.iconName,
+      iconOnly: true,
+      attrs: { class: 'row-action', 'data-tip': item.label, 'data-focus-key': `${item.key}:${focusKey}`, 'data-action': item.key },
+    });
+    setUnavailable(btn, item.reason || null);
+    btn.addEventListener('click', () => { if (!explainIfUnavailable(btn)) item.run(btn); });
+    wrap.append(btn);
+  }
+  if (items.length) wrap.append(actionsMenuButton(items, name, focusKey));
+  return wrap;
+}
+
+function actionsMenuButton(items, name, focusKey) {
+  const trigger = h('button', {
+    type: 'button',
+    class: 'btn btn-secondary btn-small row-menu-btn',
+    'aria-haspopup': 'menu',
+    'aria-expanded': 'false',
+    'aria-label': `Actions for ${name}`,
+    'data-focus-key': `menu:${focusKey}`,
+    'data-testid': 'row-menu',
+  }, h('span', { class: 'btn-label', text: 'Actions' }), icon('more', 'icon-more'));
+  trigger.addEventListener('click', () => openMenu(trigger, items, name));
+  return trigger;
+}
+
+/** Opens the menu of `items` under `trigger`, in the top layer so no card clips it. */
+function openMenu(trigger, items, name) {
+  const entries = items.map((item) => {
+    const entry = h(item.href ? 'a' : 'button', {
+      type: item.href ? undefined : 'button',
+      href: item.href,
+      role: 'menuitem',
+      class: ['row-menu-item', item.kind === 'ghost-danger' && 'is-danger'],
+      'data-menu-action': item.key,
+      'aria-disabled': item.reason ? 'true' : undefined,
+      tabIndex: -1,
+    }, icon(item.iconName), h('span', { class: 'row-menu-text' },
+      h('span', { class: 'row-menu-label', text: item.label }),
+      item.reason ? h('span', { class: 'row-menu-reason', text: item.reason }) : null));
+    entry.addEventListener('click', () => {
+      if (item.reason) return;
+      menu.hidePopover();
+      // A link is followed by the app's own navigation.
+      if (item.run) item.run(trigger);
+    });
+    return entry;
+  });
+  const menu = h('div', { class: 'row-menu', role: 'menu', popover: 'auto', 'aria-label': `Actions for ${name}`, 'data-testid': 'row-menu-list' }, entries);
+  const move = (delta) => {
+    const i = entries.indexOf(document.activeElement);
+    entries[(i + delta + entries.length) % entries.length].focus();
+  };
+  menu.addEventListener('keydown', (e) => {
+    if (e.key === 'ArrowDown') move(1);
+    else if (e.key === 'ArrowUp') move(-1);
+    else if (e.key === 'Home') entries[0].focus();
+    else if (e.key === 'End') entries[entries.length - 1].focus();
+    else if (e.key === 'Tab') menu.hidePopover();
+    else return;
+    e.preventDefault();
+  });
+  menu.addEventListener('toggle', (e) => {
+    if (e.newState !== 'closed') return;
+    trigger.setAttribute('aria-expanded', 'false');
+    const focusWasInside = menu.contains(document.activeElement) || document.activeElement === document.body;
+    menu.remove();
+    if (!focusWasInside) return;
+    // Back to the button, or to its twin if a refresh redrew the row meanwhile.
+    const target = trigger.isConnected ? trigger : document.querySelector(`[data-focus-key="${CSS.escape(trigger.dataset.focusKey)}"]`);
+    if (target) target.focus();
+  });
+  document.body.append(menu);
+  menu.showPopover();
+  trigger.setAttribute('aria-expanded', 'true');
+  const rect = trigger.getBoundingClientRect();
+  const width = menu.offsetWidth;
+  const height = menu.offsetHeight;
+  const left = Math.min(Math.max(8, rect.right - width), window.innerWidth - width - 8);
+  const below = rect.bottom + 4 + height <= window.innerHeight - 8;
+  menu.style.left = `${left}px`;
+  menu.style.top = `${below ? rect.bottom + 4 : Math.max(8, rect.top - 4 - height)}px`;
+  entries[0].focus();
 }
 
 /** Runs `fn` with `btn` disabled and marked busy; returns what `fn` returns. */
@@ -135,12 +281,7 @@ export function isUnavailable(btn) {
 export function explainIfUnavailable(btn) {
   if (!isUnavailable(btn)) return false;
   const reason = btn.dataset.tip || btn.title;
-  if (reason && pageNotices) {
-    for (const old of pageNotices.querySelectorAll('.notice-info')) {
-      if (old.textContent.includes(reason)) old.remove();
-    }
-    notify(reason, { type: 'info', timeout: 6000 });
-  }
+  if (reason) notify(reason, { type: 'info', timeout: 6000 });
   return true;
 }
 
@@ -195,6 +336,63 @@ export function badge(text, kind = 'neutral', attrs = {}) {
 }
 
 // ---------------------------------------------------------------------------------------
+// Polling
+
+/**
+ * Runs `fn` now, then every `ms` while the page is visible, so it reflects changes made
+ * elsewhere: never while the tab is hidden, and at once on coming back if a run is due.
+ * Runs never overlap and start at least `ms` apart. Returns `{ now, stop }`: `now()` runs
+ * it at once (after the user changed something) and resolves when that run is over.
+ * `fn` handles its own errors: a failed run is shown by the page, and the next one comes.
+ */
+export function poller(fn, ms = 2000) {
+  let timer = null;
+  let running = null;
+  let again = false;
+  let stopped = false;
+  let lastStart = 0;
+
+  function plan() {
+    clearTimeout(timer);
+    timer = null;
+    if (stopped || running || document.visibilityState === 'hidden') return;
+    timer = setTimeout(now, Math.max(0, lastStart + ms - Date.now()));
+  }
+
+  function now() {
+    if (stopped) return Promise.resolve();
+    if (running) {
+      again = true;
+      return running;
+    }
+    clearTimeout(timer);
+    running = (async () => {
+      do {
+        again = false;
+        lastStart = Date.now();
+        await fn();
+      } while (again && !stopped);
+    })().finally(() => {
+      running = null;
+      plan();
+    });
+    return running;
+  }
+
+  const onVisibility = () => plan();
+  document.addEventListener('visibilitychange', onVisibility);
+  now();
+  return {
+    now,
+    stop() {
+      stopped = true;
+      clearTimeout(timer);
+      document.removeEventListener('visibilitychange', onVisibility);
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------
 // Form fields
 
 /**
@@ -242,13 +440,16 @@ export function select(options, { name, value = '' } = {}) {
     options.map(([v, text]) => h('option', { value: v, selected: v === value, text })));
 }
 
-/** Shows the API's per-field messages next to the fields of `form`. */
+/**
+ * Shows the API's per-field messages next to the fields of `form`; returns the names of the
+ * fields that got their message.
+ */
 export function showFieldErrors(form, err) {
   clearFieldErrors(form);
-  if (!(err instanceof ApiError)) return;
+  const placed = new Set();
+  if (!(err instanceof ApiError)) return placed;
   for (const [name, message] of Object.entries(err.fields)) {
-    const key = name.replace(/^hooks\./, 'hooks.');
-    const input = form.querySelector(`[name="${CSS.escape(key)}"]`);
+    const input = form.querySelector(`[name="${CSS.escape(name)}"]`);
     if (!input) continue;
     input.setAttribute('aria-invalid', 'true');
     const errorEl = document.getElementById(`${input.id}-error`);
@@ -257,8 +458,22 @@ export function showFieldErrors(form, err) {
       errorEl.hidden = false;
       const described = (input.getAttribute('aria-describedby') || '').split(' ').filter(Boolean);
       if (!described.includes(errorEl.id)) input.setAttribute('aria-describedby', [...described, errorEl.id].join(' '));
+      placed.add(name);
     }
   }
+  return placed;
+}
+
+/**
+ * Shows a failed form's error once: each message that names a field beside that field, and
+ * only the others in `container`.
+ */
+export function showFormError(form, err, container) {
+  const placed = showFieldErrors(form, err);
+  if (!placed.size) return showError(err, { container });
+  const rest = err.errors.filter((e) => !(e.meta && placed.has(e.meta.source_field)));
+  if (!rest.length) return null;
+  return notify(rest.map((e) => e.detail || e.code).join(' '), { type: 'error', container });
 }
 
 export function clearFieldErrors(form) {
@@ -275,12 +490,13 @@ export function clearFieldErrors(form) {
 /**
  * Opens a modal dialog holding a form. `onSubmit(form, ctx)` runs with the submit button
  * busy; a thrown error is shown inside the dialog; resolving closes it, unless it returns
- * `false`. Focus starts in the first field, else on the submit button, or on Cancel with
- * `focusCancel`. Returns { dialog, form, close }.
+ * `false`. Focus starts in the first field, else on the submit button; a destructive one
+ * (`submitKind: 'danger'`) starts on Cancel, so a stray or repeated Enter changes nothing.
+ * Returns { dialog, form, close }.
  */
 export function formDialog({
   title, intro = null, body = [], submitLabel = 'Save', submitKind = 'primary',
-  cancelLabel = 'Cancel', onSubmit, testid = null, wide = false, onClose = null, focusCancel = false,
+  cancelLabel = 'Cancel', onSubmit, testid = null, wide = false, onClose = null, focusCancel = submitKind === 'danger',
 }) {
   const titleId = uid('dlg');
   const opener = document.activeElement;
@@ -320,6 +536,13 @@ export function formDialog({
   dialog.addEventListener('cancel', (e) => {
     if (submit.disabled && submit.classList.contains('is-busy')) e.preventDefault();
   });
+  // Enter on a checkbox toggles it, as Space does, instead of submitting the whole form.
+  form.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && e.target instanceof HTMLInputElement && (e.target.type === 'checkbox' || e.target.type === 'radio')) {
+      e.preventDefault();
+      if (e.target.type === 'checkbox' || !e.target.checked) e.target.click();
+    }
+  });
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     if (submit.classList.contains('is-busy')) return;
@@ -329,8 +552,7 @@ export function formDialog({
       const result = await busy([submit, cancel], () => onSubmit(form, { dialog, close, notices, submit }));
       if (result !== false) close();
     } catch (err) {
-      showFieldErrors(form, err);
-      showError(err, { container: notices });
+      showFormError(form, err, notices);
       const invalid = form.querySelector('[aria-invalid="true"]');
       if (invalid) invalid.focus();
     }
@@ -338,7 +560,6 @@ export function formDialog({
   document.body.append(dialog);
   dialog.showModal();
   const first = form.querySelector('.dialog-body input:not([type=hidden]):not([disabled]), .dialog-body textarea, .dialog-body select');
-  // A destructive confirmation starts on Cancel, so a stray Enter changes nothing.
   if (focusCancel) cancel.focus();
   else if (first) first.focus();
   else submit.focus();
@@ -346,7 +567,7 @@ export function formDialog({
 }
 
 /** A confirmation dialog; `onConfirm` runs with the confirm button busy. */
-export function confirmDialog({ title, message, confirmLabel = 'Confirm', danger = false, onConfirm, testid = null, extra = [], focusCancel = false }) {
+export function confirmDialog({ title, message, confirmLabel = 'Confirm', danger = false, onConfirm, testid = null, extra = [], focusCancel = danger }) {
   return formDialog({
     focusCancel,
     title,

@@ -114,13 +114,17 @@ test('a backup from creation to deletion, and an API key', { timeout: 120_000 },
     assert.equal(await page.evaluate(() => navigator.clipboard.readText()), sha);
   });
 
-  await t.test('stops polling once nothing is running', async () => {
+  await t.test('once nothing is running, a poll is one request answered 304', async () => {
     const seen = [];
-    const record = (r) => { if (r.url().includes('/backups')) seen.push(r.url()); };
-    page.on('request', record);
+    const record = (r) => {
+      const url = new URL(r.url());
+      if (url.pathname.startsWith('/api/')) seen.push([url.pathname + url.search, r.status()]);
+    };
+    page.on('response', record);
     await page.waitForTimeout(2500);
-    page.off('request', record);
-    assert.deepEqual(seen, []);
+    page.off('response', record);
+    assert.ok(seen.length >= 1 && seen.length <= 2, JSON.stringify(seen));
+    for (const r of seen) assert.deepEqual(r, [`/api/client/servers/${serverId}/backups?page=1&per_page=25&include=server`, 304]);
   });
 
   await t.test('downloads the archive, whose SHA-256 is the one shown', async () => {
@@ -176,7 +180,8 @@ test('a backup from creation to deletion, and an API key', { timeout: 120_000 },
 
     await row().getByRole('button', { name: 'Restore' }).click();
     const dialog = page.getByRole('dialog', { name: /Restore “First backup”/ });
-    assert.match(await dialog.textContent(), /server will be stopped and its files replaced/);
+    assert.match(await dialog.textContent(), /files will be replaced with the contents of this backup/);
+    assert.match(await dialog.getByTestId('restore-stop').textContent(), /pre-restore hook runs first/);
     const truncate = dialog.getByLabel('Delete all files before restoring');
     assert.equal(await truncate.isChecked(), true, 'the checkbox is checked by default');
     assert.match(await dialog.getByTestId('restore-summary').textContent(), /Every file now in the server directory is deleted/);
@@ -197,7 +202,10 @@ test('a backup from creation to deletion, and an API key', { timeout: 120_000 },
     assert.equal(sha256File(mca), mcaSha);
     // The page notices the restore ended: no banner, and actions are offered again.
     await banner.waitFor({ state: 'detached', timeout: 10_000 });
-    await page.getByTestId('notice-success').filter({ hasText: 'restore of “First backup” has finished' }).waitFor();
+    const outcome = page.getByTestId('last-restore');
+    await outcome.waitFor();
+    assert.equal(await outcome.getAttribute('data-outcome'), 'success');
+    assert.match(await outcome.textContent(), /“First backup” was restored/);
     await waitFor(async () => (await row().getByRole('button', { name: 'Restore' }).getAttribute('aria-disabled')) === null,
       { timeoutMs: 10_000, what: 'Restore to be offered again' });
   });

@@ -58,7 +58,10 @@ test('keyboard use and labels', { timeout: 60_000 }, async (t) => {
     const dialog = page.getByRole('dialog', { name: /Restore “Keyboard backup”/ });
     await dialog.waitFor();
     assert.deepEqual(await page.evaluate(unlabelled), []);
-    // The checkbox is focused first; Space toggles it, and the summary follows.
+    // A destructive dialog starts on Cancel; the checkbox is just before it, and Space
+    // toggles it, and the summary follows.
+    assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Cancel');
+    await page.keyboard.press('Shift+Tab');
     assert.equal(await page.evaluate(() => document.activeElement?.name), 'truncate');
     await page.keyboard.press('Space');
     assert.match(await dialog.getByTestId('restore-summary').textContent(), /files that are not in the backup are kept/);

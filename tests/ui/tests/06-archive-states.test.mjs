@@ -168,7 +168,7 @@ test('incomplete, missing and corrupt backups, and what a restore keeps', { time
     }, { timeoutMs: 30_000, what: 'the restore to end' });
     assert.equal(outcome.successful, true, JSON.stringify(outcome));
     // Reported even when the restore ended before the page's first look at it.
-    await page.getByTestId('notice-success').filter({ hasText: 'restore of “Kept patterns” has finished' }).waitFor();
+    await page.getByTestId('last-restore').filter({ hasText: '“Kept patterns” was restored' }).waitFor();
     const read = (p) => fs.readFileSync(path.join(dir, p), 'utf8');
     assert.equal(read('server.properties'), 'motd=epsilon\n');
     assert.equal(fs.existsSync(path.join(dir, 'stray.txt')), false, 'what no rule keeps is deleted');

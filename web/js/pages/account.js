@@ -4,7 +4,7 @@ import { h, icon } from '../dom.js';
 import { api, seg } from '../api.js';
 import {
   button, busy, clearFieldErrors, confirmDialog, copyButton, field, notify, showError,
-  showFieldErrors, timeAgo, clearNotices,
+  showFormError, timeAgo, clearNotices,
 } from '../ui.js';
 
 export function render(ctx) {
@@ -41,8 +41,7 @@ export function render(ctx) {
       pwForm.reset();
       notify('Your password was changed. Other browsers signed in to this account were signed out.', { type: 'success', timeout: 12000, container: pwNotices });
     } catch (err) {
-      showFieldErrors(pwForm, err);
-      showError(err, { container: pwNotices });
+      showFormError(pwForm, err, pwNotices);
     }
   });
 
@@ -63,8 +62,7 @@ export function render(ctx) {
       showSecret(created);
       await loadKeys();
     } catch (err) {
-      showFieldErrors(keyForm, err);
-      showError(err, { container: keyNotices });
+      showFormError(keyForm, err, keyNotices);
     }
   });
 

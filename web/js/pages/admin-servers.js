@@ -2,7 +2,7 @@
 
 import { h, icon } from '../dom.js';
 import { api, seg } from '../api.js';
-import { badge, button, checkbox, field, formDialog, notify, showError, select } from '../ui.js';
+import { badge, button, checkbox, field, formDialog, notify, rowActions, showError, select } from '../ui.js';
 import { serverStateBadge } from './common.js';
 
 const MIB = 1024 * 1024;
@@ -75,11 +75,11 @@ export function render(ctx) {
       return;
     }
     const rows = servers.map((s) => {
-      const edit = button(`Edit ${s.name}`, { kind: 'ghost', iconName: 'edit', iconOnly: true, attrs: { 'data-tip': 'Edit', 'data-action': 'edit' } });
-      edit.addEventListener('click', () => openForm(s));
-      const remove = button(`Remove ${s.name}`, { kind: 'ghost-danger', iconName: 'trash', iconOnly: true, attrs: { 'data-tip': 'Remove', 'data-action': 'remove' } });
-      remove.addEventListener('click', () => openRemove(s));
-      const subusers = h('a', { href: `/servers/${seg(s.identifier)}/users`, class: 'btn btn-ghost btn-icon', 'aria-label': `Subusers of ${s.name}`, 'data-tip': 'Subusers' }, icon('users'));
+      const actions = rowActions([
+        { key: 'edit', label: 'Edit', name: `Edit ${s.name}`, iconName: 'edit', run: () => openForm(s) },
+        { key: 'subusers', label: 'Subusers', name: `Subusers of ${s.name}`, iconName: 'users', href: `/servers/${seg(s.identifier)}/users` },
+        { key: 'remove', label: 'Remove', name: `Remove ${s.name}`, iconName: 'trash', kind: 'ghost-danger', run: () => openRemove(s) },
+      ], s.name, s.identifier);
       return h('tr', { 'data-testid': 'admin-server-row', 'data-identifier': s.identifier, 'data-name': s.name },
         h('td', { class: 'cell-primary', 'data-label': 'Server' },
           h('a', { href: `/servers/${seg(s.identifier)}`, class: 'server-link', text: s.name }),
@@ -92,7 +92,7 @@ export function render(ctx) {
             h('br', {}), h('span', { class: 'muted', text: s.backup_quota_bytes === null ? 'no quota' : `${format.bytes(s.backup_quota_bytes)} quota` }))),
         h('td', { 'data-label': 'Compression' }, s.compression || h('span', { class: 'muted', text: 'default' })),
         h('td', { 'data-label': 'State' }, serverStateBadge(s) || badge('Ready', 'neutral', { class: 'badge badge-neutral badge-quiet' })),
-        h('td', { class: 'actions-cell', 'data-label': 'Actions' }, h('div', { class: 'row-actions' }, edit, subusers, remove)));
+        h('td', { class: 'actions-cell', 'data-label': 'Actions' }, actions));
     });
     body.replaceChildren(h('div', { class: 'card table-card' },
       h('table', { class: 'table table-responsive', 'data-testid': 'admin-servers-table' },

@@ -2,7 +2,7 @@
 
 import { h } from '../dom.js';
 import { api, seg } from '../api.js';
-import { badge, button, checkbox, confirmDialog, field, formDialog, notify, showError, timeAgo } from '../ui.js';
+import { badge, button, checkbox, confirmDialog, field, formDialog, notify, rowActions, showError, timeAgo } from '../ui.js';
 
 export function render(ctx) {
   const { format } = ctx;
@@ -34,21 +34,19 @@ export function render(ctx) {
   function draw(users) {
     const rows = users.map((u) => {
       const me = u.uuid === ctx.user.uuid;
-      const reset = button(`Reset password of ${u.username}`, { kind: 'ghost', iconName: 'key', iconOnly: true, attrs: { 'data-tip': 'Reset password', 'data-action': 'reset-password' } });
-      reset.addEventListener('click', () => openReset(u));
-      const admin = button(u.admin ? `Remove admin rights of ${u.username}` : `Make ${u.username} an admin`, {
-        kind: 'ghost', iconName: 'shield', iconOnly: true,
-        attrs: { 'data-tip': u.admin ? 'Remove admin' : 'Make admin', 'data-action': 'toggle-admin', 'aria-pressed': String(u.admin) },
-      });
-      admin.addEventListener('click', () => openAdmin(u));
-      const remove = button(`Delete ${u.username}`, { kind: 'ghost-danger', iconName: 'trash', iconOnly: true, attrs: { 'data-tip': 'Delete', 'data-action': 'delete' } });
-      remove.addEventListener('click', () => openDelete(u));
+      const actions = rowActions([
+        { key: 'reset-password', label: 'Reset password', name: `Reset password of ${u.username}`, iconName: 'key', run: () => openReset(u) },
+        u.admin
+          ? { key: 'toggle-admin', label: 'Remove admin rights', name: `Remove admin rights of ${u.username}`, iconName: 'shield', run: () => openAdmin(u) }
+          : { key: 'toggle-admin', label: 'Make admin', name: `Make ${u.username} an admin`, iconName: 'shield', run: () => openAdmin(u) },
+        { key: 'delete', label: 'Delete', name: `Delete ${u.username}`, iconName: 'trash', kind: 'ghost-danger', run: () => openDelete(u) },
+      ], u.username, u.uuid);
       return h('tr', { 'data-testid': 'user-row', 'data-username': u.username },
         h('td', { class: 'cell-primary', 'data-label': 'Username' },
           h('strong', { text: u.username }), me ? h('span', { class: 'muted', text: ' (you)' }) : null),
         h('td', { 'data-label': 'Role' }, u.admin ? badge('Administrator', 'accent') : badge('User', 'neutral')),
         h('td', { 'data-label': 'Created' }, timeAgo(u.created_at, format.ago, format.exact)),
-        h('td', { class: 'actions-cell', 'data-label': 'Actions' }, h('div', { class: 'row-actions' }, reset, admin, remove)));
+        h('td', { class: 'actions-cell', 'data-label': 'Actions' }, actions));
     });
     body.replaceChildren(h('div', { class: 'card table-card' },
       h('table', { class: 'table table-responsive', 'data-testid': 'users-table' },

@@ -4,9 +4,9 @@ import { h, icon, uid } from '../dom.js';
 import { api, seg, ApiError } from '../api.js';
 import {
   button, busy, checkbox, confirmDialog, copyButton, field, formDialog, keepFocus,
-  notify, setUnavailable, explainIfUnavailable, showError, timeAgo, announce,
+  notify, poller, rowActions, setUnavailable, explainIfUnavailable, showError, timeAgo, announce,
 } from '../ui.js';
-import { serverStateBadge, backupStatusBadge, serverTabs } from './common.js';
+import { serverStateBadge, backupStatusBadge, serverTabs, storageSummary } from './common.js';
 
 /** Finished with an archive recorded, whatever became of it since. */
 const COMPLETED = ['completed', 'completed_with_warnings', 'missing', 'corrupt'];
@@ -18,12 +18,10 @@ const ARCHIVE_TROUBLE = {
   corrupt: 'Verification found that the archive no longer matches its SHA-256: it is not offered for restore.',
 };
 
-const POLL_MS = 1000;
-const pageNotices = () => document.getElementById('notices');
 const PER_PAGE = 25;
 
 const RESTORE_STEPS = {
-  queued: 'Getting ready (pre-restore hook)',
+  queued: 'Getting ready',
   extracting: 'Extracting and verifying the archive',
   evacuating: 'Moving the current files aside',
   installing: 'Putting the restored files in place',
@@ -50,12 +48,16 @@ export function render(ctx) {
     samples: new Map(),
     statuses: new Map(),
     restore: null,
-    requestedRestore: null,
     rows: new Map(),
-    timer: null,
+    /** The restore this page saw running, whose end is announced. */
+    watching: null,
+    /** The list URL last loaded: the page of backups shown. */
+    listUrl: null,
+    /** Names of backups that are not on the page shown (for the last restore's outcome). */
+    names: new Map(),
+    /** The 403 refusing this user the list (no backup.read): polls then ask for the server alone. */
+    listDenied: null,
     stopped: false,
-    inflight: null,
-    again: false,
     lastError: null,
   };
 
@@ -65,6 +67,7 @@ export function render(ctx) {
   const subline = h('p', { class: 'page-sub muted' });
   const tabs = h('div', {});
   const banner = h('div', { class: 'banner-slot' });
+  const storageSlot = h('div', { class: 'storage-slot' });
   const createBtn = button('Create backup', { kind: 'primary', iconName: 'plus', attrs: { 'data-testid': 'create-backup', 'data-focus-key': 'create' } });
   const createReasonId = uid('reason');
   const createReason = h('p', { id: createReasonId, class: 'create-reason muted', 'data-testid': 'create-reason', hidden: true });
@@ -95,6 +98,7 @@ export function render(ctx) {
     createReason,
     tabs,
     banner,
+    storageSlot,
     tableCard,
     footer);
   const loadingEl = h('p', { class: 'loading', role: 'status', text: 'Loading backups…' });
@@ -106,40 +110,55 @@ export function render(ctx) {
   });
 
   // --- Loading and polling -------------------------------------------------------------
-  /** Reloads the server and the page of backups; calls made while one runs coalesce. */
-  function refresh() {
-    if (st.stopped) return Promise.resolve();
-    if (st.inflight) {
-      st.again = true;
-      return st.inflight;
-    }
-    st.inflight = (async () => {
-      do {
-        st.again = false;
-        await loadOnce();
-      } while (st.again && !st.stopped);
-    })().finally(() => { st.inflight = null; });
-    return st.inflight;
-  }
-
+  /**
+   * Brings the page up to date with one request: the page of backups shown, with the server
+   * in `meta.server` (`?include=server`). hoard's tag follows one revision of everything it
+   * stores, so an idle poll is that one request answered 304, and a change elsewhere shows
+   * within a poll period plus that one request.
+   *
+   * Without backup.read the list is refused (403): the page then asks for the server alone,
+   * as it did before, and goes back to the list once the server says backup.read is given.
+   */
   async function loadOnce() {
-    clearTimeout(st.timer);
+    const listUrl = `${base}/backups?page=${st.page}&per_page=${PER_PAGE}&include=server`;
     try {
-      const [server, list] = await Promise.all([
-        api.get(base),
-        api.get(`${base}/backups?page=${st.page}&per_page=${PER_PAGE}`),
-      ]);
+      let server = null;
+      let list = null;
+      if (st.listDenied) {
+        server = await api.poll(base);
+        if ((server.data.meta?.user_permissions || []).includes('backup.read')) st.listDenied = false;
+        else if (!server.changed && st.server) return;
+        else throw st.listDenied;
+      }
+      if (!st.listDenied) {
+        let answer;
+        try {
+          answer = await api.poll(listUrl);
+        } catch (err) {
+          if (!(err instanceof ApiError && err.status === 403)) throw err;
+          // May see the server but not its backups: the server alone says which (a 404 or
+          // a failure there is the one to show), then the refusal is reported as before.
+          st.listDenied = err;
+          await api.poll(base);
+          throw err;
+        }
+        if (!answer.changed && st.server && st.listUrl === listUrl) return;
+        list = answer.data;
+        server = list.meta.server;
+      }
       if (st.stopped || !ctx.isCurrent()) return;
       if (list.meta.pagination.total_pages < st.page && st.page > 1) {
         st.page = list.meta.pagination.total_pages;
-        st.again = true;
-        return;
+        history.replaceState(null, '', st.page > 1 ? `${location.pathname}?page=${st.page}` : location.pathname);
+        return loadOnce();
       }
       st.lastError = null;
+      st.listUrl = listUrl;
       apply(server, list);
       draw();
     } catch (err) {
       if (st.stopped) return;
+      st.listUrl = null;
       if (!st.server) {
         loadingEl.remove();
         const status = err instanceof ApiError ? err.status : 0;
@@ -150,28 +169,31 @@ export function render(ctx) {
           h('p', { class: 'muted', text: err.message }),
           h('a', { href: '/servers', class: 'btn btn-primary', text: 'Back to your servers' })));
         if (!notFound) showError(err);
-        st.stopped = true;
+        stop();
         return;
       }
       if (st.lastError !== err.message) showError(err);
       st.lastError = err.message;
-      st.timer = setTimeout(refresh, 5000);
-      return;
     }
-    schedule();
+    if (st.server && st.server.last_restore) await nameLastRestored();
   }
 
-  function isActive() {
-    return st.backups.some((b) => b.status === 'creating' || b.verification) || Boolean(st.restore) || (st.server && st.server.status === 'restoring_backup');
-  }
-
-  function schedule() {
-    clearTimeout(st.timer);
-    if (!st.stopped && isActive()) st.timer = setTimeout(refresh, POLL_MS);
+  /** Finds the name of the last restored backup when it is not on the page shown. */
+  async function nameLastRestored() {
+    const uuid = st.server.last_restore.backup_uuid;
+    if (st.backups.some((b) => b.uuid === uuid) || st.names.has(uuid)) return;
+    // With a single page, a backup not on it is deleted: there is nothing to ask.
+    if (st.pagination.total_pages <= 1) return;
+    try {
+      st.names.set(uuid, (await api.get(`${base}/backups/${seg(uuid)}`)).attributes.name);
+    } catch (err) {
+      // Deleted since, or not to be seen: the outcome then names no backup.
+      st.names.set(uuid, null);
+    }
+    if (!st.stopped) drawBanner();
   }
 
   function apply(server, list) {
-    const prevRestore = st.restore;
     st.server = server.attributes;
     st.meta = server.meta || {};
     st.perms = new Set(st.meta.user_permissions || []);
@@ -183,13 +205,13 @@ export function render(ctx) {
     for (const b of backups) {
       const before = st.statuses.get(b.uuid);
       if (before === 'creating' && b.status === 'completed') {
-        notify(`Backup “${b.name}” completed (${format.bytes(b.bytes)}).`, { type: 'success', container: pageNotices() });
+        notify(`Backup “${b.name}” completed (${format.bytes(b.bytes)}).`, { type: 'success' });
       } else if (before === 'creating' && b.status === 'completed_with_warnings') {
-        notify(`Backup “${b.name}” completed without the files it could not read: see its warnings.`, { type: 'warning', container: pageNotices() });
+        notify(`Backup “${b.name}” completed without the files it could not read: see its warnings.`, { type: 'warning' });
       } else if (before === 'creating' && b.status === 'failed') {
-        notify(b.error || 'The backup failed.', { type: 'error', title: `Backup “${b.name}” failed`, container: pageNotices() });
+        notify(b.error || 'The backup failed.', { type: 'error', title: `Backup “${b.name}” failed` });
       } else if (before && before !== b.status && ARCHIVE_TROUBLE[b.status]) {
-        notify(ARCHIVE_TROUBLE[b.status], { type: 'error', title: `Backup “${b.name}” is ${b.status}`, container: pageNotices() });
+        notify(ARCHIVE_TROUBLE[b.status], { type: 'error', title: `Backup “${b.name}” is ${b.status}` });
       }
       st.statuses.set(b.uuid, b.status);
       if (b.status === 'creating' && b.progress) {
@@ -207,26 +229,12 @@ export function render(ctx) {
       }
     }
     st.backups = backups;
-    // A restore started here may be over before the page first sees it running.
-    const watched = prevRestore || st.requestedRestore;
-    st.requestedRestore = null;
-    if (watched && !st.restore) {
-      const name = backupName(watched.backup_uuid);
-      const outcome = server.attributes.last_restore;
-      const ours = outcome && (prevRestore ? outcome.uuid === prevRestore.uuid : outcome.backup_uuid === watched.backup_uuid);
-      if (ours && !outcome.successful) {
-        notify(`The restore of ${name} failed, and the server's files were left as they were: ${outcome.error}${outcome.error_detail ? `\n${outcome.error_detail}` : ''}`, { type: 'error', container: pageNotices() });
-      } else if (ours && outcome.warning) {
-        notify(`The restore of ${name} has finished, but ${outcome.warning}. Check the server's files before starting it again.`, { type: 'warning', container: pageNotices() });
-      } else {
-        notify(`The restore of ${name} has finished. Check the server's files before starting it again.`, { type: 'success', timeout: 12000, container: pageNotices() });
-      }
-    }
   }
 
   function backupName(uuid) {
     const b = st.backups.find((x) => x.uuid === uuid);
-    return b ? `“${b.name}”` : 'the backup';
+    const name = b ? b.name : st.names.get(uuid);
+    return name ? `“${name}”` : 'a backup';
   }
 
   // --- Drawing -------------------------------------------------------------------------
@@ -238,10 +246,12 @@ export function render(ctx) {
     ctx.setTitle(`${s.name} · Backups`);
     if (title.textContent !== s.name) title.textContent = s.name;
     stateSlot.replaceChildren(serverStateBadge(s) || '');
-    subline.replaceChildren(
+    // replaceChildren() would print a null as "null": only what is there is passed.
+    subline.replaceChildren(...[
       h('span', { class: 'mono', text: s.identifier }),
       s.description ? h('span', { text: ` · ${s.description}` }) : null,
-      st.meta.is_server_owner ? h('span', { text: ' · You own this server' }) : null);
+      st.meta.is_server_owner ? h('span', { text: ' · You own this server' }) : null,
+    ].filter(Boolean));
     // Drawn once: polling redraws the rows, not the tabs.
     if (!tabs.firstChild) {
       const canManage = st.meta.is_server_owner || ctx.user.admin;
@@ -250,6 +260,7 @@ export function render(ctx) {
     }
     drawCreate();
     drawBanner();
+    storageSlot.replaceChildren(...(s.storage ? [h('div', { class: 'storage-line' }, h('span', { class: 'storage-title' }, icon('database'), 'Storage'), storageSummary(s.storage, format))] : []));
     drawRows();
     drawFooter();
   }
@@ -284,19 +295,22 @@ export function render(ctx) {
     createReason.textContent = reason || '';
   }
 
+  /** Where the server is marked restoring: the running restore, else the last outcome. */
   function drawBanner() {
     const r = st.restore;
     if (!r) {
-      banner.replaceChildren();
+      drawOutcome();
       return;
     }
-    const step = RESTORE_STEPS[r.step] || r.step;
+    st.watching = r.uuid;
+    const hooks = st.server.hooks || {};
+    const step = r.step === 'queued' && hooks.pre_restore ? 'Running the pre-restore hook' : (RESTORE_STEPS[r.step] || r.step);
     const pct = Math.floor(r.percent || 0);
     const bits = [`${pct}%`];
     if (r.bytes_total) bits.push(`${format.bytes(r.bytes_processed)} of ${format.bytes(r.bytes_total)}`);
     const eta = format.duration(r.eta_seconds);
     if (eta && r.step === 'extracting') bits.push(`about ${eta} left`);
-    let box = banner.querySelector('.banner');
+    let box = banner.querySelector('[data-testid="restore-banner"]');
     if (!box) {
       box = h('section', { class: 'banner banner-info', role: 'status', 'aria-live': 'polite', 'data-testid': 'restore-banner' },
         h('div', { class: 'banner-icon' }, icon('restore')),
@@ -304,10 +318,12 @@ export function render(ctx) {
           h('p', { class: 'banner-title' }),
           h('p', { class: 'banner-step' }),
           h('progress', { max: 100, class: 'progress', 'aria-label': 'Restore progress' }),
-          h('p', { class: 'banner-note muted', text: 'The server stays stopped and new backups wait until the restore is done. If anything fails, the current files are kept.' })));
+          h('p', { class: 'banner-note', 'data-testid': 'restore-banner-note' })));
       banner.replaceChildren(box);
     }
     box.querySelector('.banner-title').textContent = `Restoring ${backupName(r.backup_uuid)}${r.truncate ? ' (deleting current files first)' : ''}`;
+    box.querySelector('.banner-note').textContent = restoreNote(hooks);
+    box.classList.toggle('is-unguarded', !hooks.pre_restore);
     const bar = box.querySelector('progress');
     if (r.step === 'queued' || !r.bytes_total) {
       box.querySelector('.banner-step').textContent = step;
@@ -316,6 +332,63 @@ export function render(ctx) {
       box.querySelector('.banner-step').textContent = `${step} · ${bits.join(' · ')}`;
       bar.value = r.percent || 0;
     }
+  }
+
+  /** What the server goes through during a restore: hoard itself stops and starts nothing. */
+  function restoreNote(hooks) {
+    const before = hooks.pre_restore
+      ? 'The pre-restore hook runs before any file is touched.'
+      : 'No pre-restore hook is set, so nothing stopped the game: if it is running, it keeps running while its files are replaced.';
+    const after = hooks.post_restore
+      ? 'The post-restore hook runs once the files are in place.'
+      : 'Nothing is started afterwards.';
+    return `${before} ${after} New backups wait until the restore is done; if anything fails, the current files are kept.`;
+  }
+
+  /** The outcome of the last restore, shown until the next one starts. */
+  function drawOutcome() {
+    const last = st.server.last_restore;
+    if (!last || !last.finished_at) {
+      banner.replaceChildren();
+      return;
+    }
+    const name = backupName(last.backup_uuid);
+    const when = timeAgo(last.finished_at, format.ago, format.exact);
+    let kind;
+    let title;
+    let detail = null;
+    if (!last.successful) {
+      kind = 'danger';
+      title = ['The restore of ', name, ' failed ', when, ': the server\'s files were left as they were.'];
+      detail = [h('p', { 'data-testid': 'last-restore-error', text: last.error || 'No reason was recorded.' }),
+        last.error_detail ? h('pre', { class: 'details-output', text: last.error_detail }) : null];
+    } else if (last.warning) {
+      kind = 'warning';
+      title = [name, ' was restored ', when, ', but ', last.warning, '.'];
+      detail = h('p', { text: 'Check the server\'s files before starting it again.' });
+    } else {
+      kind = 'success';
+      title = [name, ' was restored ', when, '.'];
+    }
+    const sig = JSON.stringify([last, name]);
+    const shown = banner.querySelector('[data-testid="last-restore"]');
+    if (shown && shown.dataset.sig === sig) return;
+    const box = h('section', {
+      class: ['outcome', `outcome-${kind}`],
+      'data-testid': 'last-restore',
+      'data-outcome': kind,
+      'data-uuid': last.uuid,
+      'data-sig': sig,
+    },
+    icon(kind === 'success' ? 'check' : kind === 'warning' ? 'warning' : 'alert', 'outcome-icon'),
+    h('div', { class: 'outcome-body' },
+      h('p', { class: 'outcome-label', text: 'Last restore' }),
+      h('p', { class: 'outcome-title' }, ...title),
+      detail));
+    banner.replaceChildren(box);
+    // Said aloud only when it ends under the user's eyes, not for an old outcome.
+    if (st.watching === last.uuid) announce(`Restore finished. ${box.querySelector('.outcome-title').textContent}`);
+    st.watching = null;
   }
 
   function drawFooter() {
@@ -341,7 +414,7 @@ export function render(ctx) {
   function goPage(n) {
     st.page = n;
     history.replaceState(null, '', n > 1 ? `${location.pathname}?page=${n}` : location.pathname);
-    refresh();
+    poll.now();
   }
 
   function drawRows() {
@@ -403,8 +476,8 @@ export function render(ctx) {
       live.text = h('span', { class: 'progress-text', 'data-testid': 'backup-progress-text' });
       statusCell.append(h('div', { class: 'status-line' }, backupStatusBadge('creating')), h('div', { class: 'progress-wrap' }, live.progress, live.text));
     } else if (b.status === 'failed') {
-      statusCell.append(h('div', { class: 'status-line' }, backupStatusBadge('failed', { title: b.error || 'The backup failed.' })),
-        b.error ? h('p', { class: 'status-error', title: b.error, text: b.error }) : null);
+      statusCell.append(h('div', { class: 'status-line' }, backupStatusBadge('failed', { title: b.error || 'The backup failed.' })));
+      if (b.error) statusCell.append(h('p', { class: 'status-error', title: b.error, text: b.error }));
     } else if (ARCHIVE_TROUBLE[b.status]) {
       statusCell.append(h('div', { class: 'status-line' }, backupStatusBadge(b.status)),
         h('p', { class: 'status-error', text: ARCHIVE_TROUBLE[b.status] }));
@@ -513,52 +586,53 @@ export function render(ctx) {
 
   // --- Row actions ---------------------------------------------------------------------
   function actions(b) {
-    const wrap = h('div', { class: 'row-actions' });
-    const key = (k) => `${k}:${b.uuid}`;
+    const items = [];
     const suspended = frozen() ? 'The server is suspended.' : null;
+    if (b.status === 'failed' && st.perms.has('backup.create')) {
+      items.push({ key: 'retry', label: 'Retry', iconName: 'retry', reason: createBlocker(), run: (btn) => retry(b, btn) });
+    }
     if (DOWNLOADABLE.includes(b.status) && st.perms.has('backup.download')) {
-      const btn = button('Download', { kind: 'ghost', iconName: 'download', iconOnly: true, attrs: { 'data-focus-key': key('download'), 'data-action': 'download' } });
-      setUnavailable(btn, suspended);
-      btn.addEventListener('click', () => { if (!explainIfUnavailable(btn)) download(b, btn); });
-      wrap.append(btn);
+      items.push({ key: 'download', label: 'Download', iconName: 'download', reason: suspended, run: (btn) => download(b, btn) });
     }
     if (COMPLETED.includes(b.status) && st.perms.has('backup.read')) {
-      const btn = button('Verify', { kind: 'ghost', iconName: 'check', iconOnly: true, attrs: { 'data-focus-key': key('verify'), 'data-action': 'verify' } });
-      setUnavailable(btn, b.verification ? 'This backup is being verified.' : null);
-      btn.addEventListener('click', () => { if (!explainIfUnavailable(btn)) verify(b, btn); });
-      wrap.append(btn);
+      items.push({ key: 'verify', label: 'Verify', iconName: 'check', reason: b.verification ? 'This backup is being verified.' : null, run: (btn) => verify(b, btn) });
     }
     if (RESTORABLE.includes(b.status) && st.perms.has('backup.restore')) {
-      const btn = button('Restore', { kind: 'ghost', iconName: 'restore', iconOnly: true, attrs: { 'data-focus-key': key('restore'), 'data-action': 'restore' } });
       const s = st.server;
       let reason = null;
       if (st.restore || s.status === 'restoring_backup') reason = 'A restore is already running.';
       else if (s.status === 'installing') reason = 'The server is installing.';
       else if (suspended) reason = suspended;
       else if (st.backups.some((x) => x.status === 'creating')) reason = 'Wait for the running backup to finish.';
-      setUnavailable(btn, reason);
-      btn.addEventListener('click', () => { if (!explainIfUnavailable(btn)) openRestore(b); });
-      wrap.append(btn);
+      items.push({ key: 'restore', label: 'Restore', iconName: 'restore', reason, run: () => openRestore(b) });
     }
     if (b.status !== 'creating' && st.perms.has('backup.delete')) {
       if (COMPLETED.includes(b.status)) {
-        const label = b.is_locked ? 'Unlock' : 'Lock';
-        const btn = button(label, { kind: 'ghost', iconName: b.is_locked ? 'unlock' : 'lock', iconOnly: true, attrs: { 'data-focus-key': key('lock'), 'data-action': 'lock' } });
-        setUnavailable(btn, suspended);
-        btn.addEventListener('click', () => { if (!explainIfUnavailable(btn)) toggleLock(b, btn); });
-        wrap.append(btn);
+        items.push({ key: 'lock', label: b.is_locked ? 'Unlock' : 'Lock', iconName: b.is_locked ? 'unlock' : 'lock', reason: suspended, run: (btn) => toggleLock(b, btn) });
       }
-      const del = button('Delete', { kind: 'ghost-danger', iconName: 'trash', iconOnly: true, attrs: { 'data-focus-key': key('delete'), 'data-action': 'delete' } });
       let reason = null;
       if (suspended) reason = suspended;
       else if (b.is_locked && COMPLETED.includes(b.status)) reason = 'Locked backups cannot be deleted: unlock it first.';
       else if (st.restore && st.restore.backup_uuid === b.uuid) reason = 'This backup is being restored.';
-      setUnavailable(del, reason);
-      del.addEventListener('click', () => { if (!explainIfUnavailable(del)) openDelete(b); });
-      wrap.append(del);
+      items.push({ key: 'delete', label: 'Delete', iconName: 'trash', kind: 'ghost-danger', reason, run: () => openDelete(b) });
     }
-    if (!wrap.childElementCount) wrap.append(h('span', { class: 'muted no-actions', text: b.status === 'creating' ? '' : '—' }));
-    return wrap;
+    if (!items.length) return h('span', { class: 'muted no-actions', text: b.status === 'creating' ? '' : '—' });
+    return rowActions(items, b.name, b.uuid);
+  }
+
+  /** A failed backup again, with the same name and ignored files, as a new backup. */
+  async function retry(b, btn) {
+    const body = { name: b.name };
+    if (b.ignored_files && b.ignored_files.length) body.ignored = b.ignored_files.join('\n');
+    try {
+      const created = (await busy(btn, () => api.post(`${base}/backups`, body))).attributes;
+      st.statuses.set(created.uuid, created.status);
+      notify(`Backup “${created.name}” started again.`, { type: 'success' });
+      if (st.page !== 1) st.page = 1;
+      await poll.now();
+    } catch (err) {
+      showError(err);
+    }
   }
 
   async function download(b, btn) {
@@ -578,7 +652,7 @@ export function render(ctx) {
     try {
       await busy(btn, () => api.post(`${base}/backups/${seg(b.uuid)}/verify`));
       announce(`Verifying ${b.name}.`);
-      await refresh();
+      await poll.now();
     } catch (err) {
       showError(err);
     }
@@ -593,8 +667,8 @@ export function render(ctx) {
         testid: 'unlock-dialog',
         onConfirm: async () => {
           await api.post(`${base}/backups/${seg(b.uuid)}/lock`);
-          notify(`“${b.name}” is unlocked.`, { type: 'success', container: pageNotices() });
-          await refresh();
+          notify(`“${b.name}” is unlocked.`, { type: 'success' });
+          await poll.now();
         },
       });
       return;
@@ -602,7 +676,7 @@ export function render(ctx) {
     try {
       await busy(btn, () => api.post(`${base}/backups/${seg(b.uuid)}/lock`));
       notify(`“${b.name}” is locked: it cannot be deleted until it is unlocked.`, { type: 'success' });
-      await refresh();
+      await poll.now();
     } catch (err) {
       showError(err);
     }
@@ -621,8 +695,8 @@ export function render(ctx) {
       onConfirm: async () => {
         await api.del(`${base}/backups/${seg(b.uuid)}`);
         st.expanded.delete(b.uuid);
-        notify(`Backup “${b.name}” deleted.`, { type: 'success', container: pageNotices() });
-        await refresh();
+        notify(`Backup “${b.name}” deleted.`, { type: 'success' });
+        await poll.now();
       },
     });
   }
@@ -647,14 +721,21 @@ export function render(ctx) {
         b.status === 'completed_with_warnings'
           ? h('p', { 'data-testid': 'restore-kept-unreadable', text: 'Files this backup could not read (named in its warnings): the server\'s current copies are kept, not the backup\'s incomplete ones.' })
           : null));
+    const hooks = st.server.hooks || {};
     const drawSummary = () => {
       const steps = [
-        'The server is marked as restoring (stopped) until the restore finishes; no backups can start meanwhile.',
+        hooks.pre_restore
+          ? 'The server\'s pre-restore hook runs first; if it fails, nothing is restored.'
+          : 'Nothing is stopped first: this server has no pre-restore hook.',
+        'The server is marked as restoring until the restore finishes; no backups can start meanwhile.',
         `The archive (${format.bytes(b.bytes)}) is extracted and its SHA-256 checked.`,
         truncate.control.checked
           ? 'Every file now in the server directory is deleted, except what the backup left out (below), then the backup\'s files are put in their place.'
           : 'The backup\'s files overwrite the current ones; files that are not in the backup are kept.',
         'If any step fails, the server\'s current files are kept as they are.',
+        hooks.post_restore
+          ? 'Then the post-restore hook runs, whether the restore succeeded or not.'
+          : 'Nothing is started afterwards: this server has no post-restore hook.',
       ];
       summary.replaceChildren(...steps.map((t) => h('li', { text: t })));
       kept.hidden = !truncate.control.checked;
@@ -664,18 +745,23 @@ export function render(ctx) {
     formDialog({
       title: `Restore “${b.name}”?`,
       intro: h('div', { class: 'dialog-intro' },
-        h('p', { class: 'callout callout-warning' }, icon('warning'),
-          h('span', {}, 'The server will be stopped and its files replaced with the contents of this backup, taken ',
-            h('time', { datetime: b.created_at, title: format.exact(b.created_at), text: format.ago(b.created_at) }), '.'))),
+        h('p', {}, 'The server\'s files will be replaced with the contents of this backup, taken ',
+          h('time', { datetime: b.created_at, title: format.exact(b.created_at), text: format.ago(b.created_at) }), '.'),
+        // hoard stops nothing by itself: only a pre-restore hook can.
+        hooks.pre_restore
+          ? h('p', { class: 'callout callout-info', 'data-testid': 'restore-stop' }, icon('info'),
+            h('span', { text: 'This server\'s pre-restore hook runs first, before any file is touched (it is there to stop the game).' }))
+          : h('p', { class: 'callout callout-warning', 'data-testid': 'restore-stop' }, icon('warning'),
+            h('span', {}, h('strong', { text: 'The game keeps running. ' }),
+              'This server has no pre-restore hook, and hoard stops nothing by itself: stop the game server before restoring, or it may write over the restored files or crash while they are replaced.'))),
       body: [truncate, h('h3', { class: 'summary-title', text: 'What will happen' }), summary, kept],
       submitLabel: 'Restore backup',
       submitKind: 'danger',
       testid: 'restore-dialog',
       onSubmit: async () => {
         await api.post(`${base}/backups/${seg(b.uuid)}/restore`, { truncate: truncate.control.checked });
-        st.requestedRestore = { backup_uuid: b.uuid };
-        notify(`Restore of “${b.name}” started.`, { type: 'success', container: pageNotices() });
-        await refresh();
+        notify(`Restore of “${b.name}” started.`, { type: 'success' });
+        await poll.now();
       },
     });
   }
@@ -711,16 +797,19 @@ export function render(ctx) {
         const created = await api.post(`${base}/backups`, body);
         const b = created.attributes;
         st.statuses.set(b.uuid, b.status);
-        notify(`Backup “${b.name}” started.`, { type: 'success', container: pageNotices() });
+        notify(`Backup “${b.name}” started.`, { type: 'success' });
         if (st.page !== 1) st.page = 1;
-        await refresh();
+        await poll.now();
       },
     });
   }
 
-  refresh();
-  return () => {
+  // Every 2 s while the tab is visible: backups started by schedules, the CLI or another
+  // browser, their progress and a restore all show up without a reload.
+  const poll = poller(loadOnce, 2000);
+  function stop() {
     st.stopped = true;
-    clearTimeout(st.timer);
-  };
+    poll.stop();
+  }
+  return stop;
 }

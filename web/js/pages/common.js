@@ -67,6 +67,7 @@ export function serverTabs({ identifier, current, canManage, perms }) {
   const tab = (href, key, iconName, label) => h('a', { href, class: 'tab', 'aria-current': current === key ? 'page' : undefined }, icon(iconName), label);
   const extra = [
     perms.has('schedule.read') ? tab(`/servers/${seg}/schedules`, 'schedules', 'clock', 'Schedules') : null,
+    perms.has('activity.read') ? tab(`/servers/${seg}/activity`, 'activity', 'info', 'History') : null,
     canManage ? tab(`/servers/${seg}/users`, 'users', 'users', 'Subusers') : null,
   ].filter(Boolean);
   if (!extra.length) return null;
@@ -84,6 +85,26 @@ export function serverHeader(server, { identifier, current, canManage, perms, ac
           server.description ? ` · ${server.description}` : '')),
       actions ? h('div', { class: 'page-actions' }, actions) : null),
     serverTabs({ identifier, current, canManage, perms }));
+}
+
+/**
+ * A server's storage at a glance: what its backups use, of its quota when it has one, the
+ * space free for backups, and hoard's warning when space runs low. `storage` is null
+ * without the permission to see backups.
+ */
+export function storageSummary(storage, format) {
+  if (!storage) return h('span', { class: 'muted', title: 'Seeing storage needs the permission to view backups.', text: '—' });
+  const { used_bytes: used, quota_bytes: quota, free_bytes: free, warning } = storage;
+  const meter = quota
+    ? h('meter', { class: 'meter', min: 0, max: quota, value: Math.min(used, quota), low: quota * 0.7, high: quota * 0.9, optimum: 0, 'aria-label': `${format.bytes(used)} of the ${format.bytes(quota)} quota used` })
+    : null;
+  return h('div', { class: ['storage', warning && 'has-warning'], 'data-testid': 'storage' },
+    h('span', { class: 'storage-used', 'data-testid': 'storage-used' },
+      quota ? `${format.bytes(used)} of ${format.bytes(quota)}` : `${format.bytes(used)} used`,
+      quota ? null : h('span', { class: 'muted', text: ' · no quota' })),
+    meter,
+    h('span', { class: 'storage-free muted', 'data-testid': 'storage-free', text: `${format.bytes(free)} free` }),
+    warning ? h('span', { class: 'storage-warning', role: 'note', 'data-testid': 'storage-warning' }, icon('warning'), h('span', { text: warning })) : null);
 }
 
 /**

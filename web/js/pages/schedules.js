@@ -5,7 +5,7 @@ import { h, icon, uid } from '../dom.js';
 import { api, seg, ApiError } from '../api.js';
 import {
   announce, badge, busy, button, checkbox, clearFieldErrors, confirmDialog, explainIfUnavailable,
-  field, formDialog, keepFocus, notify, setUnavailable, showError, showFieldErrors, timeAgo,
+  field, formDialog, keepFocus, notify, rowActions, setUnavailable, showError, showFieldErrors, showFormError, timeAgo,
 } from '../ui.js';
 import { serverHeader, untilTime } from './common.js';
 
@@ -128,7 +128,9 @@ export function render(ctx) {
           h('p', { class: 'muted', text: 'Ask the server\'s owner for the permission to view schedules.' })));
         return;
       }
-      root.replaceChildren(header, schedulesSection, st.perms.has('backup.read') ? retention.section : null);
+      // replaceChildren() would print a null as "null": the retention section is passed only
+      // to those who may see it.
+      root.replaceChildren(header, schedulesSection, ...(st.perms.has('backup.read') ? [retention.section] : []));
       await loadSchedules();
       if (st.perms.has('backup.read')) await retention.load();
     } catch (err) {
@@ -234,6 +236,7 @@ export function render(ctx) {
       h('label', { htmlFor: activeId, class: 'visually-hidden', text: `${s.name} is active` }), active);
 
     const actions = h('div', { class: 'row-actions' });
+    const more = [];
     if (canUpdate) {
       const run = button('Run now', { kind: 'secondary', iconName: 'play', attrs: { 'data-focus-key': `run:${s.id}`, 'data-action': 'run' } });
       let reason = null;
@@ -242,15 +245,14 @@ export function render(ctx) {
       run.classList.add('btn-small');
       setUnavailable(run, reason);
       run.addEventListener('click', () => { if (!explainIfUnavailable(run)) runNow(s, run); });
-      const edit = button(`Edit ${s.name}`, { kind: 'ghost', iconName: 'edit', iconOnly: true, attrs: { 'data-tip': 'Edit', 'data-focus-key': `edit:${s.id}`, 'data-action': 'edit' } });
-      edit.addEventListener('click', () => openEditor(s));
-      actions.append(run, edit);
+      actions.append(run);
+      more.push({ key: 'edit', label: 'Edit', name: `Edit ${s.name}`, iconName: 'edit', run: () => openEditor(s) });
     }
     if (st.perms.has('schedule.delete')) {
-      const del = button(`Delete ${s.name}`, { kind: 'ghost-danger', iconName: 'trash', iconOnly: true, attrs: { 'data-tip': 'Delete', 'data-focus-key': `delete:${s.id}`, 'data-action': 'delete' } });
-      del.addEventListener('click', () => openDelete(s));
-      actions.append(del);
+      more.push({ key: 'delete', label: 'Delete', name: `Delete ${s.name}`, iconName: 'trash', kind: 'ghost-danger', run: () => openDelete(s) });
     }
+    // Edit and Delete are icons, or a labelled menu on narrow and touch screens.
+    if (more.length) actions.append(...rowActions(more, s.name, s.id).childNodes);
     if (!actions.childElementCount) actions.append(h('span', { class: 'muted no-actions', text: '—' }));
 
     return h('tr', { 'data-testid': 'schedule-row', 'data-id': s.id, 'data-name': s.name, class: !s.is_active ? 'is-paused' : null },
@@ -490,9 +492,15 @@ export function render(ctx) {
         } catch (err) {
           const message = cronMessage(err);
           if (!message) throw err;
-          showFieldErrors(form, err);
+          // Each message once: the cron fields' beside the expression, the others' where
+          // they belong or, with no place of their own, above the form.
+          const placed = showFieldErrors(form, err);
           showWhenError(message);
-          showError(err, { container: dlg.notices });
+          const rest = err.errors.filter((e) => {
+            const f = e.meta && e.meta.source_field;
+            return !(f && (placed.has(f) || CRON_FIELDS.includes(f)));
+          });
+          if (rest.length) notify(rest.map((e) => e.detail || e.code).join(' '), { type: 'error', container: dlg.notices });
           (kind() === 'advanced' ? expression.control : time.control).focus();
           return false;
         }
@@ -656,8 +664,7 @@ export function render(ctx) {
         result.classList.remove('is-stale');
         drawResult(list);
       } catch (err) {
-        showFieldErrors(form, err);
-        showError(err, { container: notices });
+        showFormError(form, err, notices);
       }
       drawSave();
     });
@@ -674,8 +681,7 @@ export function render(ctx) {
         notify(saved ? `Retention policy saved: keep ${describe(saved)}.` : 'Retention policy removed: backups are kept until someone deletes them.',
           { type: 'success', container: notices });
       } catch (err) {
-        showFieldErrors(form, err);
-        showError(err, { container: notices });
+        showFormError(form, err, notices);
       }
       drawSave();
     });

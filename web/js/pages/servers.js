@@ -2,10 +2,8 @@
 
 import { h, icon } from '../dom.js';
 import { api } from '../api.js';
-import { badge, showError, timeAgo } from '../ui.js';
-import { serverStateBadge, backupStatusBadge, untilTime } from './common.js';
-
-const POLL_MS = 3000;
+import { badge, keepFocus, poller, showError, timeAgo } from '../ui.js';
+import { serverStateBadge, backupStatusBadge, storageSummary, untilTime } from './common.js';
 
 export function render(ctx) {
   const { format, user } = ctx;
@@ -19,25 +17,31 @@ export function render(ctx) {
       user.admin ? h('a', { class: 'btn btn-primary', href: '/admin/servers?add=1' }, icon('plus'), h('span', { class: 'btn-label', text: 'Add server' })) : null),
     body);
 
-  let timer = null;
   let stopped = false;
+  let shown = false;
+  let lastError = null;
 
+  /**
+   * Brings the list up to date. hoard's tags follow one revision of everything it stores:
+   * when the list is answered 304, the paths have not changed either.
+   */
   async function load() {
     try {
-      const [list, admin] = await Promise.all([
-        api.get('/api/client'),
-        user.admin ? api.get('/api/application/servers') : Promise.resolve(null),
-      ]);
+      const { data: list, changed } = await api.poll('/api/client');
+      if (shown && !changed) return;
+      const admin = user.admin ? await api.get('/api/application/servers') : null;
       if (stopped || !ctx.isCurrent()) return;
       const paths = new Map();
       if (admin) for (const s of admin.data) paths.set(s.attributes.identifier, s.attributes.path);
-      draw(list.data.map((s) => s.attributes), paths);
-      const active = list.data.some((s) => s.attributes.restore || (s.attributes.last_backup && s.attributes.last_backup.status === 'creating'));
-      if (active) timer = setTimeout(load, POLL_MS);
+      keepFocus(body, () => draw(list.data.map((s) => s.attributes), paths));
+      shown = true;
+      lastError = null;
     } catch (err) {
       if (stopped) return;
-      body.replaceChildren(h('p', { class: 'muted', text: 'The servers could not be loaded.' }));
-      showError(err);
+      shown = false;
+      if (!body.querySelector('table')) body.replaceChildren(h('p', { class: 'muted', text: 'The servers could not be loaded.' }));
+      if (lastError !== err.message) showError(err);
+      lastError = err.message;
     }
   }
 
@@ -65,7 +69,7 @@ export function render(ctx) {
       const text = p.outcome === 'missed'
         ? `Last scheduled backup was missed${p.reason ? `: ${p.reason}` : ''}`
         : `Last scheduled backup failed${p.reason ? `: ${p.reason}` : ''}`;
-      problem = h('a', { href, class: 'schedule-problem', 'data-testid': 'server-schedule-problem', title: `${p.schedule}, ${format.exact(p.at)}` },
+      problem = h('a', { href, class: 'schedule-problem', 'data-focus-key': `problem:${s.identifier}`, 'data-testid': 'server-schedule-problem', title: `${p.schedule}, ${format.exact(p.at)}` },
         icon('warning'), h('span', { text }));
     }
     return h('div', { class: 'next-backup' }, when, problem);
@@ -91,7 +95,7 @@ export function render(ctx) {
         : null;
       return h('tr', { 'data-testid': 'server-row', 'data-identifier': s.identifier },
         h('td', { 'data-label': 'Server', class: 'cell-primary' },
-          h('a', { href: `/servers/${encodeURIComponent(s.identifier)}`, class: 'server-link' }, s.name),
+          h('a', { href: `/servers/${encodeURIComponent(s.identifier)}`, class: 'server-link', 'data-focus-key': `server:${s.identifier}` }, s.name),
           h('span', { class: 'server-id muted mono', text: s.identifier }),
           s.description ? h('p', { class: 'server-desc muted', text: s.description }) : null),
         showPath ? h('td', { 'data-label': 'Path' }, h('code', { class: 'path', text: paths.get(s.identifier) || '—' })) : null,
@@ -100,6 +104,7 @@ export function render(ctx) {
             h('span', { class: 'usage-text', 'data-testid': 'server-backup-count' },
               limit > 0 ? `${s.backup_count} of ${limit}` : (s.backup_count ? `${s.backup_count} (disabled)` : 'Disabled')),
             meter)),
+        h('td', { 'data-label': 'Storage' }, storageSummary(s.storage, format)),
         h('td', { 'data-label': 'Last backup' },
           lastBackup(last, s.backup_count)),
         h('td', { 'data-label': 'Schedule' }, nextBackup(s)),
@@ -112,6 +117,7 @@ export function render(ctx) {
           h('th', { scope: 'col', text: 'Server' }),
           showPath ? h('th', { scope: 'col', text: 'Path' }) : null,
           h('th', { scope: 'col', text: 'Backups' }),
+          h('th', { scope: 'col', text: 'Storage' }),
           h('th', { scope: 'col', text: 'Last backup' }),
           h('th', { scope: 'col', text: 'Schedule' }),
           h('th', { scope: 'col', text: 'State' }))),
@@ -119,9 +125,10 @@ export function render(ctx) {
     h('p', { class: 'table-foot muted', text: format.plural(servers.length, 'server') }));
   }
 
-  load();
+  // Every 2 s while the tab is visible: backups, restores and servers added elsewhere show up.
+  const poll = poller(load, 2000);
   return () => {
     stopped = true;
-    clearTimeout(timer);
+    poll.stop();
   };
 }

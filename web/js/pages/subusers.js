@@ -1,8 +1,8 @@
 // A server's subusers: who else may see it, and what each may do.
 
-import { h, icon } from '../dom.js';
+import { h, icon, uid } from '../dom.js';
 import { api, seg, ApiError } from '../api.js';
-import { button, confirmDialog, field, formDialog, notify, showError, timeAgo } from '../ui.js';
+import { button, confirmDialog, field, formDialog, keepFocus, notify, poller, rowActions, showError, timeAgo } from '../ui.js';
 import { permissionFieldset, permissionLabel, serverHeader, PERMISSIONS } from './common.js';
 
 export function render(ctx) {
@@ -13,6 +13,9 @@ export function render(ctx) {
   ctx.view.append(root);
   let stopped = false;
   let server = null;
+  let poll = null;
+  let drawn = false;
+  let lastError = null;
   const body = h('div', {});
 
   async function load() {
@@ -32,7 +35,8 @@ export function render(ctx) {
           h('p', { class: 'muted', text: 'Ask the server\'s owner or an administrator to change who has access.' })));
         return;
       }
-      await loadList();
+      // Every 2 s while the tab is visible: changes made elsewhere show up.
+      poll = poller(loadList, 2000);
     } catch (err) {
       if (stopped) return;
       const missing = err instanceof ApiError && err.status === 404;
@@ -45,9 +49,17 @@ export function render(ctx) {
   }
 
   async function loadList() {
-    const list = await api.get(`${base}/users`);
-    if (stopped) return;
-    draw(list.data.map((d) => d.attributes));
+    try {
+      const { data: list, changed } = await api.poll(`${base}/users`);
+      if (stopped || (drawn && !changed)) return;
+      keepFocus(body, () => draw(list.data.map((d) => d.attributes)));
+      drawn = true;
+      lastError = null;
+    } catch (err) {
+      if (stopped) return;
+      if (lastError !== err.message) showError(err);
+      lastError = err.message;
+    }
   }
 
   function draw(users) {
@@ -59,10 +71,10 @@ export function render(ctx) {
       return;
     }
     const rows = users.map((u) => {
-      const edit = button('Edit permissions', { kind: 'ghost', iconName: 'edit', iconOnly: true });
-      edit.addEventListener('click', () => openEdit(u));
-      const remove = button(`Remove ${u.username}`, { kind: 'ghost-danger', iconName: 'trash', iconOnly: true, attrs: { 'data-tip': 'Remove' } });
-      remove.addEventListener('click', () => openRemove(u));
+      const actions = rowActions([
+        { key: 'edit', label: 'Edit permissions', name: `Edit permissions of ${u.username}`, iconName: 'edit', run: () => openEdit(u) },
+        { key: 'remove', label: 'Remove', name: `Remove ${u.username}`, iconName: 'trash', kind: 'ghost-danger', run: () => openRemove(u) },
+      ], u.username, u.uuid);
       return h('tr', { 'data-testid': 'subuser-row', 'data-username': u.username },
         h('td', { class: 'cell-primary', 'data-label': 'User' }, h('strong', { text: u.username })),
         h('td', { 'data-label': 'Permissions' },
@@ -71,7 +83,7 @@ export function render(ctx) {
               ? PERMISSIONS.filter(([p]) => u.permissions.includes(p)).map(([p]) => h('li', { class: 'chip', title: p, text: permissionLabel(p) }))
               : h('li', { class: 'muted', text: 'None' }))),
         h('td', { 'data-label': 'Added' }, timeAgo(u.created_at, format.ago, format.exact)),
-        h('td', { class: 'actions-cell', 'data-label': 'Actions' }, h('div', { class: 'row-actions' }, edit, remove)));
+        h('td', { class: 'actions-cell', 'data-label': 'Actions' }, actions));
     });
     body.replaceChildren(h('div', { class: 'card table-card' },
       h('table', { class: 'table table-responsive', 'data-testid': 'subusers-table' },
@@ -86,8 +98,33 @@ export function render(ctx) {
   }
 
   function openAdd() {
-    const username = field('Username', { name: 'username', type: 'text', required: true, autocomplete: 'off', spellcheck: false },
-      { hint: 'An existing hoard user. Administrators can add users on the Users page.' });
+    const listId = uid('suggestions');
+    const suggestions = h('datalist', { id: listId });
+    const username = field('Username', { name: 'username', type: 'text', required: true, autocomplete: 'off', spellcheck: false, list: listId },
+      { hint: 'An existing hoard user: names are suggested as you type two letters or more. Administrators can add users on the Users page.' });
+    username.append(suggestions);
+    let asked = '';
+    let wait = null;
+    // Asks hoard for matching names once typing pauses, newest question only.
+    username.control.addEventListener('input', () => {
+      clearTimeout(wait);
+      const q = username.control.value.trim();
+      if (q.length < 2) {
+        suggestions.replaceChildren();
+        return;
+      }
+      wait = setTimeout(async () => {
+        asked = q;
+        try {
+          const found = await api.get(`${base}/users/suggest?q=${encodeURIComponent(q)}`);
+          if (asked !== q) return;
+          suggestions.replaceChildren(...found.data.map((name) => h('option', { value: name })));
+        } catch {
+          // Suggestions are a help only: typing the full name still works.
+          suggestions.replaceChildren();
+        }
+      }, 200);
+    });
     const perms = permissionFieldset(['backup.read']);
     formDialog({
       title: 'Add subuser',
@@ -99,7 +136,7 @@ export function render(ctx) {
         const name = username.control.value.trim();
         await api.post(`${base}/users`, { username: name, permissions: perms.values() });
         notify(`${name} can now access ${server.name}.`, { type: 'success', container: document.getElementById('notices') });
-        await loadList();
+        await poll.now();
       },
     });
   }
@@ -115,7 +152,7 @@ export function render(ctx) {
       onSubmit: async () => {
         await api.post(`${base}/users/${seg(u.uuid)}`, { permissions: perms.values() });
         notify(`Permissions of ${u.username} saved.`, { type: 'success', container: document.getElementById('notices') });
-        await loadList();
+        await poll.now();
       },
     });
   }
@@ -130,11 +167,14 @@ export function render(ctx) {
       onConfirm: async () => {
         await api.del(`${base}/users/${seg(u.uuid)}`);
         notify(`${u.username} was removed from ${server.name}.`, { type: 'success', container: document.getElementById('notices') });
-        await loadList();
+        await poll.now();
       },
     });
   }
 
   load();
-  return () => { stopped = true; };
+  return () => {
+    stopped = true;
+    if (poll) poll.stop();
+  };
 }
