@@ -102,6 +102,11 @@ pub fn next_run(app: &App, cron: &Cron, after: Timestamp) -> Option<Timestamp> {
     upcoming(&parsed, &app.config.timezone, after, 1).pop()
 }
 
+/// When a schedule being saved runs first.
+fn first_run(app: &App, parsed: &croner::Cron) -> Option<Timestamp> {
+    upcoming(parsed, &app.config.timezone, app.config.schedule_now(), 1).pop()
+}
+
 /// A schedule's next runs, for display.
 pub fn next_runs(app: &App, schedule: &Schedule) -> Vec<Timestamp> {
     match parser().parse(&schedule.cron.expression()) {
@@ -136,8 +141,7 @@ pub fn preview(app: &App, request: &ScheduleRequest) -> Result<Preview> {
         name: Some("preview".into()),
         ..request.clone()
     };
-    let (_, cron) = named.resolve(None)?;
-    let parsed = parse_cron(&cron)?;
+    let (_, cron, parsed) = named.resolve(None)?;
     Ok(Preview {
         description: parsed.describe(),
         next_runs: upcoming(
@@ -166,9 +170,9 @@ pub struct ScheduleRequest {
 }
 
 impl ScheduleRequest {
-    /// The schedule's name and cron fields, from the request over `current`; a 422 for
-    /// what is missing or invalid.
-    fn resolve(&self, current: Option<&Schedule>) -> Result<(String, Cron)> {
+    /// The schedule's name and cron fields (and the expression they make), from the request
+    /// over `current`; a 422 for what is missing or invalid.
+    fn resolve(&self, current: Option<&Schedule>) -> Result<(String, Cron, croner::Cron)> {
         let mut errors = Vec::new();
         let mut take = |field: &str, given: &Option<String>, now: Option<&String>| match given
             .as_ref()
@@ -210,8 +214,8 @@ impl ScheduleRequest {
         if !errors.is_empty() {
             return Err(Error::Validation(errors));
         }
-        parse_cron(&cron)?;
-        Ok((name, cron))
+        let parsed = parse_cron(&cron)?;
+        Ok((name, cron, parsed))
     }
 }
 
@@ -254,7 +258,7 @@ pub fn create(
     request: &ScheduleRequest,
 ) -> Result<Schedule> {
     access.require(Permission::ScheduleCreate)?;
-    let (name, cron) = request.resolve(None)?;
+    let (name, cron, parsed) = request.resolve(None)?;
     let is_active = request.is_active.unwrap_or(true);
     let mut conn = app.db.conn()?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -267,7 +271,7 @@ pub fn create(
             is_active,
             only_when_online: request.only_when_online.unwrap_or(false),
             only_if_changed: request.only_if_changed.unwrap_or(false),
-            next_run_at: next_run(app, &cron, app.config.schedule_now()),
+            next_run_at: first_run(app, &parsed),
         },
         now(),
     )?;
@@ -289,7 +293,7 @@ pub fn update(
     let mut conn = app.db.conn()?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let current = find(&tx, server, id)?;
-    let (name, cron) = request.resolve(Some(&current))?;
+    let (name, cron, parsed) = request.resolve(Some(&current))?;
     let is_active = request.is_active.unwrap_or(current.is_active);
     store::schedules::update(
         &tx,
@@ -300,7 +304,7 @@ pub fn update(
             is_active,
             only_when_online: request.only_when_online.unwrap_or(current.only_when_online),
             only_if_changed: request.only_if_changed.unwrap_or(current.only_if_changed),
-            next_run_at: next_run(app, &cron, app.config.schedule_now()),
+            next_run_at: first_run(app, &parsed),
         },
         now(),
     )?;

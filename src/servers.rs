@@ -351,8 +351,8 @@ pub fn views(
         .into_iter()
         .map(|r| (r.id, r))
         .collect();
-    let mut summaries = store::schedules::summaries(c)?;
-    let usage = store::backups::usage(c)?;
+    let mut summaries = store::schedules::summaries(c, only.map(|s| s.id))?;
+    let usage = store::backups::usage(c, only.map(|s| s.id))?;
     Ok(views
         .into_iter()
         .map(|(mut view, (backup, running, last))| {

@@ -245,8 +245,14 @@ impl Storage {
     }
 
     /// Bytes free for an unprivileged writer on the storage filesystem.
+    /// Asked on every page load: the directory is made only the first time it is missing.
     pub fn free_space(&self) -> io::Result<u64> {
-        fs::create_dir_all(&self.root)?;
-        free_space(&self.root)
+        match free_space(&self.root) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir_all(&self.root)?;
+                free_space(&self.root)
+            }
+            found => found,
+        }
     }
 }

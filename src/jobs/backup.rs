@@ -89,8 +89,9 @@ pub fn run(app: &App, id: i64, tracker: &Tracker) {
 fn storage_check(app: &App, server: &Server) {
     let judged = (|| -> Result<crate::servers::StorageState> {
         let conn = app.db.conn()?;
-        let used = store::backups::completed_bytes(&conn, server.id)?;
-        let last = store::backups::newest_completed_bytes(&conn, server.id)?;
+        let (used, last) = store::backups::usage(&conn, Some(server.id))?
+            .remove(&server.id)
+            .unwrap_or((0, 0));
         let free = app
             .storage()
             .free_space()?

@@ -351,15 +351,9 @@ fn perform(app: &App, schedule_id: i64) -> Performed {
         if app.jobs.closing.load(Ordering::SeqCst) {
             return Err((Failure::Stopped, None));
         }
-        let queued = app.db.conn().map(|c| {
-            let _ = store::schedules::set_task_queued(&c, task.id, true);
-        });
+        mark_queued(app, task.id, true);
         let done = backup_task(app, &schedule, &task.payload);
-        if queued.is_ok()
-            && let Ok(c) = app.db.conn()
-        {
-            let _ = store::schedules::set_task_queued(&c, task.id, false);
-        }
+        mark_queued(app, task.id, false);
         match done {
             Ok(done) => last = Some(done),
             Err(failure) if task.continue_on_failure => {
@@ -372,6 +366,18 @@ fn perform(app: &App, schedule_id: i64) -> Performed {
     match first_failure {
         Some(failure) => Err(failure),
         None => Ok(last),
+    }
+}
+
+/// Shows a task as queued (its backup started or waiting to) or not; only shown, so a
+/// failure to record it is logged, not the run's.
+fn mark_queued(app: &App, task_id: i64, queued: bool) {
+    let marked = app
+        .db
+        .conn()
+        .and_then(|c| store::schedules::set_task_queued(&c, task_id, queued));
+    if let Err(e) = marked {
+        log::warn!("cannot show task {task_id} as queued: {e}");
     }
 }
 

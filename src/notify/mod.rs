@@ -426,14 +426,10 @@ fn check(c: &Connection, request: &ChannelRequest, current: Option<&Channel>) ->
 }
 
 fn valid_url(url: &str) -> bool {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"));
-    rest.is_some_and(|r| {
-        let authority = r.split(['/', '?', '#']).next().unwrap_or("");
-        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-        !host.is_empty() && !host.starts_with(':')
-    }) && !url.contains(char::is_whitespace)
+    url.parse::<http::Uri>().is_ok_and(|uri| {
+        matches!(uri.scheme_str(), Some("http" | "https"))
+            && uri.host().is_some_and(|host| !host.is_empty())
+    })
 }
 
 fn save(c: &Connection, checked: &Checked, id: Option<i64>) -> Result<Channel> {
@@ -499,24 +495,28 @@ pub fn send_test(app: &App, id: i64) -> Result<std::result::Result<(), String>> 
 /// A URL with its secret part hidden: the scheme and host, then only the last four
 /// characters (webhook URLs carry their token in the path).
 pub fn mask_url(url: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let (authority, path) = rest.split_at(rest.find(['/', '?', '#']).unwrap_or(rest.len()));
+    let Ok(uri) = url.parse::<http::Uri>() else {
+        return "…".into();
+    };
+    let scheme = uri.scheme_str().unwrap_or("http");
+    let authority = uri.authority().map_or("", |a| a.as_str());
     // A user name and password before the host are hidden whole.
     let host = match authority.rsplit_once('@') {
         Some((_, host)) => format!("…@{host}"),
         None => authority.to_string(),
     };
-    if path.chars().count() <= 4 {
-        return format!("{scheme}://{host}{path}");
+    let rest = uri.path_and_query().map_or("", |p| p.as_str());
+    // The parser gives "/" to a URL without a path.
+    let rest = if rest == "/" && !url.ends_with('/') {
+        ""
+    } else {
+        rest
+    };
+    let chars: Vec<char> = rest.chars().collect();
+    if chars.len() <= 4 {
+        return format!("{scheme}://{host}{rest}");
     }
-    let tail: String = path
-        .chars()
-        .rev()
-        .take(4)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
+    let tail: String = chars[chars.len() - 4..].iter().collect();
     format!("{scheme}://{host}/…{tail}")
 }
 

@@ -218,28 +218,22 @@ pub fn locked_bytes(c: &Connection, server_id: i64) -> Result<i64> {
     .query_row([server_id], |r| r.get(0))?)
 }
 
-/// Every server's completed archives' total size and its newest one's size, by server id.
-pub fn usage(c: &Connection) -> Result<std::collections::HashMap<i64, (i64, i64)>> {
+/// Each server's completed archives' total size and its newest one's size, by server id:
+/// every server's, or only `only`'s.
+pub fn usage(
+    c: &Connection,
+    only: Option<i64>,
+) -> Result<std::collections::HashMap<i64, (i64, i64)>> {
     let mut stmt = c.prepare_cached(
         "SELECT server_id, SUM(bytes),
              (SELECT newest.bytes FROM backups newest
               WHERE newest.server_id = b.server_id AND newest.status = 'completed'
               ORDER BY newest.created_at DESC, newest.id DESC LIMIT 1)
-         FROM backups b WHERE status = 'completed' GROUP BY server_id",
+         FROM backups b WHERE status = 'completed' AND (?1 IS NULL OR server_id = ?1)
+         GROUP BY server_id",
     )?;
-    let rows = stmt.query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?;
+    let rows = stmt.query_map([only], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
-}
-
-/// The size of the server's newest completed archive; 0 when it has none.
-pub fn newest_completed_bytes(c: &Connection, server_id: i64) -> Result<i64> {
-    Ok(c.prepare_cached(
-        "SELECT bytes FROM backups WHERE server_id = ?1 AND status = 'completed'
-         ORDER BY created_at DESC, id DESC LIMIT 1",
-    )?
-    .query_row([server_id], |r| r.get(0))
-    .optional()?
-    .unwrap_or(0))
 }
 
 /// Total size of a server's completed archives.

@@ -236,11 +236,15 @@ pub struct Summary {
     pub problem: Option<(String, LastRun, Option<Timestamp>)>,
 }
 
-/// Every server's [`Summary`], by server id, in one query.
-pub fn summaries(c: &Connection) -> Result<std::collections::HashMap<i64, Summary>> {
-    let sql = format!("SELECT {COLUMNS} FROM schedules ORDER BY id");
+/// Each server's [`Summary`], by server id, in one query: every server's, or only `only`'s.
+pub fn summaries(
+    c: &Connection,
+    only: Option<i64>,
+) -> Result<std::collections::HashMap<i64, Summary>> {
+    let sql =
+        format!("SELECT {COLUMNS} FROM schedules WHERE ?1 IS NULL OR server_id = ?1 ORDER BY id");
     let mut stmt = c.prepare_cached(&sql)?;
-    let rows = stmt.query_map([], from_row)?;
+    let rows = stmt.query_map([only], from_row)?;
     let mut out: std::collections::HashMap<i64, Summary> = std::collections::HashMap::new();
     for schedule in rows {
         let schedule = schedule?;
