@@ -305,8 +305,13 @@ impl HttpServer {
         let listener = TcpListener::bind(&config.listen).map_err(|e| cannot(&e))?;
         // Accepted sockets inherit TCP_NODELAY: a response is written in pieces (head, then
         // file), and Nagle's algorithm would hold the last one for the client's delayed ACK.
-        socket2::SockRef::from(&listener)
-            .set_tcp_nodelay(true)
+        let socket = socket2::SockRef::from(&listener);
+        socket.set_tcp_nodelay(true).map_err(|e| cannot(&e))?;
+        // The standard library listens with a queue of 128: a burst of new clients beyond it
+        // has its handshakes dropped and retried seconds later. Linux lets a listening
+        // socket's queue be resized, and caps it at net.core.somaxconn.
+        socket
+            .listen(i32::try_from(connections).unwrap_or(i32::MAX))
             .map_err(|e| cannot(&e))?;
         listener.set_nonblocking(true).map_err(|e| cannot(&e))?;
         let addr = listener.local_addr().ok();
